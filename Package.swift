@@ -1,0 +1,39 @@
+// swift-tools-version: 6.0
+// LearnToSteer: a terminal workbench for steering text-to-image diffusion toward spatial relations.
+// Layers (dependencies point one way): Tensors ← Diffusion ← Steering ← Workbench ← l2s;
+// ToyWorld sits beside Steering on Diffusion.
+import PackageDescription
+
+let optimise: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-wmo"], .when(configuration: .release))]
+
+let package = Package(
+    name: "LearnToSteer",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "l2s", targets: ["l2s"]),
+        .library(name: "Tensors", targets: ["Tensors"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .systemLibrary(name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas",
+                       providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CNcurses", path: "Sources/CNcurses",
+                       providers: [.apt(["libncursesw5-dev"])]),
+        .systemLibrary(name: "CPNG", path: "Sources/CPNG", pkgConfig: "libpng",
+                       providers: [.apt(["libpng-dev"])]),
+        .target(name: "Tensors", dependencies: ["CBLAS"], swiftSettings: optimise),
+        .target(name: "Diffusion", dependencies: ["Tensors"], swiftSettings: optimise),
+        .target(name: "Steering", dependencies: ["Diffusion", "Tensors"], swiftSettings: optimise),
+        .target(name: "ToyWorld", dependencies: ["Diffusion", "Tensors", "CPNG"], swiftSettings: optimise),
+        .target(name: "Workbench", dependencies: ["Steering", "ToyWorld", "CNcurses"], swiftSettings: optimise),
+        .executableTarget(name: "l2s", dependencies: [
+            "Tensors", "Diffusion", "Steering", "ToyWorld", "Workbench",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ], swiftSettings: optimise),
+        .testTarget(name: "TensorsTests", dependencies: ["Tensors"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "L2SCLITests", dependencies: ["Tensors"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

@@ -1,0 +1,1 @@
+// Diffusion layer (see the package header for what it owns).

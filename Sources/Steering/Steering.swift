@@ -1,0 +1,1 @@
+// Steering layer (see the package header for what it owns).

@@ -1,0 +1,1 @@
+// ToyWorld layer (see the package header for what it owns).

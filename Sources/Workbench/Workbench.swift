@@ -1,0 +1,1 @@
+// Workbench layer (see the package header for what it owns).
