@@ -131,14 +131,15 @@ extension Tensor {
     }
 }
 
-/// Gradient of `output` (a scalar) with respect to each of `inputs`, which must be leaves (tensors not
-/// produced by a recorded op). Returns zeros for inputs the output does not depend on; leaves' own
-/// `grad` fields are left as they were.
-public func gradients(of output: Tensor, wrt inputs: [Tensor]) -> [Tensor] {
+/// Evaluates `f` with gradient recording on for `inputs` (plain tensors, e.g. a latent) and returns
+/// its value and d f / d input for each input (zeros where f does not depend on it). The inputs'
+/// own `requiresGrad` and `grad` are restored afterwards. `f` must return a one-element tensor.
+public func valueAndGradients(at inputs: [Tensor], _ f: ([Tensor]) -> Tensor) -> (value: Tensor, gradients: [Tensor]) {
     let saved = inputs.map { ($0.grad, $0.isLeafRequiringGrad) }
+    defer { for (t, s) in zip(inputs, saved) { t.grad = s.0; t.isLeafRequiringGrad = s.1 } }
     for t in inputs { t.grad = nil; t.isLeafRequiringGrad = true }
-    output.backward()
-    let result = inputs.map { $0.grad ?? Tensor(zeros: $0.shape) }
-    for (t, s) in zip(inputs, saved) { t.grad = s.0; t.isLeafRequiringGrad = s.1 }
-    return result
+    let value = GradMode.withGrad { f(inputs) }
+    precondition(value.count == 1, "valueAndGradients needs a scalar output, got \(value.shape)")
+    value.backward()
+    return (value.detached(), inputs.map { $0.grad ?? Tensor(zeros: $0.shape) })
 }

@@ -1,0 +1,156 @@
+import Testing
+@testable import Tensors
+
+@Suite("Gradients of element-wise, matmul, reduce, shape and softmax ops")
+struct CoreOpGradientTests {
+    @Test("broadcast add/sub/mul/div", arguments: [
+        ([2, 3, 4], [2, 3, 4]), ([2, 3, 4], [4]), ([2, 3, 4], [3, 1]), ([1, 3, 1], [2, 1, 4]), ([2, 3, 4], [1]),
+    ])
+    func broadcastBinary(a: [Int], b: [Int]) {
+        let x = randomTensor(a, seed: 1), y = randomTensor(b, seed: 2) + 3  // keep the divisor away from 0
+        checkGradients([x, y]) { $0[0] + $0[1] }
+        checkGradients([x, y]) { $0[0] - $0[1] }
+        checkGradients([x, y]) { $0[0] * $0[1] }
+        checkGradients([x, y]) { $0[0] / $0[1] }
+    }
+
+    @Test func scalarAndUnary() {
+        let x = randomTensor([3, 5], seed: 3)
+        checkGradients([x]) { ($0[0] * 2.5 + 1) - 0.5 }
+        checkGradients([x]) { 3 - $0[0] }
+        checkGradients([x]) { -$0[0] }
+        checkGradients([x]) { $0[0].exp() }
+        checkGradients([x]) { $0[0].square() }
+        checkGradients([x]) { $0[0].tanh() }
+        checkGradients([x]) { $0[0].sigmoid() }
+        let pos = randomTensor([3, 5], seed: 4).abs() + 0.5
+        checkGradients([pos]) { $0[0].log() }
+        checkGradients([pos]) { $0[0].sqrt() }
+        checkGradients([pos]) { $0[0].pow(1.7) }
+        // clamp/abs: inputs kept away from the kinks at ±0.5 and 0
+        let away = Tensor([-2, -1, -0.3, 0.2, 0.9, 1.8], shape: [2, 3])
+        checkGradients([away]) { $0[0].clamped(-0.5, 0.5) }
+        checkGradients([away]) { $0[0].abs() }
+    }
+
+    @Test func activations() {
+        let x = Tensor([-2.1, -1.3, -0.4, -0.15, 0.12, 0.5, 1.1, 2.7], shape: [2, 4])
+        checkGradients([x]) { $0[0].silu() }
+        checkGradients([x]) { $0[0].gelu() }
+        checkGradients([x]) { $0[0].gelu(approximate: true) }
+        checkGradients([x]) { $0[0].relu() }
+        checkGradients([x]) { $0[0].leakyRelu(0.1) }
+    }
+
+    @Test("matmul", arguments: [
+        ([3, 4], [4, 5], false), ([2, 3, 4], [4, 5], false), ([2, 3, 4], [2, 4, 5], false),
+        ([2, 3, 4], [1, 4, 5], false), ([1, 3, 4], [2, 4, 5], false), ([2, 2, 3, 4], [2, 2, 5, 4], true),
+        ([2, 3, 4], [5, 4], true),
+    ])
+    func matmul(a: [Int], b: [Int], transposed: Bool) {
+        let x = randomTensor(a, seed: 5), y = randomTensor(b, seed: 6)
+        checkGradients([x, y]) { $0[0].matmul($0[1], transposeOther: transposed) }
+    }
+
+    @Test func linearLayer() {
+        let x = randomTensor([2, 3, 4], seed: 7), w = randomTensor([5, 4], seed: 8), b = randomTensor([5], seed: 9)
+        checkGradients([x, w, b]) { linear($0[0], weight: $0[1], bias: $0[2]) }
+        checkGradients([x, w]) { linear($0[0], weight: $0[1], bias: nil) }
+    }
+
+    @Test func reductions() {
+        let x = randomTensor([2, 3, 4], seed: 10)
+        checkGradients([x]) { $0[0].sum(axes: [1]) }
+        checkGradients([x]) { $0[0].sum(axes: [0, 2], keepDims: true) }
+        checkGradients([x]) { $0[0].mean(axes: [-1]) }
+        checkGradients([x]) { $0[0].sum() }
+        checkGradients([x]) { $0[0].mean() }
+        checkGradients([randomTensor([3, 1], seed: 11)]) { $0[0].expanded(to: [2, 3, 4]) }
+    }
+
+    @Test func shapeOps() {
+        let x = randomTensor([2, 3, 4], seed: 12), y = randomTensor([2, 2, 4], seed: 13)
+        checkGradients([x]) { $0[0].reshaped([6, -1]) }
+        checkGradients([x]) { $0[0].permuted([2, 0, 1]) }
+        checkGradients([x]) { $0[0].transposed(0, 1) }
+        checkGradients([x]) { $0[0].sliced(axis: 1, 1..<3) }
+        checkGradients([x, y]) { Tensor.concat([$0[0], $0[1]], axis: 1) }
+        checkGradients([x, x.copy()]) { Tensor.stack([$0[0], $0[1]], axis: 1) }
+        checkGradients([x]) { $0[0].chunked(2, axis: 2)[1] }
+    }
+
+    @Test func softmaxFamily() {
+        let x = randomTensor([3, 6], seed: 14)
+        checkGradients([x]) { $0[0].softmax() }
+        checkGradients([x]) { $0[0].logSoftmax() }
+        checkGradients([x]) { crossEntropy($0[0], targets: [0, 5, 2]) }
+    }
+
+    @Test func attention() {
+        let q = randomTensor([2, 2, 5, 4], seed: 15), k = randomTensor([2, 2, 3, 4], seed: 16)
+        let v = randomTensor([2, 2, 3, 6], seed: 17)
+        checkGradients([q, k, v]) { scaledDotProductAttention(query: $0[0], key: $0[1], value: $0[2]).output }
+        checkGradients([q, k, v]) {
+            scaledDotProductAttention(query: $0[0], key: $0[1], value: $0[2], returnProbabilities: true).probabilities!
+        }
+    }
+
+    @Test func dropoutMasksAndScales() {
+        var rng = RNG(seed: 1)
+        let x = Tensor(ones: [1000])
+        let y = x.dropout(0.25, training: true, rng: &rng)
+        let zeros = y.array.filter { $0 == 0 }.count
+        #expect(zeros > 180 && zeros < 320)
+        #expect(y.array.allSatisfy { $0 == 0 || abs($0 - 1 / 0.75) < 1e-6 })
+        #expect(x.dropout(0.25, training: false, rng: &rng) === x)
+        // The same seed gives the same mask on every call, so finite differences see one function.
+        checkGradients([randomTensor([4, 5], seed: 18)]) { t in
+            var r = RNG(seed: 2)
+            return t[0].dropout(0.3, training: true, rng: &r)
+        }
+    }
+}
+
+@Suite struct AutogradTests {
+    @Test func noGradBuildsNoTape() {
+        let w = randomTensor([3, 3], seed: 1)
+        w.requiresGrad = true
+        let y = noGrad { w * 2 }
+        #expect(y.node == nil)
+        #expect((w * 2).node != nil)
+    }
+
+    @Test func gradientWrtPlainInput() {
+        let x = Tensor([1, 2, 3])
+        let (value, grads) = valueAndGradients(at: [x]) { ($0[0] * $0[0]).sum() }
+        let g = grads[0]
+        #expect(value.item == 14)
+        #expect(g.array == [2, 4, 6])
+        #expect(x.grad == nil && !x.requiresGrad)
+    }
+
+    @Test func reusedTensorAccumulates() {
+        let x = Tensor([1, 2])
+        x.requiresGrad = true
+        ((x * x) + x * 3).sum().backward()
+        #expect(x.grad!.array == [5, 7])
+    }
+
+    @Test func detachStopsGradient() {
+        let x = Tensor([1, 2])
+        x.requiresGrad = true
+        ((x.detached() * x)).sum().backward()
+        #expect(x.grad!.array == [1, 2])
+    }
+
+    @Test func rngIsReproducible() {
+        var a = RNG(seed: 42), b = RNG(seed: 42)
+        #expect(Tensor.randn([100], rng: &a).array == Tensor.randn([100], rng: &b).array)
+        var c = RNG(seed: 43)
+        #expect(Tensor.randn([100], rng: &c).array != Tensor.randn([100], rng: &a).array)
+        var d = RNG(seed: 7)
+        let n = Tensor.randn([100_000], rng: &d)
+        let mean = n.mean().item, sd = (n.square().mean().item - mean * mean).squareRoot()
+        #expect(abs(mean) < 0.02 && abs(sd - 1) < 0.02)
+    }
+}
