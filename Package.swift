@@ -33,6 +33,10 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: optimise),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "DiffusionTests", dependencies: ["Diffusion", "Tensors"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "SteeringTests", dependencies: ["Steering", "Diffusion", "Tensors"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "ToyWorldTests", dependencies: ["ToyWorld", "Diffusion", "Tensors"]),
+        .testTarget(name: "WorkbenchTests", dependencies: ["Workbench", "Steering", "ToyWorld"]),
         .testTarget(name: "L2SCLITests", dependencies: ["Tensors"]),
     ],
     swiftLanguageModes: [.v5]

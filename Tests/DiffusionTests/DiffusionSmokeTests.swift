@@ -1,0 +1,4 @@
+import Testing
+@testable import Diffusion
+
+@Test func diffusionLinks() {}

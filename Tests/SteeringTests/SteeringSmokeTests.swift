@@ -1,0 +1,4 @@
+import Testing
+@testable import Steering
+
+@Test func steeringLinks() {}

@@ -1,0 +1,4 @@
+import Testing
+@testable import ToyWorld
+
+@Test func toyworldLinks() {}
