@@ -1,0 +1,166 @@
+import Foundation
+
+/// A JSON value that may be a single Int or a list (diffusers writes both, e.g. `attention_head_dim`).
+public enum IntOrList: Codable, Equatable, Sendable {
+    case one(Int)
+    case list([Int])
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        if let v = try? c.decode(Int.self) { self = .one(v) } else { self = .list(try c.decode([Int].self)) }
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.singleValueContainer()
+        switch self {
+        case .one(let v): try c.encode(v)
+        case .list(let v): try c.encode(v)
+        }
+    }
+
+    /// The value for block `i` of `n` blocks.
+    public func value(at i: Int, of n: Int) -> Int {
+        switch self {
+        case .one(let v): return v
+        case .list(let v): return v[min(i, v.count - 1)]
+        }
+    }
+}
+
+/// UNet2DConditionModel configuration with the field names of diffusers' `unet/config.json`.
+public struct UNet2DConditionConfig: Codable, Equatable, Sendable {
+    public var in_channels: Int = 4
+    public var out_channels: Int = 4
+    public var block_out_channels: [Int] = [320, 640, 1280, 1280]
+    public var layers_per_block: Int = 2
+    public var down_block_types: [String] = ["CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"]
+    public var up_block_types: [String] = ["UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"]
+    /// Diffusers quirk: for SD 1.x/2.x this is the number of heads, not the head size.
+    public var attention_head_dim: IntOrList = .one(8)
+    public var num_attention_heads: IntOrList? = nil
+    public var cross_attention_dim: Int = 768
+    public var use_linear_projection: Bool = false
+    public var norm_num_groups: Int = 32
+    public var norm_eps: Float = 1e-5
+    public var act_fn: String = "silu"
+    public var flip_sin_to_cos: Bool = true
+    public var freq_shift: Int = 0
+    public var downsample_padding: Int = 1
+    public var mid_block_scale_factor: Float = 1
+    public var center_input_sample: Bool = false
+    public var sample_size: Int = 64
+    public var transformer_layers_per_block: Int? = 1
+    public var only_cross_attention: Bool? = false
+    public var upcast_attention: Bool? = false
+
+    public init() {}
+
+    enum CodingKeys: String, CodingKey {
+        case in_channels, out_channels, block_out_channels, layers_per_block, down_block_types, up_block_types,
+             attention_head_dim, num_attention_heads, cross_attention_dim, use_linear_projection, norm_num_groups,
+             norm_eps, act_fn, flip_sin_to_cos, freq_shift, downsample_padding, mid_block_scale_factor,
+             center_input_sample, sample_size, transformer_layers_per_block, only_cross_attention, upcast_attention
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        var d = UNet2DConditionConfig()
+        func get<T: Decodable>(_ k: CodingKeys, _ v: inout T) throws { if let x = try c.decodeIfPresent(T.self, forKey: k) { v = x } }
+        try get(.in_channels, &d.in_channels); try get(.out_channels, &d.out_channels)
+        try get(.block_out_channels, &d.block_out_channels); try get(.layers_per_block, &d.layers_per_block)
+        try get(.down_block_types, &d.down_block_types); try get(.up_block_types, &d.up_block_types)
+        try get(.attention_head_dim, &d.attention_head_dim)
+        d.num_attention_heads = try c.decodeIfPresent(IntOrList.self, forKey: .num_attention_heads)
+        try get(.cross_attention_dim, &d.cross_attention_dim); try get(.use_linear_projection, &d.use_linear_projection)
+        try get(.norm_num_groups, &d.norm_num_groups); try get(.norm_eps, &d.norm_eps); try get(.act_fn, &d.act_fn)
+        try get(.flip_sin_to_cos, &d.flip_sin_to_cos); try get(.freq_shift, &d.freq_shift)
+        try get(.downsample_padding, &d.downsample_padding); try get(.mid_block_scale_factor, &d.mid_block_scale_factor)
+        try get(.center_input_sample, &d.center_input_sample); try get(.sample_size, &d.sample_size)
+        d.transformer_layers_per_block = try? c.decodeIfPresent(Int.self, forKey: .transformer_layers_per_block)
+        d.only_cross_attention = try? c.decodeIfPresent(Bool.self, forKey: .only_cross_attention)
+        d.upcast_attention = try c.decodeIfPresent(Bool.self, forKey: .upcast_attention)
+        self = d
+    }
+
+    /// Heads of block `i` (diffusers: `num_attention_heads or attention_head_dim`).
+    public func heads(block i: Int) -> Int {
+        (num_attention_heads ?? attention_head_dim).value(at: i, of: block_out_channels.count)
+    }
+
+    /// Checks the values this implementation supports; throws a message naming the field.
+    public func validate() throws {
+        func fail(_ m: String) -> ConfigError { ConfigError.unsupported("unet/config.json: \(m)") }
+        guard block_out_channels.count == down_block_types.count, down_block_types.count == up_block_types.count
+        else { throw fail("block_out_channels, down_block_types and up_block_types must have the same length") }
+        for t in down_block_types where !["CrossAttnDownBlock2D", "DownBlock2D"].contains(t) { throw fail("down block type \(t)") }
+        for t in up_block_types where !["CrossAttnUpBlock2D", "UpBlock2D"].contains(t) { throw fail("up block type \(t)") }
+        guard act_fn == "silu" else { throw fail("act_fn \(act_fn)") }
+        guard (transformer_layers_per_block ?? 1) == 1 else { throw fail("transformer_layers_per_block ≠ 1") }
+        guard !(only_cross_attention ?? false) else { throw fail("only_cross_attention") }
+        for (i, c) in block_out_channels.enumerated() where c % norm_num_groups != 0 || c % heads(block: i) != 0 {
+            throw fail("channels \(c) not divisible by groups/heads")
+        }
+    }
+}
+
+/// CLIPTextModel configuration (transformers' `text_encoder/config.json` field names).
+public struct CLIPTextConfig: Codable, Equatable, Sendable {
+    public var vocab_size: Int = 49408
+    public var hidden_size: Int = 768
+    public var intermediate_size: Int = 3072
+    public var num_attention_heads: Int = 12
+    public var num_hidden_layers: Int = 12
+    public var max_position_embeddings: Int = 77
+    public var hidden_act: String = "quick_gelu"
+    public var layer_norm_eps: Float = 1e-5
+
+    public init() {}
+
+    enum CodingKeys: String, CodingKey {
+        case vocab_size, hidden_size, intermediate_size, num_attention_heads, num_hidden_layers,
+             max_position_embeddings, hidden_act, layer_norm_eps
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        var d = CLIPTextConfig()
+        func get<T: Decodable>(_ k: CodingKeys, _ v: inout T) throws { if let x = try c.decodeIfPresent(T.self, forKey: k) { v = x } }
+        try get(.vocab_size, &d.vocab_size); try get(.hidden_size, &d.hidden_size)
+        try get(.intermediate_size, &d.intermediate_size); try get(.num_attention_heads, &d.num_attention_heads)
+        try get(.num_hidden_layers, &d.num_hidden_layers); try get(.max_position_embeddings, &d.max_position_embeddings)
+        try get(.hidden_act, &d.hidden_act); try get(.layer_norm_eps, &d.layer_norm_eps)
+        self = d
+    }
+
+    public func validate() throws {
+        guard ["quick_gelu", "gelu"].contains(hidden_act) else { throw ConfigError.unsupported("text_encoder/config.json: hidden_act \(hidden_act)") }
+        guard hidden_size % num_attention_heads == 0 else { throw ConfigError.unsupported("text_encoder/config.json: hidden_size not divisible by heads") }
+    }
+}
+
+/// Errors from reading model configuration.
+public enum ConfigError: Error, CustomStringConvertible, Equatable {
+    case unsupported(String)
+    case missingFile(String)
+    case malformed(String, String)
+
+    public var description: String {
+        switch self {
+        case .unsupported(let m): return "unsupported model configuration: \(m)"
+        case .missingFile(let f): return "missing file: \(f)"
+        case .malformed(let f, let why): return "cannot read \(f): \(why)"
+        }
+    }
+}
+
+extension Decodable {
+    /// Decodes a JSON file with a clear error naming it.
+    public static func load(jsonFile path: String) throws -> Self {
+        guard FileManager.default.fileExists(atPath: path) else { throw ConfigError.missingFile(path) }
+        do {
+            return try JSONDecoder().decode(Self.self, from: Data(contentsOf: URL(fileURLWithPath: path)))
+        } catch {
+            throw ConfigError.malformed(path, "\(error)")
+        }
+    }
+}

@@ -1,0 +1,136 @@
+import Foundation
+import Tensors
+
+/// Scheduler configuration with the field names of diffusers' `scheduler/scheduler_config.json`.
+public struct SchedulerConfig: Codable, Equatable, Sendable {
+    public var num_train_timesteps: Int = 1000
+    public var beta_start: Float = 0.00085
+    public var beta_end: Float = 0.012
+    public var beta_schedule: String = "scaled_linear"
+    public var prediction_type: String = "epsilon"
+    public var steps_offset: Int = 1
+    public var set_alpha_to_one: Bool = false
+    public var clip_sample: Bool = false
+    public var clip_sample_range: Float = 1
+    public var timestep_spacing: String = "leading"
+
+    public init() {}
+
+    /// The embedded toy model's schedule: linear betas 1e-4…0.02 over 1000 steps, x̂₀ clipped to [−1, 1].
+    public static var pixelSpace: SchedulerConfig {
+        var c = SchedulerConfig()
+        c.beta_start = 1e-4; c.beta_end = 0.02; c.beta_schedule = "linear"; c.steps_offset = 0
+        c.set_alpha_to_one = true; c.clip_sample = true
+        return c
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case num_train_timesteps, beta_start, beta_end, beta_schedule, prediction_type, steps_offset,
+             set_alpha_to_one, clip_sample, clip_sample_range, timestep_spacing
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        var d = SchedulerConfig()
+        func get<T: Decodable>(_ k: CodingKeys, _ v: inout T) throws { if let x = try c.decodeIfPresent(T.self, forKey: k) { v = x } }
+        try get(.num_train_timesteps, &d.num_train_timesteps); try get(.beta_start, &d.beta_start)
+        try get(.beta_end, &d.beta_end); try get(.beta_schedule, &d.beta_schedule)
+        try get(.prediction_type, &d.prediction_type); try get(.steps_offset, &d.steps_offset)
+        try get(.set_alpha_to_one, &d.set_alpha_to_one); try get(.clip_sample, &d.clip_sample)
+        try get(.clip_sample_range, &d.clip_sample_range); try get(.timestep_spacing, &d.timestep_spacing)
+        self = d
+    }
+
+    public func validate() throws {
+        guard ["linear", "scaled_linear"].contains(beta_schedule) else { throw ConfigError.unsupported("scheduler: beta_schedule \(beta_schedule)") }
+        guard ["epsilon", "v_prediction"].contains(prediction_type) else { throw ConfigError.unsupported("scheduler: prediction_type \(prediction_type)") }
+        guard ["leading", "trailing", "linspace"].contains(timestep_spacing) else { throw ConfigError.unsupported("scheduler: timestep_spacing \(timestep_spacing)") }
+    }
+
+    /// ᾱ_t for t in 0..<num_train_timesteps (cumulative product of 1 − β), in Double.
+    public func alphasCumprod() -> [Double] {
+        let n = num_train_timesteps
+        var betas: [Double]
+        if beta_schedule == "scaled_linear" {
+            let a = Double(beta_start).squareRoot(), b = Double(beta_end).squareRoot()
+            betas = (0..<n).map { let v = a + (b - a) * Double($0) / Double(n - 1); return v * v }
+        } else {
+            betas = (0..<n).map { Double(beta_start) + (Double(beta_end) - Double(beta_start)) * Double($0) / Double(n - 1) }
+        }
+        var acc = 1.0
+        return betas.map { acc *= 1 - $0; return acc }
+    }
+}
+
+/// DDIM (η = 0) as diffusers' DDIMScheduler: deterministic, gives x̂₀ at every step, and invertible.
+public struct DDIMScheduler: Sendable {
+    public let config: SchedulerConfig
+    public let alphasCumprod: [Double]
+    public let finalAlphaCumprod: Double
+
+    public init(config: SchedulerConfig) {
+        self.config = config
+        alphasCumprod = config.alphasCumprod()
+        finalAlphaCumprod = config.set_alpha_to_one ? 1 : alphasCumprod[0]
+    }
+
+    /// The timesteps of an `steps`-step run, first (noisiest) to last.
+    public func timesteps(steps: Int) -> [Int] {
+        let T = config.num_train_timesteps
+        switch config.timestep_spacing {
+        case "trailing":
+            let ratio = Double(T) / Double(steps)
+            return (0..<steps).map { Int((Double(T) - Double($0) * ratio).rounded()) - 1 }
+        case "linspace":
+            return (0..<steps).map { Int((Double(T - 1) * Double(steps - 1 - $0) / Double(max(steps - 1, 1))).rounded()) }
+        default:
+            let ratio = T / steps
+            return (0..<steps).reversed().map { $0 * ratio + config.steps_offset }
+        }
+    }
+
+    /// The timestep after `t` in an `steps`-step run (negative past the end).
+    public func previousTimestep(_ t: Int, steps: Int) -> Int { t - config.num_train_timesteps / steps }
+
+    func alpha(_ t: Int) -> Double { t >= 0 ? alphasCumprod[min(t, alphasCumprod.count - 1)] : finalAlphaCumprod }
+
+    /// Splits a model output into (x̂₀, ε̂) at timestep t, honouring prediction type and clipping.
+    public func predict(modelOutput: Tensor, sample: Tensor, t: Int) -> (x0: Tensor, eps: Tensor) {
+        let a = alpha(t), sa = Float(a.squareRoot()), sb = Float((1 - a).squareRoot())
+        var x0: Tensor, eps: Tensor
+        if config.prediction_type == "v_prediction" {
+            x0 = sample * sa - modelOutput * sb
+            eps = modelOutput * sa + sample * sb
+        } else {
+            x0 = (sample - modelOutput * sb) / sa
+            eps = modelOutput
+        }
+        if config.clip_sample {
+            let r = config.clip_sample_range
+            x0 = x0.clamped(-r, r)
+        }
+        return (x0, eps)
+    }
+
+    /// One DDIM step t → prev: returns x_{prev} and x̂₀.
+    public func step(modelOutput: Tensor, t: Int, sample: Tensor, steps: Int) -> (previous: Tensor, x0: Tensor) {
+        let (x0, eps) = predict(modelOutput: modelOutput, sample: sample, t: t)
+        let ap = alpha(previousTimestep(t, steps: steps))
+        let prev = x0 * Float(ap.squareRoot()) + eps * Float((1 - ap).squareRoot())
+        return (prev, x0)
+    }
+
+    /// One inversion step: from x at `t` (a step's target timestep) up to the next noisier timestep
+    /// `tNext`, using the model's ε̂ at (x, t) — DDIM's deterministic map run backwards.
+    public func invertStep(eps: Tensor, sample: Tensor, from t: Int, to tNext: Int) -> Tensor {
+        let a = alpha(t), an = alpha(tNext)
+        let x0 = (sample - eps * Float((1 - a).squareRoot())) / Float(a.squareRoot())
+        return x0 * Float(an.squareRoot()) + eps * Float((1 - an).squareRoot())
+    }
+
+    /// Forward noising q(x_t | x_0): √ᾱ·x0 + √(1−ᾱ)·ε.
+    public func addNoise(_ x0: Tensor, noise: Tensor, t: Int) -> Tensor {
+        let a = alpha(t)
+        return x0 * Float(a.squareRoot()) + noise * Float((1 - a).squareRoot())
+    }
+}

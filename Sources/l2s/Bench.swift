@@ -1,0 +1,113 @@
+import ArgumentParser
+import Foundation
+import Tensors
+
+/// `l2s bench`: speed measurements, reported as rates and ratios measured in one run.
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Benchmarks (GFLOP/s and ratios measured in one run; never timed assertions).",
+        subcommands: [BenchEngine.self])
+}
+
+/// One measured op: name, FLOPs per call and the best-of-N wall time.
+struct BenchResult: Codable {
+    let name: String
+    let flops: Double
+    let seconds: Double
+    var gflops: Double { flops / seconds / 1e9 }
+}
+
+/// Times `body` after a warm-up: the median of `repeats` runs (each long enough to be measurable).
+func measure(repeats: Int, _ body: () -> Void) -> Double {
+    body()
+    var times: [Double] = []
+    for _ in 0..<repeats {
+        let start = DispatchTime.now().uptimeNanoseconds
+        body()
+        times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+    }
+    return times.sorted()[times.count / 2]
+}
+
+/// `l2s bench engine`: the tensor engine's kernels on the shapes the UNet uses.
+struct BenchEngine: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "engine",
+        abstract: "GFLOP/s of sgemm, conv2d 3×3 (forward, forward+backward), attention and group norm.",
+        discussion: "Scripts/bench_vs_torch.py runs the same ops in PyTorch CPU (same threads) and prints our time ÷ PyTorch's.")
+
+    @OptionGroup var common: CommonOptions
+    @Option(help: "Timed repetitions per op (median reported).") var repeats: Int = 5
+    @Flag(help: "Print JSON instead of a table.") var json = false
+    @Flag(help: "Small shapes (a smoke run for tests).") var quick = false
+
+    func validate() throws {
+        guard repeats >= 1 && repeats <= 1000 else { throw ValidationError("--repeats must be in 1…1000") }
+    }
+
+    func run() throws {
+        try common.apply()
+        let results = runEngineBenchmarks(repeats: repeats, quick: quick)
+        if json {
+            let enc = JSONEncoder()
+            enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+            let payload = EngineReport(threads: Threads.count, results: results)
+            print(String(data: try enc.encode(payload), encoding: .utf8)!)
+            return
+        }
+        let sgemm = results.first { $0.name.hasPrefix("sgemm") }?.gflops ?? 1
+        print("engine benchmark, \(Threads.count) thread(s), median of \(repeats)")
+        print("op".padding(toLength: 36, withPad: " ", startingAt: 0) + "      ms   GFLOP/s   ÷ sgemm")
+        for r in results {
+            let name = r.name.padding(toLength: 36, withPad: " ", startingAt: 0)
+            print(name + String(format: "%8.2f  %8.1f   %6.2f", r.seconds * 1e3, r.gflops, r.gflops / sgemm))
+        }
+    }
+}
+
+struct EngineReport: Codable {
+    let threads: Int
+    let results: [BenchResult]
+}
+
+/// The benchmark set (shared names with Scripts/bench_vs_torch.py).
+func runEngineBenchmarks(repeats: Int, quick: Bool) -> [BenchResult] {
+    var rng = RNG(seed: 1)
+    var out: [BenchResult] = []
+    let s = quick ? 128 : 1024
+    let a = Tensor.randn([s, s], rng: &rng), b = Tensor.randn([s, s], rng: &rng)
+    out.append(BenchResult(name: "sgemm \(s)", flops: 2 * pow(Double(s), 3),
+                           seconds: measure(repeats: repeats) { _ = noGrad { a.matmul(b) } }))
+
+    let convShapes = quick ? [(2, 8, 8)] : [(32, 64, 32), (32, 128, 16)]
+    for (n, c, hw) in convShapes {
+        let x = Tensor.randn([n, c, hw, hw], rng: &rng)
+        let w = Tensor.randn([c, c, 3, 3], rng: &rng, std: 0.05)
+        let bias = Tensor.randn([c], rng: &rng)
+        let flops = 2.0 * Double(n * c * c * 9 * hw * hw)
+        let tag = "N\(n) C\(c) \(hw)x\(hw)"
+        out.append(BenchResult(name: "conv3x3 fwd \(tag)", flops: flops, seconds: measure(repeats: repeats) {
+            _ = noGrad { conv2d(x, weight: w, bias: bias, padding: 1) }
+        }))
+        let g = Tensor.randn([n, c, hw, hw], rng: &rng)
+        out.append(BenchResult(name: "conv3x3 fwd+bwd \(tag)", flops: 3 * flops, seconds: measure(repeats: repeats) {
+            x.requiresGrad = true; w.requiresGrad = true; bias.requiresGrad = true
+            let y = conv2d(x, weight: w, bias: bias, padding: 1)
+            y.backward(seed: g)
+            x.grad = nil; w.grad = nil; bias.grad = nil
+            x.requiresGrad = false; w.requiresGrad = false; bias.requiresGrad = false
+        }))
+        let gamma = Tensor(ones: [c]), beta = Tensor(zeros: [c])
+        out.append(BenchResult(name: "groupnorm32 fwd \(tag)", flops: 8.0 * Double(n * c * hw * hw), seconds: measure(repeats: repeats) {
+            _ = noGrad { groupNorm(x, groups: min(32, c), weight: gamma, bias: beta) }
+        }))
+    }
+
+    let (bb, h, l, d) = quick ? (2, 2, 16, 8) : (32, 4, 256, 32)
+    let q = Tensor.randn([bb, h, l, d], rng: &rng), k = Tensor.randn([bb, h, l, d], rng: &rng), v = Tensor.randn([bb, h, l, d], rng: &rng)
+    out.append(BenchResult(name: "sdpa fwd B\(bb) h\(h) L\(l) d\(d)", flops: 4.0 * Double(bb * h * l * l * d),
+                           seconds: measure(repeats: repeats) {
+        _ = noGrad { scaledDotProductAttention(query: q, key: k, value: v) }
+    }))
+    return out
+}

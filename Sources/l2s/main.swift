@@ -1,2 +1,0 @@
-import Tensors
-print("l2s")
