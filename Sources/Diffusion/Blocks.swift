@@ -5,9 +5,6 @@ import Tensors
 // match: ResnetBlock2D, Attention, GEGLU/FeedForward, BasicTransformerBlock, Transformer2DModel,
 // Downsample2D, Upsample2D.
 
-/// A parameter-free placeholder that keeps list indices aligned with PyTorch (dropout slots etc.).
-public final class Placeholder: Module {}
-
 /// diffusers `ResnetBlock2D`: GroupNorm→SiLU→conv, + time embedding, GroupNorm→SiLU→conv, + shortcut.
 public final class ResnetBlock2D: Module {
     public var norm1: GroupNorm

@@ -89,3 +89,7 @@ public func uniformInit(_ shape: [Int], bound: Float, rng: inout RNG) -> Tensor 
     t.requiresGrad = true
     return t
 }
+
+/// A parameter-free list entry that keeps indices aligned with PyTorch's `nn.Sequential`/`ModuleList`
+/// (activation and dropout slots), so `fc.4.weight` stays `fc.4.weight`.
+public final class Placeholder: Module {}

@@ -1,0 +1,46 @@
+import Foundation
+import Tensors
+import Diffusion
+
+/// Turns captured cross-attention into the classifier's input, as the paper does (l2s-method.md §2.1):
+/// every cross-attention layer and head of the conditional branch, mean over the object's token span,
+/// resized to 16×16 with PyTorch-exact bilinear (align_corners=False), each map renormalised to sum 1
+/// (÷ (sum + 1e-8)), stacked in a fixed order: resolutions ascending (8, 16, 32, 64); inside a
+/// resolution, capture order (down, mid, up; forward order); heads minor. Differentiable when the
+/// capture kept the maps on the tape.
+public enum AttentionMaps {
+    public static let mapSize = 16
+
+    /// The channel order for a list of captured layers: indices into `layers`, sorted by resolution
+    /// (stable, so forward order is kept within a resolution).
+    public static func channelOrder(_ layers: [CapturedAttention]) -> [Int] {
+        layers.indices.sorted { a, b in
+            let ra = layers[a].height * layers[a].width, rb = layers[b].height * layers[b].width
+            return ra != rb ? ra < rb : a < b
+        }
+    }
+
+    /// Number of channels C the maps will have.
+    public static func channelCount(_ layers: [CapturedAttention]) -> Int { layers.reduce(0) { $0 + $1.heads } }
+
+    /// Maps [C, 16, 16] for the tokens at sequence positions `span` (e.g. the positions of "teddy bear").
+    /// Layers' batch must be 1 (the conditional branch).
+    public static func maps(_ layers: [CapturedAttention], tokenSpan span: Range<Int>, size: Int = mapSize) -> Tensor {
+        precondition(!layers.isEmpty, "no cross-attention layers were captured")
+        var parts: [Tensor] = []
+        for i in channelOrder(layers) {
+            let layer = layers[i]
+            let p = layer.probabilities  // [1, heads, HW, T]
+            precondition(p.shape[0] == 1, "attention maps need batch 1, got \(p.shape)")
+            precondition(span.lowerBound >= 0 && span.upperBound <= p.shape[3] && !span.isEmpty,
+                         "token span \(span) outside 0..<\(p.shape[3])")
+            var m = p.sliced(axis: 3, span)
+            m = span.count == 1 ? m : m.mean(axes: [3], keepDims: true)
+            m = m.reshaped([layer.heads, layer.height, layer.width])
+            if layer.height != size || layer.width != size { m = m.resizeBilinear(height: size, width: size) }
+            let total = m.sum(axes: [1, 2], keepDims: true)
+            parts.append(m / (total + 1e-8))
+        }
+        return parts.count == 1 ? parts[0] : Tensor.concat(parts, axis: 0)
+    }
+}
