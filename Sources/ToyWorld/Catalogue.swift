@@ -32,6 +32,7 @@ public struct ObjectClass: Hashable, Codable, Sendable, CustomStringConvertible 
     /// Fill colour, sRGB components in [0, 1].
     public let rgb: SIMD3<Float>
 
+    /// A class named "<colourName> <shape>".
     public init(index: Int, colourName: String, shape: Shape, rgb: SIMD3<Float>) {
         self.index = index
         self.colourName = colourName

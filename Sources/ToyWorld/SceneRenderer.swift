@@ -5,6 +5,7 @@ import Tensors
 public struct Box: Hashable, Codable, Sendable, CustomStringConvertible {
     public var x0: Float, y0: Float, x1: Float, y1: Float
 
+    /// The box from its left, top, right and bottom edges.
     public init(x0: Float, y0: Float, x1: Float, y1: Float) {
         self.x0 = x0; self.y0 = y0; self.x1 = x1; self.y1 = y1
     }
@@ -36,6 +37,7 @@ public struct SceneObjectPlacement: Hashable, Codable, Sendable {
     /// Nominal size in pixels: the longer side of the bounding box (a bar is `size` wide, `size/3` tall).
     public var size: Float
 
+    /// An object of class `objectClass` whose box is centred on `centre`, `size` pixels across.
     public init(objectClass: ObjectClass, centre: SIMD2<Float>, size: Float) {
         self.objectClass = objectClass
         self.centre = centre
@@ -58,6 +60,7 @@ public struct Scene: Hashable, Codable, Sendable {
     /// Added to `SceneRenderer.baseBackground` (each component small and non-negative).
     public var backgroundTint: SIMD3<Float>
 
+    /// A scene of `size` pixels a side with `objects` drawn in order over the tinted background.
     public init(size: Int, objects: [SceneObjectPlacement], backgroundTint: SIMD3<Float> = .zero) {
         self.size = size
         self.objects = objects
@@ -84,6 +87,7 @@ public struct SceneSampler: Sendable {
     /// Minimum distance in pixels between an object's box and the image border.
     public var borderMargin: Float
 
+    /// A sampler for `size`-pixel scenes; the defaults are the training distribution.
     public init(size: Int = 32, objectCountWeights: [Float] = [0.2, 0.4, 0.4],
                 sizeRange: ClosedRange<Float> = 0.22...0.40, maxIoU: Float = 0.02,
                 maxTint: Float = 0.08, borderMargin: Float = 1) {
@@ -125,7 +129,7 @@ public struct SceneSampler: Sendable {
         let side = Float(size)
         let tint = SIMD3(rng.uniform(), rng.uniform(), rng.uniform()) * maxTint
 
-        while true {  // restarts are rare: three objects of at most 40% of the side fit easily
+        for _ in 0..<1000 {  // restarts are rare: three objects of at most 40% of the side fit easily
             var objects: [SceneObjectPlacement] = []
             for k in 0..<count {
                 let cls = Catalogue.classes[classes[k]]
@@ -148,6 +152,7 @@ public struct SceneSampler: Sendable {
             }
             if objects.count == count { return Scene(size: size, objects: objects, backgroundTint: tint) }
         }
+        preconditionFailure("cannot place \(count) objects of sizes \(sizeRange) with IoU ≤ \(maxIoU) in \(size) px")
     }
 }
 
@@ -295,6 +300,7 @@ public struct SceneRenderer: Sendable {
     /// The dark base background (sRGB in [0, 1]) that each scene's tint is added to.
     public static let baseBackground = SIMD3<Float>(0.05, 0.05, 0.07)
 
+    /// A renderer (it holds no state).
     public init() {}
 
     /// The scene as CHW floats in [-1, 1], `3 * size * size` values.

@@ -130,6 +130,27 @@ struct DetectorTests {
         #expect(Double(clearAgree) >= 0.99 * Double(clearPairs))
     }
 
+    @Test("relation(of:to:) and holds on detections")
+    func holdsOnDetections() {
+        let red = Catalogue.named("red circle")!, blue = Catalogue.named("blue square")!, star = Catalogue.named("yellow star")!
+        let scene = Scene(size: 32, objects: [
+            SceneObjectPlacement(objectClass: red, centre: SIMD2(7, 20), size: 8),
+            SceneObjectPlacement(objectClass: blue, centre: SIMD2(24, 21), size: 9),
+            SceneObjectPlacement(objectClass: star, centre: SIMD2(23, 6), size: 8),
+        ])
+        let found = detect(image: SceneRenderer().render(scene), size: 32)
+        guard let r = found.first(where: { $0.objectClass == red }), let b = found.first(where: { $0.objectClass == blue }),
+              let s = found.first(where: { $0.objectClass == star }) else {
+            Issue.record("objects missing: \(found.map(\.objectClass.name))")
+            return
+        }
+        #expect(relation(of: r, to: b) == [.leftOf])
+        #expect(holds(.leftOf, subject: r, object: b) && holds(.rightOf, subject: b, object: r))
+        #expect(!holds(.rightOf, subject: r, object: b) && !holds(.above, subject: r, object: b))
+        #expect(holds(.above, subject: s, object: b) && holds(.below, subject: b, object: s))
+        #expect(relation(of: r, to: s) == [.leftOf, .below])   // a diagonal gives two relations
+    }
+
     @Test("tensor input, larger images, empty scenes")
     func inputsAndSizes() {
         let renderer = SceneRenderer()
