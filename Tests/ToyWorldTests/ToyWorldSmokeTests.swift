@@ -1,4 +1,0 @@
-import Testing
-@testable import ToyWorld
-
-@Test func toyworldLinks() {}
