@@ -5,13 +5,13 @@ import Foundation
 // accumulate.
 
 /// Rows `indices` of `table` [num, dim] as a [indices.count, dim] tensor (reshape for batch axes), as
-/// PyTorch's `F.embedding`. Differentiable in the table.
+/// PyTorch's `F.embedding`. Differentiable in the table. An index outside 0..<num stops the program
+/// with a message naming it, in release builds too (a bad token id must not read stray memory).
 public func embedding(_ table: Tensor, indices: [Int]) -> Tensor {
     precondition(table.rank == 2, "embedding: table must be [num, dim], got \(table.shape)")
     let num = table.shape[0], dim = table.shape[1]
-    for (position, index) in indices.enumerated() {
-        precondition(index >= 0 && index < num,
-                     "embedding: index \(index) at position \(position) is out of range 0..<\(num)")
+    for (position, index) in indices.enumerated() where index < 0 || index >= num {
+        fatalError("embedding: index \(index) at position \(position) is out of range 0..<\(num)")
     }
     let out = Tensor(uninitialized: [indices.count, dim])
     let src = table.pointer, dst = out.pointer
