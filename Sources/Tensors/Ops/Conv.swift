@@ -1,0 +1,273 @@
+import Foundation
+import CBLAS
+
+// 2-D convolution (NCHW, PyTorch weight layout [Cout, Cin, kh, kw], zero padding) as im2col + sgemm.
+//
+// Forward, per image: the input is unfolded into a column matrix col [Cin·kh·kw, Ho·Wo] and
+// out[n] = W[Cout, K] · col, written straight into the NCHW result (bias pre-filled, beta = 1), so
+// no output permute is needed. A 1×1 kernel with stride 1 and no padding skips the unfolding: the
+// image itself is the [Cin, H·W] column matrix. Backward, per image: dW += dY[n] · colᵀ,
+// dcol = Wᵀ · dY[n] folded back onto dx (col2im), db = Σ dY over batch and space.
+//
+// Threading: when there are at least as many images as threads, each thread takes whole images and
+// runs its unfolding and single-threaded GEMMs on its own buffers (dW partials are summed at the
+// end), which keeps every column matrix in that core's cache and needs no synchronisation. With
+// fewer images (sampling one latent) the images run one after another with the unfolding split over
+// channels and OpenBLAS threading each GEMM.
+
+/// Shapes of one conv2d call.
+struct ConvGeometry {
+    let n, cin, h, w, cout, kh, kw, stride, pad, ho, wo: Int
+    /// Rows of the column matrix: Cin·kh·kw.
+    var k: Int { cin * kh * kw }
+    /// Columns of the column matrix: output pixels per image.
+    var spatialOut: Int { ho * wo }
+    var spatialIn: Int { h * w }
+    /// 1×1, stride 1, no padding: the input image already is the column matrix.
+    var isPointwise: Bool { kh == 1 && kw == 1 && stride == 1 && pad == 0 }
+
+    /// Floor division for possibly negative numerators.
+    @inline(__always) static func floorDiv(_ a: Int, _ b: Int) -> Int { a >= 0 ? a / b : -((-a + b - 1) / b) }
+
+    /// Output columns `ox` whose input column ox·stride − pad + j lies inside [0, w).
+    @inline(__always) func validColumns(_ j: Int) -> Range<Int> {
+        let lo = max(0, ConvGeometry.floorDiv(pad - j + stride - 1, stride))
+        let hi = min(wo, ConvGeometry.floorDiv(w - 1 + pad - j, stride) + 1)
+        return lo < hi ? lo..<hi : 0..<0
+    }
+}
+
+/// Unfolds channels `channels` of one image x [Cin, H, W] into the matching rows of
+/// col [Cin·kh·kw, Ho·Wo]: col[(c·kh + i)·kw + j][oy·Wo + ox] = x[c][oy·s − p + i][ox·s − p + j] (0 outside).
+@inline(__always)
+func im2col(_ x: UnsafePointer<Float>, _ col: UnsafeMutablePointer<Float>, _ g: ConvGeometry, channels: Range<Int>) {
+    let ho = g.ho, wo = g.wo, s = g.stride, p = g.pad, h = g.h, w = g.w
+    for c in channels {
+        let plane = x + c * h * w
+        for i in 0..<g.kh {
+            for j in 0..<g.kw {
+                let row = col + ((c * g.kh + i) * g.kw + j) * ho * wo
+                let valid = g.validColumns(j)
+                for oy in 0..<ho {
+                    let d = row + oy * wo
+                    let iy = oy * s - p + i
+                    if iy < 0 || iy >= h || valid.isEmpty {
+                        d.update(repeating: 0, count: wo)
+                        continue
+                    }
+                    for ox in 0..<valid.lowerBound { d[ox] = 0 }
+                    let src = plane + iy * w - p + j
+                    if s == 1 {
+                        for ox in valid { d[ox] = src[ox] }
+                    } else {
+                        for ox in valid { d[ox] = src[ox * s] }
+                    }
+                    for ox in valid.upperBound..<wo { d[ox] = 0 }
+                }
+            }
+        }
+    }
+}
+
+/// The adjoint of `im2col` for channels `channels`: adds every column entry back onto the input pixel
+/// it was read from. `dx` [Cin, H, W] must be zeroed (or hold a gradient to add to) beforehand.
+@inline(__always)
+func col2im(_ col: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ g: ConvGeometry, channels: Range<Int>) {
+    let ho = g.ho, wo = g.wo, s = g.stride, p = g.pad, h = g.h, w = g.w
+    for c in channels {
+        let plane = dx + c * h * w
+        for i in 0..<g.kh {
+            for j in 0..<g.kw {
+                let row = col + ((c * g.kh + i) * g.kw + j) * ho * wo
+                let valid = g.validColumns(j)
+                if valid.isEmpty { continue }
+                for oy in 0..<ho {
+                    let iy = oy * s - p + i
+                    if iy < 0 || iy >= h { continue }
+                    let src = row + oy * wo
+                    let dst = plane + iy * w - p + j
+                    if s == 1 {
+                        for ox in valid { dst[ox] += src[ox] }
+                    } else {
+                        for ox in valid { dst[ox * s] += src[ox] }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Whether a batch of `n` images is split whole across threads (else: images in turn, each split).
+/// An uneven split of a small batch (3 images on 2 threads) would idle a core, so those go in turn.
+@inline(__always)
+func convSplitsImages(_ n: Int) -> Bool {
+    let threads = Threads.count
+    return threads > 1 && n >= threads && (n % threads == 0 || n >= 4 * threads)
+}
+
+/// Runs `body(images, slot)` over all `n` images. When `convSplitsImages(n)`, each thread takes a
+/// contiguous block of whole images (slot = thread index) with OpenBLAS set to one thread meanwhile,
+/// since every thread runs its own GEMMs and nested BLAS threads would oversubscribe the cores. (The
+/// BLAS thread count is process-wide: a GEMM on another thread during that window runs
+/// single-threaded, which costs speed, never correctness.) Otherwise `body(0..<n, 0)` runs inline and
+/// should parallelise inside each image.
+@inline(__always)
+private func forEachImageBlock(_ n: Int, _ body: (Range<Int>, Int) -> Void) {
+    guard convSplitsImages(n) else {
+        body(0..<n, 0)
+        return
+    }
+    let threads = Threads.count
+    openblas_set_num_threads(1)
+    defer { openblas_set_num_threads(Int32(threads)) }
+    withoutActuallyEscaping(body) { body in
+        DispatchQueue.concurrentPerform(iterations: threads) { t in
+            let lo = n * t / threads, hi = n * (t + 1) / threads
+            if lo < hi { body(lo..<hi, t) }
+        }
+    }
+}
+
+/// 2-D cross-correlation as PyTorch's `F.conv2d`: `x` [N, Cin, H, W], `weight` [Cout, Cin, kh, kw],
+/// optional `bias` [Cout], equal stride and zero padding on both axes. Result [N, Cout, Ho, Wo] with
+/// Ho = (H + 2·padding − kh) / stride + 1. Differentiable in x, weight and bias.
+public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: Int = 1, padding: Int = 0) -> Tensor {
+    precondition(x.rank == 4, "conv2d: input must be [N, C, H, W], got \(x.shape)")
+    precondition(weight.rank == 4, "conv2d: weight must be [Cout, Cin, kh, kw], got \(weight.shape)")
+    precondition(x.shape[1] == weight.shape[1],
+                 "conv2d: input has \(x.shape[1]) channels, weight \(weight.shape) expects \(weight.shape[1])")
+    precondition(stride >= 1 && padding >= 0, "conv2d: stride \(stride) must be ≥ 1 and padding \(padding) ≥ 0")
+    let n = x.shape[0], cin = x.shape[1], h = x.shape[2], w = x.shape[3]
+    let cout = weight.shape[0], kh = weight.shape[2], kw = weight.shape[3]
+    let ho = (h + 2 * padding - kh) / stride + 1, wo = (w + 2 * padding - kw) / stride + 1
+    precondition(h + 2 * padding >= kh && w + 2 * padding >= kw,
+                 "conv2d: kernel \(kh)×\(kw) larger than padded input \(h + 2 * padding)×\(w + 2 * padding)")
+    if let bias { precondition(bias.count == cout, "conv2d: bias \(bias.shape) for \(cout) output channels") }
+    let g = ConvGeometry(n: n, cin: cin, h: h, w: w, cout: cout, kh: kh, kw: kw, stride: stride, pad: padding,
+                         ho: ho, wo: wo)
+    let out = Tensor(uninitialized: [n, cout, ho, wo])
+    convForward(x.pointer, weight.pointer, bias?.pointer, out.pointer, g)
+    let inputs = bias.map { [x, weight, $0] } ?? [x, weight]
+    return out.recorded("conv2d", inputs) { gy in
+        let gx = x.requiresGrad ? Tensor(uninitialized: x.shape) : nil
+        let gw = weight.requiresGrad ? Tensor(uninitialized: weight.shape) : nil
+        convBackward(gy.pointer, x.pointer, weight.pointer, gx?.pointer, gw?.pointer, g)
+        var gb: Tensor? = nil
+        if let bias, bias.requiresGrad {
+            let r = Tensor(uninitialized: bias.shape)
+            convBiasGradient(gy.pointer, r.pointer, g)
+            gb = r
+        }
+        return bias == nil ? [gx, gw] : [gx, gw, gb]
+    }
+}
+
+/// The column matrix of one image: the image itself for a pointwise conv, else unfolded into `col`
+/// (split over channels across threads when `split`).
+@inline(__always)
+private func columns(_ src: UnsafePointer<Float>, _ col: UnsafeMutablePointer<Float>, _ g: ConvGeometry,
+                     split: Bool) -> UnsafePointer<Float> {
+    if g.isPointwise { return src }
+    if split {
+        parallelFor(g.cin, costPerItem: g.kh * g.kw * g.spatialOut, grain: 1 << 14) { r in
+            im2col(src, col, g, channels: r)
+        }
+    } else {
+        im2col(src, col, g, channels: 0..<g.cin)
+    }
+    return UnsafePointer(col)
+}
+
+/// out = conv(x, W) + b for the whole batch.
+func convForward(_ x: UnsafePointer<Float>, _ wt: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?,
+                 _ out: UnsafeMutablePointer<Float>, _ g: ConvGeometry) {
+    let k = g.k, so = g.spatialOut, si = g.spatialIn, cout = g.cout
+    let perThread = convSplitsImages(g.n)
+    let colCount = g.isPointwise ? 0 : k * so
+    let cols = Storage(uninitializedCount: colCount * (perThread ? Threads.count : 1))
+    forEachImageBlock(g.n) { images, t in
+        let col = cols.pointer + t * colCount
+        for img in images {
+            let dst = out + img * cout * so
+            if let bias {
+                for c in 0..<cout { (dst + c * so).update(repeating: bias[c], count: so) }
+            }
+            let b = columns(x + img * g.cin * si, col, g, split: !perThread)
+            sgemm(transA: false, transB: false, m: cout, n: so, k: k, a: wt, lda: k, b: b, ldb: so,
+                  beta: bias == nil ? 0 : 1, c: dst, ldc: so)
+        }
+    }
+}
+
+/// dx (if `gx` is non-nil) and dW (if `gw` is non-nil) from dY, recomputing the column matrices.
+func convBackward(_ gy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ wt: UnsafePointer<Float>,
+                  _ gx: UnsafeMutablePointer<Float>?, _ gw: UnsafeMutablePointer<Float>?, _ g: ConvGeometry) {
+    if gx == nil && gw == nil { return }
+    let k = g.k, so = g.spatialOut, si = g.spatialIn, cout = g.cout, cin = g.cin
+    let perThread = convSplitsImages(g.n)
+    let slots = perThread ? Threads.count : 1
+    let colCount = g.isPointwise ? 0 : k * so
+    let cols = Storage(uninitializedCount: colCount * slots)
+    // One dW partial per slot: slot 0 accumulates into the result, the others are added at the end.
+    let wCount = cout * k
+    if let gw { gw.update(repeating: 0, count: wCount) }
+    let partials = gw != nil && slots > 1 ? Storage(count: wCount * (slots - 1), repeating: 0) : nil
+    forEachImageBlock(g.n) { images, t in
+        let col = cols.pointer + t * colCount
+        let dw: UnsafeMutablePointer<Float>? = gw.map { t == 0 ? $0 : partials!.pointer + (t - 1) * wCount }
+        for img in images {
+            let dy = gy + img * cout * so
+            if let dw {
+                // dW += dY[n] · colᵀ
+                let b = columns(x + img * cin * si, col, g, split: !perThread)
+                sgemm(transA: false, transB: true, m: cout, n: k, k: so, a: dy, lda: so, b: b, ldb: so,
+                      beta: 1, c: dw, ldc: k)
+            }
+            guard let gx else { continue }
+            let dxi = gx + img * cin * si
+            if g.isPointwise {
+                // dx[n] = Wᵀ · dY[n]
+                sgemm(transA: true, transB: false, m: cin, n: so, k: cout, a: wt, lda: k, b: dy, ldb: so,
+                      c: dxi, ldc: so)
+                continue
+            }
+            // dcol = Wᵀ · dY[n], folded back onto dx[n].
+            sgemm(transA: true, transB: false, m: k, n: so, k: cout, a: wt, lda: k, b: dy, ldb: so, c: col, ldc: so)
+            if perThread {
+                dxi.update(repeating: 0, count: cin * si)
+                col2im(col, dxi, g, channels: 0..<cin)
+            } else {
+                parallelFor(cin, costPerItem: g.kh * g.kw * so, grain: 1 << 14) { r in
+                    (dxi + r.lowerBound * si).update(repeating: 0, count: r.count * si)
+                    col2im(col, dxi, g, channels: r)
+                }
+            }
+        }
+    }
+    if let gw, let partials {
+        let p = partials.pointer
+        parallelFor(wCount, grain: 1 << 15) { r in
+            for s in 0..<(slots - 1) {
+                let q = p + s * wCount
+                for i in r { gw[i] += q[i] }
+            }
+        }
+    }
+}
+
+/// db[c] = Σ over batch and output pixels of dY[n, c, ·].
+func convBiasGradient(_ gy: UnsafePointer<Float>, _ db: UnsafeMutablePointer<Float>, _ g: ConvGeometry) {
+    let so = g.spatialOut, cout = g.cout
+    parallelFor(cout, costPerItem: g.n * so, grain: 1 << 16) { range in
+        for c in range {
+            var s: Double = 0
+            for img in 0..<g.n {
+                let p = gy + (img * cout + c) * so
+                var a: Float = 0
+                for i in 0..<so { a += p[i] }
+                s += Double(a)
+            }
+            db[c] = Float(s)
+        }
+    }
+}

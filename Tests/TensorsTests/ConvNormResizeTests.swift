@@ -1,0 +1,314 @@
+import Foundation
+import Testing
+@testable import Tensors
+
+/// Direct-loop reference convolution in Double (NCHW, weight [Cout, Cin, kh, kw], zero padding).
+private func naiveConv(_ x: Tensor, _ w: Tensor, _ b: Tensor?, stride s: Int, padding p: Int) -> [Double] {
+    let n = x.shape[0], cin = x.shape[1], h = x.shape[2], wd = x.shape[3]
+    let cout = w.shape[0], kh = w.shape[2], kw = w.shape[3]
+    let ho = (h + 2 * p - kh) / s + 1, wo = (wd + 2 * p - kw) / s + 1
+    let px = x.pointer, pw = w.pointer
+    var out = [Double](repeating: 0, count: n * cout * ho * wo)
+    for img in 0..<n {
+        for co in 0..<cout {
+            for oy in 0..<ho {
+                for ox in 0..<wo {
+                    var acc = Double(b?.pointer[co] ?? 0)
+                    for ci in 0..<cin {
+                        for i in 0..<kh {
+                            let iy = oy * s - p + i
+                            if iy < 0 || iy >= h { continue }
+                            for j in 0..<kw {
+                                let ix = ox * s - p + j
+                                if ix < 0 || ix >= wd { continue }
+                                acc += Double(px[((img * cin + ci) * h + iy) * wd + ix])
+                                    * Double(pw[((co * cin + ci) * kh + i) * kw + j])
+                            }
+                        }
+                    }
+                    out[((img * cout + co) * ho + oy) * wo + ox] = acc
+                }
+            }
+        }
+    }
+    return out
+}
+
+private func maxDifference(_ a: [Float], _ b: [Double]) -> Double {
+    zip(a, b).reduce(0) { max($0, abs(Double($1.0) - $1.1)) }
+}
+
+private func dot(_ a: Tensor, _ b: Tensor) -> Double {
+    var s = 0.0
+    for i in 0..<a.count { s += Double(a.pointer[i]) * Double(b.pointer[i]) }
+    return s
+}
+
+@Suite("conv2d")
+struct ConvTests {
+    // (batch, cin, cout, h, w, kh, kw, stride, padding)
+    static let cases: [[Int]] = [
+        [2, 3, 4, 5, 6, 3, 3, 1, 1],
+        [2, 2, 3, 7, 5, 3, 3, 2, 1],
+        [1, 3, 2, 6, 5, 3, 3, 1, 0],
+        [3, 2, 2, 6, 6, 3, 3, 2, 0],
+        [3, 2, 3, 5, 4, 1, 1, 1, 0],   // pointwise: plain GEMM, no unfolding
+        [2, 3, 2, 6, 7, 1, 1, 2, 0],   // 1×1 with stride goes through im2col
+        [2, 2, 2, 4, 5, 1, 1, 1, 1],   // 1×1 with padding
+        [4, 2, 2, 5, 6, 2, 3, 1, 1],   // rectangular kernel
+    ]
+
+    @Test("gradients", arguments: cases)
+    func gradients(c: [Int]) {
+        let x = randomTensor([c[0], c[1], c[3], c[4]], seed: 1)
+        let w = randomTensor([c[2], c[1], c[5], c[6]], seed: 2, std: 0.5)
+        let b = randomTensor([c[2]], seed: 3)
+        checkGradients([x, w, b]) { conv2d($0[0], weight: $0[1], bias: $0[2], stride: c[7], padding: c[8]) }
+        checkGradients([x, w]) { conv2d($0[0], weight: $0[1], bias: nil, stride: c[7], padding: c[8]) }
+    }
+
+    @Test("matches a direct loop", arguments: cases)
+    func matchesDirectLoop(c: [Int]) {
+        let x = randomTensor([c[0], c[1], c[3], c[4]], seed: 4)
+        let w = randomTensor([c[2], c[1], c[5], c[6]], seed: 5)
+        let b = randomTensor([c[2]], seed: 6)
+        let y = conv2d(x, weight: w, bias: b, stride: c[7], padding: c[8])
+        let ho = (c[3] + 2 * c[8] - c[5]) / c[7] + 1, wo = (c[4] + 2 * c[8] - c[6]) / c[7] + 1
+        #expect(y.shape == [c[0], c[2], ho, wo])
+        #expect(maxDifference(y.array, naiveConv(x, w, b, stride: c[7], padding: c[8])) < 1e-4)
+        let y0 = conv2d(x, weight: w, bias: nil, stride: c[7], padding: c[8])
+        #expect(maxDifference(y0.array, naiveConv(x, w, nil, stride: c[7], padding: c[8])) < 1e-4)
+    }
+
+    /// Sizes big enough for the threaded paths (whole images per thread, and one image split over
+    /// channels): the forward matches the direct loop and the backward is its exact adjoint,
+    /// ⟨conv(x, W), g⟩ = ⟨x, dx⟩ = ⟨W, dW⟩ for a bias-free conv.
+    @Test("threaded paths: values and adjoint identity", arguments: [1, 2, 3, 4])
+    func threadedPaths(batch: Int) {
+        for (k, s, p) in [(3, 1, 1), (3, 2, 1), (1, 1, 0)] {
+            let x = randomTensor([batch, 8, 16, 18], seed: 7), w = randomTensor([6, 8, k, k], seed: 8, std: 0.2)
+            let g = randomTensor([batch, 6, (16 + 2 * p - k) / s + 1, (18 + 2 * p - k) / s + 1], seed: 9)
+            x.requiresGrad = true; w.requiresGrad = true
+            let y = conv2d(x, weight: w, bias: nil, stride: s, padding: p)
+            #expect(maxDifference(y.array, naiveConv(x, w, nil, stride: s, padding: p)) < 1e-3)
+            y.backward(seed: g)
+            let yg = dot(y, g)
+            #expect(abs(yg - dot(x, x.grad!)) < 1e-3 * max(1, abs(yg)))
+            #expect(abs(yg - dot(w, w.grad!)) < 1e-3 * max(1, abs(yg)))
+        }
+    }
+
+    @Test func onlyWeightNeedsGradient() {
+        let x = randomTensor([2, 2, 5, 5], seed: 10), w = randomTensor([3, 2, 3, 3], seed: 11)
+        w.requiresGrad = true
+        conv2d(x, weight: w, bias: nil, padding: 1).sum().backward()
+        #expect(w.grad != nil && x.grad == nil)
+        // Each weight tap sums the input pixels it meets; the centre tap meets every pixel.
+        let total = x.array.reduce(0, +)
+        let channel1 = x.array[25..<50].reduce(0, +) + x.array[75..<100].reduce(0, +)
+        #expect(abs(w.grad![0, 1, 1, 1] - channel1) < 1e-4)
+        #expect(abs(w.grad![2, 0, 1, 1] + w.grad![2, 1, 1, 1] - total) < 1e-4)
+    }
+}
+
+@Suite("groupNorm and layerNorm")
+struct NormTests {
+    @Test("groupNorm gradients", arguments: [
+        ([2, 4, 3, 3], 1), ([2, 4, 3, 3], 2), ([2, 6, 5], 3), ([1, 4, 2, 3], 4), ([3, 4], 2),
+    ])
+    func groupNormGradients(shape: [Int], groups: Int) {
+        let x = randomTensor(shape, seed: 1)
+        let w = randomTensor([shape[1]], seed: 2) + 1, b = randomTensor([shape[1]], seed: 3)
+        checkGradients([x, w, b]) { groupNorm($0[0], groups: groups, weight: $0[1], bias: $0[2]) }
+        checkGradients([x]) { groupNorm($0[0], groups: groups, weight: nil, bias: nil) }
+        checkGradients([x, w]) { groupNorm($0[0], groups: groups, weight: $0[1], bias: nil) }
+    }
+
+    @Test func groupNormValues() {
+        // A large common offset must not spoil the variance (shifted one-pass statistics).
+        let x = randomTensor([2, 6, 4, 5], seed: 4) * 3 + 1000
+        let w = randomTensor([6], seed: 5), b = randomTensor([6], seed: 6)
+        let y = groupNorm(x, groups: 3, weight: w, bias: b, eps: 1e-5)
+        let group = 2 * 20
+        var worst = 0.0
+        for img in 0..<2 {
+            for gi in 0..<3 {
+                let base = (img * 6 + gi * 2) * 20
+                let vals = (0..<group).map { Double(x.pointer[base + $0]) }
+                let m = vals.reduce(0, +) / Double(group)
+                let v = vals.map { ($0 - m) * ($0 - m) }.reduce(0, +) / Double(group)
+                for i in 0..<group {
+                    let ch = gi * 2 + i / 20
+                    let expected = (vals[i] - m) / (v + 1e-5).squareRoot() * Double(w[ch]) + Double(b[ch])
+                    worst = max(worst, abs(Double(y.pointer[base + i]) - expected))
+                }
+            }
+        }
+        #expect(worst < 2e-3)  // x ≈ 1000 is stored to float32 precision (≈6e-5), scaled by 1/σ ≈ 1/3
+    }
+
+    @Test("layerNorm gradients", arguments: [[3, 5], [2, 3, 6], [7]])
+    func layerNormGradients(shape: [Int]) {
+        let x = randomTensor(shape, seed: 7)
+        let w = randomTensor([shape.last!], seed: 8) + 1, b = randomTensor([shape.last!], seed: 9)
+        checkGradients([x, w, b]) { layerNorm($0[0], weight: $0[1], bias: $0[2]) }
+        checkGradients([x]) { layerNorm($0[0], weight: nil, bias: nil) }
+        checkGradients([x, b]) { layerNorm($0[0], weight: nil, bias: $0[1]) }
+    }
+
+    @Test func layerNormValues() {
+        let x = Tensor([1, 2, 3, 4, -2, 0, 2, 4], shape: [2, 4])
+        let y = layerNorm(x, weight: Tensor([1, 2, 1, 1]), bias: Tensor([0, 0, 0, 1]), eps: 0)
+        // Row 0: mean 2.5, var 1.25; row 1: mean 1, var 5.
+        let r0 = [-1.5, -0.5, 0.5, 1.5].map { $0 / 1.25.squareRoot() }, r1 = [-3.0, -1, 1, 3].map { $0 / 5.0.squareRoot() }
+        let expected = [r0[0], 2 * r0[1], r0[2], r0[3] + 1, r1[0], 2 * r1[1], r1[2], r1[3] + 1]
+        #expect(maxDifference(y.array, expected) < 1e-5)
+    }
+}
+
+@Suite("resize")
+struct ResizeTests {
+    @Test func nearestValuesAndGradient() {
+        let x = Tensor([1, 2, 3, 4, 5, 6], shape: [1, 2, 3])
+        let y = x.upsampleNearest2x()
+        #expect(y.shape == [1, 4, 6])
+        #expect(y.array == [1, 1, 2, 2, 3, 3, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 4, 4, 5, 5, 6, 6])
+        checkGradients([randomTensor([2, 3, 4, 5], seed: 1)]) { $0[0].upsampleNearest2x() }
+    }
+
+    @Test("bilinear gradients", arguments: [
+        ([1, 2, 8, 8], 16, 16), ([1, 1, 32, 32], 16, 16), ([1, 1, 64, 64], 16, 16), ([2, 3, 5, 5], 3, 3),
+        ([2, 7, 5], 4, 9), ([6, 4], 3, 8), ([3, 3], 3, 3),
+    ])
+    func bilinearGradients(shape: [Int], height: Int, width: Int) {
+        checkGradients([randomTensor(shape, seed: 2)]) { $0[0].resizeBilinear(height: height, width: width) }
+    }
+
+    @Test func bilinearHalvingIsTwoByTwoAveraging() {
+        let x = randomTensor([2, 3, 32, 32], seed: 3)
+        let y = x.resizeBilinear(height: 16, width: 16)
+        var expected: [Double] = []
+        for plane in 0..<6 {
+            for oy in 0..<16 {
+                for ox in 0..<16 {
+                    let p = x.pointer + plane * 1024
+                    let s = Double(p[2 * oy * 32 + 2 * ox]) + Double(p[2 * oy * 32 + 2 * ox + 1])
+                        + Double(p[(2 * oy + 1) * 32 + 2 * ox]) + Double(p[(2 * oy + 1) * 32 + 2 * ox + 1])
+                    expected.append(s / 4)
+                }
+            }
+        }
+        #expect(y.shape == [2, 3, 16, 16])
+        #expect(maxDifference(y.array, expected) < 1e-5)
+    }
+
+    @Test func bilinearQuarteringAveragesTheCentreOfEachBlock() {
+        // 64 → 16: src = 4·d + 1.5, so each output averages the central 2×2 of its 4×4 block.
+        let x = randomTensor([1, 64, 64], seed: 4)
+        let y = x.resizeBilinear(height: 16, width: 16)
+        var expected: [Double] = []
+        for oy in 0..<16 {
+            for ox in 0..<16 {
+                var s = 0.0
+                for dy in 1...2 { for dx in 1...2 { s += Double(x[0, 4 * oy + dy, 4 * ox + dx]) } }
+                expected.append(s / 4)
+            }
+        }
+        #expect(maxDifference(y.array, expected) < 1e-5)
+    }
+
+    @Test func bilinearUpsamplingAndOddSizes() {
+        // 4 → 8 along a row: src = d/2 − 0.25, clamped at 0; the last outputs clamp to the last input.
+        let row = Tensor([0, 4, 8, 16], shape: [1, 4])
+        #expect(maxDifference(row.resizeBilinear(height: 1, width: 8).array, [0, 1, 3, 5, 7, 10, 14, 16]) < 1e-5)
+        // 5 → 3: scale 5/3; src = 1/3, 2, 11/3.
+        let r5 = Tensor([0, 3, 6, 9, 12], shape: [1, 5])
+        #expect(maxDifference(r5.resizeBilinear(height: 1, width: 3).array, [1, 6, 11]) < 1e-4)
+        // Same size is the identity; a non-square resize keeps the leading axes.
+        let x = randomTensor([2, 5, 7], seed: 5)
+        #expect(x.resizeBilinear(height: 5, width: 7).array == x.array)
+        #expect(x.resizeBilinear(height: 3, width: 11).shape == [2, 3, 11])
+    }
+}
+
+@Suite("embedding")
+struct EmbeddingTests {
+    @Test func gatherAndScatterAdd() {
+        let table = Tensor((0..<15).map(Float.init), shape: [5, 3])
+        let y = embedding(table, indices: [4, 0, 4])
+        #expect(y.shape == [3, 3])
+        #expect(y.array == [12, 13, 14, 0, 1, 2, 12, 13, 14])
+        table.requiresGrad = true
+        embedding(table, indices: [4, 0, 4]).sum().backward()
+        #expect(table.grad!.array == [1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2])
+        checkGradients([randomTensor([5, 3], seed: 1)]) { embedding($0[0], indices: [1, 3, 1, 0, 1]) }
+    }
+
+    @Test func indexOutOfRangeTraps() async {
+        await #expect(processExitsWith: .failure) {
+            _ = embedding(Tensor(zeros: [3, 2]), indices: [0, 3])
+        }
+    }
+}
+
+/// Two layers and an array of layers: parameter names must come out dotted like a state dict.
+private final class TinyBlock: Module {
+    var conv1: Conv2d
+    var norm: GroupNorm
+    var heads: [Linear]
+    var _scratch: Tensor? = nil
+
+    init(rng: inout RNG) {
+        conv1 = Conv2d(2, 4, kernelSize: 3, padding: 1, rng: &rng)
+        norm = GroupNorm(groups: 2, channels: 4)
+        heads = [Linear(4, 3, rng: &rng), Linear(3, 1, bias: false, rng: &rng)]
+        super.init()
+    }
+}
+
+@Suite("layers")
+struct LayerTests {
+    @Test func linearAndConvParameters() {
+        var rng = RNG(seed: 1)
+        let lin = Linear(6, 4, rng: &rng)
+        #expect(lin.namedParameters().map(\.name) == ["weight", "bias"])
+        #expect(lin.weight.shape == [4, 6] && lin.bias!.shape == [4])
+        let bound = 1 / Float(6).squareRoot()
+        #expect(lin.weight.maxAbs <= bound && lin.bias!.maxAbs <= bound && lin.weight.maxAbs > bound / 2)
+        #expect(lin.parameters.allSatisfy { $0.requiresGrad })
+        #expect(Linear(6, 4, bias: false, rng: &rng).namedParameters().map(\.name) == ["weight"])
+        #expect(lin(randomTensor([2, 5, 6], seed: 2)).shape == [2, 5, 4])
+
+        let conv = Conv2d(3, 8, kernelSize: 3, stride: 2, padding: 1, rng: &rng)
+        #expect(conv.namedParameters().map(\.name) == ["weight", "bias"])
+        #expect(conv.weight.shape == [8, 3, 3, 3])
+        #expect(conv.weight.maxAbs <= 1 / Float(27).squareRoot())
+        #expect(conv.parameters.allSatisfy { $0.requiresGrad })
+        #expect(conv(randomTensor([2, 3, 9, 9], seed: 3)).shape == [2, 8, 5, 5])
+    }
+
+    @Test func normsAndEmbedding() {
+        let gn = GroupNorm(groups: 2, channels: 4)
+        #expect(gn.namedParameters().map(\.name) == ["weight", "bias"])
+        #expect(gn.weight.array == [1, 1, 1, 1] && gn.bias.array == [0, 0, 0, 0])
+        let x = randomTensor([2, 4, 3, 3], seed: 4)
+        #expect(maxDifference(gn(x).array, groupNorm(x, groups: 2, weight: nil, bias: nil).array.map(Double.init)) < 1e-6)
+        let ln = LayerNorm(5)
+        #expect(ln.namedParameters().map(\.name) == ["weight", "bias"])
+        #expect(ln(randomTensor([3, 5], seed: 5)).shape == [3, 5])
+        var rng = RNG(seed: 6)
+        let emb = Embedding(10, 4, rng: &rng)
+        #expect(emb.namedParameters().map(\.name) == ["weight"])
+        #expect(emb([2, 2, 9]).shape == [3, 4])
+        #expect(emb.weight.requiresGrad && gn.parameters.allSatisfy { $0.requiresGrad })
+    }
+
+    @Test func nestedModuleNames() {
+        var rng = RNG(seed: 7)
+        let block = TinyBlock(rng: &rng)
+        #expect(block.namedParameters().map(\.name) == [
+            "conv1.weight", "conv1.bias", "norm.weight", "norm.bias", "heads.0.weight", "heads.0.bias", "heads.1.weight",
+        ])
+        #expect(block.parameterCount == 4 * 2 * 9 + 4 + 4 + 4 + 12 + 3 + 3)
+    }
+}
