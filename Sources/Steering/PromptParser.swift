@@ -1,12 +1,39 @@
-// PromptParser: turns a free-form prompt into a RelationGraph with rules — no NLP model. It
-// reproduces the behaviour of the authors' spaCy-based triplet extraction (l2s-method.md §1.2):
-// intro stripped, relation phrasings normalised to the four classes, the subject of a relation is
-// the nearest noun phrase to its left and its object the next one to its right, so chains
-// "A r1 B r2 C" give (A,r1,B),(B,r2,C). Beyond the original it keeps unsupported phrases ("next
-// to", "near") as unsteerable edges, splits "A above and left of B" into two edges, pairs
-// "A on the left … B on the right", and records adjectives.
+// PromptParser: turns a free-form prompt into a RelationGraph with rules, no NLP model. It
+// reproduces the behaviour of the authors' spaCy-based triplet extraction (l2s-method.md §1.2) on
+// the prompts it was used for (all 100 GenEval position prompts give their metadata triplet) and
+// keeps more of what other prompts say. Cost is linear in the prompt length, which is capped
+// (`PromptParser.maxLength`) before any other work.
 //
-// Cost is linear in the prompt length, which is capped (`PromptParser.maxLength`) before any work.
+// The rules, in order:
+// 1. Reject empty, over-long and control-character prompts (tab and newlines are whitespace).
+// 2. Scan lower-cased words (letters, digits, marks, symbols incl. emoji; inner ' and - kept) and
+//    single punctuation characters, with UTF-8 offsets into the prompt.
+// 3. Strip intros: "[a|an|the] [up to 4 words] photo|image|picture|drawing|illustration|painting|
+//    view|scene|animation|render|… of" ("a hyper-realistic digital painting of", "a top-down view
+//    of"), repeatedly, and "there is/are".
+// 4. Match relation phrases longest first (table in `Lexicon.phrases`): left of / to the left of /
+//    on the left of / on the left side of → leftOf (same for right); above / over / atop / on
+//    (the) top of / at the top of → above; below / under / underneath / beneath / on (the) bottom
+//    of / at the bottom of → below. "next to", "near", "beside", "on (the) side of", "in front of",
+//    "behind", "close to", "by", "on" alone, … are kept as unsupported. "on the left", "at the
+//    bottom", … without an object are position markers. Hyphenated "above-to" is split first.
+// 5. Runs of other words are noun phrases, split at commas, "and"/"or", punctuation and phrases:
+//    leading determiners and quantities dropped ("a", "the", "two", "a pair of"); a phrase ends at
+//    a clause word after its first content word ("a cat sitting", "a man in a red shirt", "a cat
+//    with a hat", "a cat which is"); a determiner after a content word starts a new phrase.
+//    Head = a known multi-word noun at the end ("teddy bear", every multi-word COCO class), else
+//    the words after the leading adjectives ("red circle" → circle, "coffee mug" → coffee mug);
+//    "of" ends the head ("cup of coffee" → cup).
+// 6. Relation phrases joined only by commas/"and"/hyphens form one group sharing subject and
+//    object ("above and to the left of" → two edges). A group's subject is the nearest noun phrase
+//    to its left and its object the nearest to its right, never across ". ; : ! ?" or another group,
+//    so "A r1 B r2 C" chains (A,r1,B),(B,r2,C) and "A r1 B and C r2 D" gives (A,r1,B),(C,r2,D).
+//    Deviation from the original: in "A r1 B, r2 C" / "A r1 B and r2 C" (a comma or "and" between B
+//    and r2, no relative pronoun) the subject of r2 is A.
+// 7. Markers: "A on the left and B on the right" → (A, leftOf, B); "on top … at the bottom" →
+//    above. A relation to "the image/picture/frame/…" is a marker too, and the frame is no object.
+// 8. Objects are deduplicated by name; a definite mention without attributes ("the bowl") is the
+//    earliest object with that head. Edges are listed in order of their phrase in the prompt.
 
 /// Why a prompt cannot be steered. `parse` throws `empty`, `tooLong`, `controlCharacters` and
 /// `noObjects`; the others are returned as `RelationGraph.warnings`, because the objects are still
@@ -16,7 +43,7 @@ public enum PromptError: Error, CustomStringConvertible, Equatable, Sendable {
     case empty
     /// Longer than `PromptParser.maxLength` Unicode scalars; carries the length.
     case tooLong(Int)
-    /// Contains control characters other than tab, line feed and carriage return.
+    /// Contains control characters other than tab, line feeds, vertical tab, form feed and NEL.
     case controlCharacters
     /// No noun phrase was found.
     case noObjects
@@ -150,7 +177,7 @@ public struct PromptParser: Sendable {
         let tokens = scanWords(prompt)
         let start = introLength(tokens)
         let items = relationItems(tokens, from: start)
-        var analysis = Analysis(tokens: tokens, items: items)
+        var analysis = Analysis(items: items)
         analysis.run()
         return try build(prompt, analysis)
     }
@@ -333,22 +360,22 @@ public struct PromptParser: Sendable {
 // MARK: - Internals
 
 /// A relation phrase of the lexicon.
-struct Phrase {
-    enum Kind {
+struct Phrase: Sendable {
+    enum Kind: Sendable {
         /// Needs a subject and an object; `relation` nil for unsupported phrases ("next to").
         case relation(SpatialRelation?)
         /// An absolute position without an object ("on the left"); paired with its opposite.
         case marker(Side)
     }
-    enum Side { case left, right, top, bottom }
+    enum Side: Sendable { case left, right, top, bottom }
 
     var words: [String]
     var kind: Kind
 }
 
 /// Relation phrases as a word trie, so that matching at a position costs one lookup per word.
-struct PhraseTrie {
-    private struct Node {
+struct PhraseTrie: Sendable {
+    private struct Node: Sendable {
         var children: [String: Int] = [:]
         var phrase: Phrase?
     }
@@ -389,7 +416,7 @@ struct PhraseTrie {
 /// What a word can do in a noun phrase, as bits (see the `Lexicon` lists of the same names); plain
 /// integers rather than an OptionSet because they are tested per word, and debug builds are slow
 /// at generic set algebra.
-struct WordFlags: Equatable {
+struct WordFlags: Equatable, Sendable {
     var bits: UInt8 = 0
     static let determiner: UInt8 = 1
     static let leadingFiller: UInt8 = 2
@@ -471,7 +498,6 @@ struct Analysis {
         case hard
     }
 
-    let tokens: [ScannedToken]
     let items: [Item]
     private(set) var phrases: [NounPhrase] = []
     private(set) var links: [Link] = []
@@ -480,8 +506,7 @@ struct Analysis {
     private var marked: [Int: (side: Phrase.Side, span: Range<Int>)] = [:]
     private var markedOrder: [Int] = []
 
-    init(tokens: [ScannedToken], items: [Item]) {
-        self.tokens = tokens
+    init(items: [Item]) {
         self.items = items
     }
 

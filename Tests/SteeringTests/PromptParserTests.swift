@@ -461,6 +461,17 @@ private let compBenchSample: [(String, String)] = [
     }
 }
 
+@Test func worstCasePromptsAtTheCapAreFast() throws {
+    let patterns = ["above ", "a ", ", ", "on the left ", "a cat on the left and a dog on the right ", "a cat left of ",
+                    "which is ", "x-", "-", "🐶", "e\u{301}", "a cat left of the image ", "the cat "]
+    let clock = ContinuousClock()
+    for pattern in patterns {
+        let prompt = String(String(repeating: pattern, count: 1000).unicodeScalars.prefix(PromptParser.maxLength))
+        let elapsed = clock.measure { _ = try? parser.parse(prompt) }
+        #expect(elapsed < .milliseconds(200), "\(pattern): \(elapsed)")
+    }
+}
+
 // MARK: - (e) Fuzz
 
 /// SplitMix64: a small, fast, seedable generator so that fuzz failures reproduce.
@@ -561,4 +572,5 @@ private func fuzz(count: Int, seed: UInt64) throws -> Int {
     let elapsed = try clock.measure { parsed = try fuzz(count: count, seed: 0x5EED) }
     print("fuzz: \(count) inputs, \(parsed) parsed, \(elapsed)")
 }
+
 
