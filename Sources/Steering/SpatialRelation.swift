@@ -1,0 +1,74 @@
+// SpatialRelation: the four relations the relation classifier can steer toward, with the class
+// indices of its 5-logit output (l2s-method.md §1.1).
+
+/// One of the four spatial relations the learned classifier knows, read "subject <relation> object".
+///
+/// The raw value is the canonical phrase the authors' parser emits and the classifier checkpoint
+/// stores in `rel_name_to_idx`.
+public enum SpatialRelation: String, CaseIterable, Codable, Sendable {
+    case above
+    case below
+    case leftOf = "to the left of"
+    case rightOf = "to the right of"
+
+    /// The classifier's class names in logit order: the alphabetically sorted relation names of the
+    /// training split, including the attribute class `is` (l2s-method.md §1.1).
+    public static let classNames = ["above", "below", "is", "to the left of", "to the right of"]
+
+    /// The logit index of the attribute class `is`, which no prompt relation maps to.
+    public static let isClassIndex = 2
+
+    /// This relation's logit index in the classifier output: above 0, below 1, left 3, right 4.
+    public var classIndex: Int {
+        switch self {
+        case .above: return 0
+        case .below: return 1
+        case .leftOf: return 3
+        case .rightOf: return 4
+        }
+    }
+
+    /// The relation whose logit index is `classIndex`, or nil for `is` (2) and out-of-range values.
+    public init?(classIndex: Int) {
+        switch classIndex {
+        case 0: self = .above
+        case 1: self = .below
+        case 3: self = .leftOf
+        case 4: self = .rightOf
+        default: return nil
+        }
+    }
+
+    /// The same fact seen from the other object: "A left of B" ⇔ "B right of A".
+    public var inverse: SpatialRelation {
+        switch self {
+        case .above: return .below
+        case .below: return .above
+        case .leftOf: return .rightOf
+        case .rightOf: return .leftOf
+        }
+    }
+
+    /// Short label for screens and logs: "above", "below", "left of", "right of".
+    public var displayName: String {
+        switch self {
+        case .above: return "above"
+        case .below: return "below"
+        case .leftOf: return "left of"
+        case .rightOf: return "right of"
+        }
+    }
+
+    /// The image axis the relation constrains.
+    public var axis: Axis {
+        switch self {
+        case .above, .below: return .vertical
+        case .leftOf, .rightOf: return .horizontal
+        }
+    }
+
+    /// The image axis a relation constrains; relations on different axes never contradict.
+    public enum Axis: String, CaseIterable, Codable, Sendable {
+        case horizontal, vertical
+    }
+}

@@ -1,4 +1,0 @@
-import Testing
-@testable import Steering
-
-@Test func steeringLinks() {}
