@@ -1,0 +1,135 @@
+import Foundation
+import Tensors
+import Diffusion
+
+/// Configuration of the embedded toy text-to-image model (Assets/toy/config.json).
+public struct ToyModelConfig: Codable, Equatable, Sendable {
+    public var image_size: Int = 32
+    public var max_tokens: Int = 16
+    public var unet: UNet2DConditionConfig
+    public var text_encoder: CLIPTextConfig
+    public var scheduler: SchedulerConfig = .pixelSpace
+    /// Default sampling settings for this model.
+    public var default_steps: Int = 50
+    public var default_guidance: Float = 4
+
+    /// The default size: UNet 32/64/64 channels at 32/16/8 px with cross-attention at 16 and 8, a
+    /// 2-layer causal text transformer of width 64 over the world's word vocabulary.
+    public static var small: ToyModelConfig {
+        var u = UNet2DConditionConfig()
+        u.in_channels = 3; u.out_channels = 3
+        u.block_out_channels = [32, 64, 64]
+        u.layers_per_block = 1
+        u.down_block_types = ["DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"]
+        u.up_block_types = ["CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"]
+        u.attention_head_dim = .one(4)
+        u.cross_attention_dim = 64
+        u.norm_num_groups = 16
+        u.sample_size = 32
+        var t = CLIPTextConfig()
+        t.vocab_size = WordTokenizer.vocabulary.count
+        t.hidden_size = 64; t.intermediate_size = 256; t.num_attention_heads = 4; t.num_hidden_layers = 2
+        t.max_position_embeddings = 16; t.hidden_act = "quick_gelu"
+        return ToyModelConfig(unet: u, text_encoder: t)
+    }
+
+    public init(unet: UNet2DConditionConfig, text_encoder: CLIPTextConfig) {
+        self.unet = unet
+        self.text_encoder = text_encoder
+    }
+}
+
+/// Where the shipped weights live: `--assets`/`L2S_ASSETS`, next to the executable's package
+/// (`.build/<config>/l2s` → `Assets/`), or `./Assets`.
+public enum AssetLocator {
+    public static func toyDirectory(override: String? = nil) -> String? {
+        var candidates: [String] = []
+        if let override { candidates.append(override) }
+        if let env = ProcessInfo.processInfo.environment["L2S_ASSETS"] { candidates.append(env) }
+        let exe = URL(fileURLWithPath: CommandLine.arguments.first ?? ".").resolvingSymlinksInPath().deletingLastPathComponent()
+        candidates.append(exe.appendingPathComponent("../../Assets").path)
+        candidates.append(exe.appendingPathComponent("../share/l2s/Assets").path)
+        candidates.append(FileManager.default.currentDirectoryPath + "/Assets")
+        for c in candidates {
+            let dir = c.hasSuffix("/toy") ? c : c + "/toy"
+            if FileManager.default.fileExists(atPath: dir + "/config.json") { return URL(fileURLWithPath: dir).standardized.path }
+        }
+        return nil
+    }
+}
+
+/// Errors loading the toy model.
+public enum ToyModelError: Error, CustomStringConvertible {
+    case assetsNotFound
+    public var description: String {
+        "the embedded model's weights were not found (looked for Assets/toy/config.json next to the program, in ./Assets and in $L2S_ASSETS)"
+    }
+}
+
+/// The embedded pixel-space model: UNet + causal text transformer + word tokenizer. Latents are the
+/// RGB pixels in [−1, 1], so `decode` is the identity.
+public final class ToyModel: TextToImageModel {
+    public let config: ToyModelConfig
+    public let unet: UNet2DConditionModel
+    public let textEncoder: CLIPTextModel
+    public let tokenizer = WordTokenizer()
+    public let scheduler: DDIMScheduler
+    public private(set) var weightsHash: String = "untrained"
+
+    public init(config: ToyModelConfig, seed: UInt64 = 0) throws {
+        self.config = config
+        unet = try UNet2DConditionModel(config: config.unet, seed: seed)
+        textEncoder = try CLIPTextModel(config: config.text_encoder, seed: seed &+ 1)
+        scheduler = DDIMScheduler(config: config.scheduler)
+    }
+
+    /// Loads config.json, unet.safetensors and text_encoder.safetensors from a directory.
+    public static func load(directory: String) throws -> ToyModel {
+        let config = try ToyModelConfig.load(jsonFile: directory + "/config.json")
+        let model = try ToyModel(config: config)
+        let unetFile = try SafetensorsFile(path: directory + "/unet.safetensors")
+        let textFile = try SafetensorsFile(path: directory + "/text_encoder.safetensors")
+        try model.unet.loadStateDict(from: unetFile)
+        try model.textEncoder.loadStateDict(from: textFile)
+        model.weightsHash = unetFile.metadata["hash"] ?? fileHash(directory + "/unet.safetensors")
+        model.unet.requiresGrad(false)
+        model.textEncoder.requiresGrad(false)
+        return model
+    }
+
+    /// Loads the shipped model (see `AssetLocator`).
+    public static func loadEmbedded(assets: String? = nil) throws -> ToyModel {
+        guard let dir = AssetLocator.toyDirectory(override: assets) else { throw ToyModelError.assetsNotFound }
+        return try load(directory: dir)
+    }
+
+    public var latentShape: [Int] { [config.unet.in_channels, config.image_size, config.image_size] }
+    public var sequenceLength: Int { config.max_tokens }
+    public var tokenOffset: Int { 1 }
+    public func tokenIDs(_ prompt: String) -> [Int] { tokenizer.encode(prompt, maxLength: config.max_tokens) }
+    public func tokens(_ prompt: String) -> [PromptToken] {
+        tokenizer.tokenize(prompt).prefix(config.max_tokens - 2).map { PromptToken(id: $0.id, text: $0.text, range: $0.range) }
+    }
+    public func encode(_ prompts: [String]) -> Tensor { textEncoder(prompts.map(tokenIDs)) }
+    public func decode(_ latents: Tensor) -> Tensor { latents }
+
+    /// Writes config.json and the two weight files (fp16 by default) into `directory`.
+    public func save(directory: String, dtype: SafetensorsDType = .f16, metadata: [String: String] = [:]) throws {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try enc.encode(config).write(to: URL(fileURLWithPath: directory + "/config.json"))
+        try unet.save(to: directory + "/unet.safetensors", dtype: dtype, metadata: metadata)
+        try textEncoder.save(to: directory + "/text_encoder.safetensors", dtype: dtype, metadata: metadata)
+    }
+}
+
+/// FNV-1a 64 of a file's bytes, as 16 hex digits (a cheap identity for sidecars, not security).
+public func fileHash(_ path: String) -> String {
+    guard let data = FileManager.default.contents(atPath: path) else { return "unknown" }
+    var h: UInt64 = 0xcbf2_9ce4_8422_2325
+    data.withUnsafeBytes { raw in
+        for b in raw { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+    }
+    return String(format: "%016llx", h)
+}
