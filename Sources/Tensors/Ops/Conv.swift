@@ -106,11 +106,9 @@ func convSplitsImages(_ n: Int) -> Bool {
 }
 
 /// Runs `body(images, slot)` over all `n` images. When `convSplitsImages(n)`, each thread takes a
-/// contiguous block of whole images (slot = thread index) with OpenBLAS set to one thread meanwhile,
-/// since every thread runs its own GEMMs and nested BLAS threads would oversubscribe the cores. (The
-/// BLAS thread count is process-wide: a GEMM on another thread during that window runs
-/// single-threaded, which costs speed, never correctness.) Otherwise `body(0..<n, 0)` runs inline and
-/// should parallelise inside each image.
+/// contiguous block of whole images (slot = thread index) inside a parallel region, so the GEMMs it
+/// runs stay on that thread (OpenBLAS is always single-threaded; see `Threads`). Otherwise
+/// `body(0..<n, 0)` runs inline and should parallelise inside each image.
 @inline(__always)
 private func forEachImageBlock(_ n: Int, _ body: (Range<Int>, Int) -> Void) {
     guard convSplitsImages(n) else {
@@ -118,12 +116,10 @@ private func forEachImageBlock(_ n: Int, _ body: (Range<Int>, Int) -> Void) {
         return
     }
     let threads = Threads.count
-    openblas_set_num_threads(1)
-    defer { openblas_set_num_threads(Int32(threads)) }
     withoutActuallyEscaping(body) { body in
         DispatchQueue.concurrentPerform(iterations: threads) { t in
             let lo = n * t / threads, hi = n * (t + 1) / threads
-            if lo < hi { body(lo..<hi, t) }
+            if lo < hi { ParallelRegion.run { body(lo..<hi, t) } }
         }
     }
 }

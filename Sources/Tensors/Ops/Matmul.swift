@@ -4,9 +4,37 @@ import CBLAS
 // Matrix products on cblas_sgemm: batched matmul (with a shared right-hand matrix or equal batch
 // dims) and Linear (x·Wᵀ + b with PyTorch's [out, in] weight layout).
 
-/// C[m×n] = alpha · op(A) · op(B) + beta · C, row-major.
-@inline(__always)
+/// C[m×n] = alpha · op(A) · op(B) + beta · C, row-major. Large products are split into blocks of
+/// rows (or columns, when n is the larger side) that run on separate threads, each a single-threaded
+/// OpenBLAS call.
 public func sgemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
+                  a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+                  beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int) {
+    let threads = Threads.count
+    let flops = m * n * k
+    if threads > 1 && flops >= 1 << 21 && !ParallelRegion.isInside && max(m, n) >= 2 * threads {
+        if m >= n {
+            parallelFor(m, costPerItem: n * k, grain: 0) { r in
+                let aOff = transA ? r.lowerBound : r.lowerBound * lda
+                sgemmSingle(transA: transA, transB: transB, m: r.count, n: n, k: k, alpha: alpha, a: a + aOff, lda: lda,
+                            b: b, ldb: ldb, beta: beta, c: c + r.lowerBound * ldc, ldc: ldc)
+            }
+        } else {
+            parallelFor(n, costPerItem: m * k, grain: 0) { r in
+                let bOff = transB ? r.lowerBound * ldb : r.lowerBound
+                sgemmSingle(transA: transA, transB: transB, m: m, n: r.count, k: k, alpha: alpha, a: a, lda: lda,
+                            b: b + bOff, ldb: ldb, beta: beta, c: c + r.lowerBound, ldc: ldc)
+            }
+        }
+        return
+    }
+    sgemmSingle(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
+                beta: beta, c: c, ldc: ldc)
+}
+
+/// One cblas_sgemm call on the calling thread.
+@inline(__always)
+func sgemmSingle(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
                   a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
                   beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int) {
     if m == 0 || n == 0 { return }
@@ -16,6 +44,18 @@ public func sgemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Flo
     }
     cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
                 Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+}
+
+/// Runs `count` independent GEMMs: small ones (per-head attention) one per thread; large ones in
+/// turn, each split across the threads by `sgemm`.
+func batchedGEMM(_ count: Int, flopsEach: Int, _ body: (Int) -> Void) {
+    if count < 2 || flopsEach >= 1 << 22 {
+        for i in 0..<count { body(i) }
+        return
+    }
+    parallelFor(count, costPerItem: flopsEach, grain: 1 << 16) { range in
+        for i in range { body(i) }
+    }
 }
 
 extension Tensor {
@@ -44,7 +84,7 @@ extension Tensor {
             // Shared right-hand matrix: one big GEMM over all rows of self.
             sgemm(transA: false, transB: transposeOther, m: batch * m, n: n, k: k, a: pa, lda: k, b: pb, ldb: ldb, c: po, ldc: n)
         } else {
-            for i in 0..<batch {
+            batchedGEMM(batch, flopsEach: m * n * k) { i in
                 let ai = ba == 1 ? 0 : i, bi = bb == 1 ? 0 : i
                 sgemm(transA: false, transB: transposeOther, m: m, n: n, k: k, a: pa + ai * m * k, lda: k,
                       b: pb + bi * k * n, ldb: ldb, c: po + i * m * n, ldc: n)
@@ -57,12 +97,13 @@ extension Tensor {
             if a.requiresGrad {
                 // dA = dC · op(B)ᵀ
                 let r = Tensor(zeros: a.shape)
-                for i in 0..<batch {
+                let body = { (i: Int) in
                     let ai = ba == 1 ? 0 : i, bi = bb == 1 ? 0 : i
                     sgemm(transA: false, transB: !transposeOther, m: m, n: k, k: n, a: pg + i * m * n, lda: n,
                           b: b.pointer + bi * k * n, ldb: ldb, beta: (ba == 1 && i > 0) ? 1 : 0,
                           c: r.pointer + ai * m * k, ldc: k)
                 }
+                if ba == 1 { for i in 0..<batch { body(i) } } else { batchedGEMM(batch, flopsEach: m * n * k, body) }
                 ga = r
             }
             if b.requiresGrad {
@@ -75,7 +116,7 @@ extension Tensor {
                         sgemm(transA: true, transB: false, m: k, n: n, k: batch * m, a: a.pointer, lda: k, b: pg, ldb: n, c: r.pointer, ldc: n)
                     }
                 } else {
-                    for i in 0..<batch {
+                    let body = { (i: Int) in
                         let ai = ba == 1 ? 0 : i, bi = bb == 1 ? 0 : i
                         let beta: Float = (bb == 1 && i > 0) ? 1 : 0
                         if transposeOther {
@@ -86,6 +127,7 @@ extension Tensor {
                                   b: pg + i * m * n, ldb: n, beta: beta, c: r.pointer + bi * k * n, ldc: n)
                         }
                     }
+                    if bb == 1 { for i in 0..<batch { body(i) } } else { batchedGEMM(batch, flopsEach: m * n * k, body) }
                 }
                 gb = r
             }

@@ -1,0 +1,68 @@
+import ArgumentParser
+import Foundation
+import Tensors
+import ToyWorld
+
+/// `l2s train-base`: trains the embedded toy text-to-image model from scratch on rendered scenes.
+struct TrainBase: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train-base",
+        abstract: "Train the embedded toy text-to-image model on the synthetic scene world (resumable).",
+        discussion: """
+        Checkpoints go to --run-dir every --checkpoint-every steps; running the same command again resumes
+        from the last one (same seed and batch size). Ctrl-C saves a checkpoint and stops. When the run
+        completes, the EMA weights are exported (fp16) to --export.
+        """)
+
+    @OptionGroup var common: CommonOptions
+    @Option(help: "Run directory for checkpoints.") var runDir = "runs/toy-base"
+    @Option(help: "Total optimisation steps.") var steps = 3000
+    @Option(help: "Images per step.") var batchSize = 32
+    @Option(help: "Peak learning rate (AdamW).") var lr: Float = 1e-3
+    @Option(help: "Warm-up steps.") var warmup = 200
+    @Option(help: "Random seed (scenes, captions, noise, initial weights).") var seed: UInt64 = 0
+    @Option(help: "Checkpoint interval in steps.") var checkpointEvery = 100
+    @Option(help: "Image size: 32, 48 or 64.") var size = 32
+    @Option(help: "Where to export the trained weights (config.json, unet/text_encoder safetensors).") var export = "Assets/toy"
+    @Flag(help: "Ignore an existing checkpoint and start over.") var fresh = false
+
+    func validate() throws {
+        guard [32, 48, 64].contains(size) else { throw ValidationError("--size must be 32, 48 or 64") }
+        guard steps >= 1 else { throw ValidationError("--steps must be ≥ 1") }
+        guard batchSize >= 1 && batchSize <= 1024 else { throw ValidationError("--batch-size must be in 1…1024") }
+        guard lr > 0 && lr < 1 else { throw ValidationError("--lr must be in (0, 1)") }
+        guard checkpointEvery >= 1 else { throw ValidationError("--checkpoint-every must be ≥ 1") }
+    }
+
+    func run() throws {
+        try common.apply()
+        var modelConfig = ToyModelConfig.small
+        modelConfig.image_size = size
+        modelConfig.unet.sample_size = size
+        var config = BaseTrainingConfig()
+        config.steps = steps; config.batchSize = batchSize; config.learningRate = lr; config.warmupSteps = warmup
+        config.seed = seed; config.checkpointEvery = checkpointEvery
+        let model = try ToyModel(config: modelConfig, seed: seed)
+        if fresh { try? FileManager.default.removeItem(atPath: runDir + "/checkpoint.safetensors") }
+        let trainer = try BaseTrainer(model: model, config: config, runDirectory: runDir)
+        let resumed = try trainer.resumeIfPossible()
+        note("train-base: seed \(seed), \(model.unet.parameterCount + model.textEncoder.parameterCount) parameters "
+             + "(UNet \(model.unet.parameterCount), text \(model.textEncoder.parameterCount)), batch \(batchSize), "
+             + "\(steps) steps, \(Threads.count) thread(s)" + (resumed > 0 ? ", resuming at step \(resumed)" : ""))
+        installInterruptHandler()
+        let bar = ProgressBar(total: steps, label: "train-base")
+        try trainer.run(shouldStop: { interruptRequested != 0 }) { p in
+            bar.update(p.step, detail: String(format: "loss %.4f (avg %.4f) lr %.2e %.2f it/s %.1f img/s%@",
+                                              p.loss, p.smoothedLoss, p.learningRate, p.stepsPerSecond, p.imagesPerSecond,
+                                              p.checkpointed ? " ✓ckpt" : ""))
+        }
+        bar.finish()
+        if trainer.step < steps {
+            note("stopped at step \(trainer.step); checkpoint saved in \(runDir). Run the same command to resume.")
+            throw ExitCode(130)
+        }
+        trainer.applyEMA()
+        try model.save(directory: export, metadata: ["seed": "\(seed)", "steps": "\(steps)", "batch_size": "\(batchSize)"])
+        note("exported EMA weights to \(export)")
+    }
+}
