@@ -1,0 +1,136 @@
+import Foundation
+import Tensors
+import Diffusion
+
+/// Adapts a model's tokenizer to the parser's `PromptTokenizer` (UTF-8 byte offsets).
+public struct ModelPromptTokenizer: PromptTokenizer {
+    public let model: TextToImageModel
+    public init(model: TextToImageModel) { self.model = model }
+
+    public func tokenize(_ text: String) -> [TokenPiece] {
+        // Model tokens carry Character offsets; the parser's spans are UTF-8 offsets.
+        var utf8Offsets: [Int] = []
+        var offset = 0
+        for ch in text { utf8Offsets.append(offset); offset += ch.utf8.count }
+        utf8Offsets.append(offset)
+        return model.tokens(text).map { t in
+            let lo = utf8Offsets[min(t.range.lowerBound, utf8Offsets.count - 1)]
+            let hi = utf8Offsets[min(t.range.upperBound, utf8Offsets.count - 1)]
+            return TokenPiece(id: t.id, text: t.text, range: lo..<hi)
+        }
+    }
+}
+
+/// Everything that decides one steered generation. A value the TUI edits and the sampler re-reads at
+/// every step boundary.
+public struct GenerationSettings: Sendable, Equatable {
+    public var sampler: SamplerSettings
+    public var steering: SteeringSchedule
+    /// Round-robin order over the graph's edge indices (disabled ones left out).
+    public var order: [Int]?
+    public init(sampler: SamplerSettings, steering: SteeringSchedule = SteeringSchedule(), order: [Int]? = nil) {
+        self.sampler = sampler
+        self.steering = steering
+        self.order = order
+    }
+}
+
+/// What a steered run reports, in order.
+public enum GenerationEvent {
+    /// The prompt's graph and the relations that will be steered (edge index → target).
+    case parsed(RelationGraph, targets: [Int: SteeringTarget])
+    case iteration(SteeringIteration)
+    case step(StepEvent)
+    case log(String)
+}
+
+/// The result of a run: final pixels/latents and the per-step record for sidecars.
+public struct GenerationResult {
+    public let latents: Tensor
+    public let image: Tensor
+    public let graph: RelationGraph
+    public let seconds: Double
+    public let iterations: [SteeringIteration]
+}
+
+/// Prompt → relation graph → steered DDIM sampling. The CLI and the TUI both drive this.
+public final class SteeredGenerator {
+    public let model: TextToImageModel
+    public let classifier: RelationClassifier?
+    public let parser: PromptParser
+
+    public init(model: TextToImageModel, classifier: RelationClassifier?, vocabulary: ObjectVocabulary? = nil) {
+        self.model = model
+        self.classifier = classifier
+        self.parser = PromptParser(vocabulary: vocabulary)
+    }
+
+    /// The steering targets of a graph's supported edges, keyed by edge index. Edges whose objects have
+    /// no tokens inside the model's sequence are left out (with a log line).
+    public func targets(for graph: RelationGraph, log: ((String) -> Void)? = nil) -> [Int: SteeringTarget] {
+        let spans = graph.tokenSpans(using: ModelPromptTokenizer(model: model))
+        var out: [Int: SteeringTarget] = [:]
+        let limit = model.sequenceLength
+        for (i, edge) in graph.edges.enumerated() {
+            guard let relation = edge.relation else { continue }
+            guard let s = spans[edge.subject], let o = spans[edge.object] else {
+                log?("relation \(i + 1): an object has no tokens in the model's vocabulary; not steered")
+                continue
+            }
+            let sp = (s.lowerBound + model.tokenOffset)..<(s.upperBound + model.tokenOffset)
+            let op = (o.lowerBound + model.tokenOffset)..<(o.upperBound + model.tokenOffset)
+            guard sp.upperBound < limit, op.upperBound < limit else {
+                log?("relation \(i + 1): an object lies beyond the \(limit)-token limit; not steered")
+                continue
+            }
+            out[i] = SteeringTarget(subject: graph.objects[edge.subject].name, object: graph.objects[edge.object].name,
+                                    relation: relation, subjectTokens: sp, objectTokens: op)
+        }
+        return out
+    }
+
+    /// Runs one generation. `live` is read at each step boundary (nil = keep the settings as they are).
+    /// Throws only for invalid settings, an unparseable prompt (empty, too long, control characters)
+    /// or cancellation; a prompt without steerable relations runs unsteered.
+    public func run(prompt: String, settings: GenerationSettings, cancel: CancellationToken? = nil,
+                    live: ((Int) -> GenerationSettings?)? = nil, captureAttention: Bool = false,
+                    onEvent: ((GenerationEvent) -> Void)? = nil) throws -> GenerationResult {
+        let start = Date()
+        var graph = try parser.parse(prompt)
+        if let order = settings.order { graph.order = order.filter { graph.edges.indices.contains($0) } }
+        var logLines: [String] = []
+        let targetsByEdge = targets(for: graph) { logLines.append($0) }
+        onEvent?(.parsed(graph, targets: targetsByEdge))
+        for w in graph.warnings { onEvent?(.log(w.description)) }
+        for l in logLines { onEvent?(.log(l)) }
+        if let m = settings.steering.validationError() { throw SamplerError.invalidSettings(m) }
+
+        let edgeIndices = targetsByEdge.keys.sorted()
+        let targets = edgeIndices.map { targetsByEdge[$0]! }
+        func targetOrder(_ order: [Int]) -> [Int] { order.compactMap { edgeIndices.firstIndex(of: $0) } }
+        var current = settings
+        var iterations: [SteeringIteration] = []
+        let steerer = Steerer(unet: model.unet, classifier: classifier, targets: targets, schedule: settings.steering)
+        steerer.order = targetOrder(graph.steerableEdgeIndices)
+        steerer.onIteration = { it in iterations.append(it); onEvent?(.iteration(it)) }
+        steerer.onLog = { onEvent?(.log($0)) }
+        steerer.scheduleProvider = { _ in
+            let order = current.order.map { o in o.filter { !graph.disabled.contains($0) } } ?? graph.steerableEdgeIndices
+            return (current.steering, targetOrder(order))
+        }
+        let useHook = !targets.isEmpty && (classifier != nil || settings.steering.loss == .handcrafted)
+        if !targets.isEmpty && !useHook { onEvent?(.log("no relation classifier loaded: running unsteered")) }
+        let sampler = Sampler(model: model)
+        let latents = try sampler.run(settings.sampler, hook: useHook ? steerer : nil, captureAttention: captureAttention,
+                                      cancel: cancel, settingsAtStep: { step in
+            if let next = live?(step) { current = next }
+            var s = current.sampler
+            s.steps = settings.sampler.steps   // fixed once a run starts
+            s.seed = settings.sampler.seed
+            return s
+        }, onStep: { onEvent?(.step($0)) })
+        let image = noGrad { model.decode(latents) }
+        return GenerationResult(latents: latents, image: image, graph: graph, seconds: Date().timeIntervalSince(start),
+                                iterations: iterations)
+    }
+}
