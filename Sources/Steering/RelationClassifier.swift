@@ -1,5 +1,6 @@
 import Foundation
 import Tensors
+import Diffusion
 
 // The paper's relation classifier (l2s-method.md §3), with the parameter names of the authors'
 // PyTorch module (`EnhancedRelationClassifier`), so their checkpoints convert with no renaming:
@@ -223,5 +224,32 @@ public final class RelationClassifier: Module {
         let both = object_extractor(Tensor.concat([subject, object], axis: 0), steps: steps + steps, rng: &_rng)
         let halves = both.chunked(2, axis: 0)
         return relation_classifier(Tensor.stack([halves[0], halves[1]], axis: 1), steps: steps, rng: &_rng)
+    }
+}
+
+extension RelationClassifier {
+    /// Saves weights (fp16 by default) with the config in the file's metadata.
+    public func saveClassifier(to path: String, dtype: SafetensorsDType = .f16, metadata: [String: String] = [:]) throws {
+        var meta = metadata
+        meta["config"] = String(data: try JSONEncoder().encode(_config), encoding: .utf8)!
+        meta["format"] = "learn-to-steer relation classifier"
+        try save(to: path, dtype: dtype, metadata: meta)
+    }
+
+    /// Loads a classifier written by `save(to:)` (config from the file's metadata), in eval mode.
+    public static func load(path: String) throws -> RelationClassifier {
+        let file = try SafetensorsFile(path: path)
+        guard let json = file.metadata["config"], let data = json.data(using: .utf8) else {
+            throw ConfigError.malformed(path, "no classifier config in the file's metadata")
+        }
+        let config: RelationClassifierConfig
+        do { config = try JSONDecoder().decode(RelationClassifierConfig.self, from: data) } catch {
+            throw ConfigError.malformed(path, "classifier config: \(error)")
+        }
+        let c = RelationClassifier(config: config)
+        try c.loadStateDict(from: file)
+        c.eval()
+        c.requiresGrad(false)
+        return c
     }
 }

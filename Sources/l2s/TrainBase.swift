@@ -25,6 +25,8 @@ struct TrainBase: ParsableCommand {
     @Option(help: "Image size: 32, 48 or 64.") var size = 32
     @Option(help: "Where to export the trained weights (config.json, unet/text_encoder safetensors).") var export = "Assets/toy"
     @Flag(help: "Ignore an existing checkpoint and start over.") var fresh = false
+    @Flag(help: "Export the checkpoint's weights to --export without training (a snapshot of a running job).") var exportOnly = false
+    @Flag(help: "With --export-only: export the raw weights instead of the EMA.") var raw = false
 
     func validate() throws {
         guard [32, 48, 64].contains(size) else { throw ValidationError("--size must be 32, 48 or 64") }
@@ -46,6 +48,13 @@ struct TrainBase: ParsableCommand {
         if fresh { try? FileManager.default.removeItem(atPath: runDir + "/checkpoint.safetensors") }
         let trainer = try BaseTrainer(model: model, config: config, runDirectory: runDir)
         let resumed = try trainer.resumeIfPossible()
+        if exportOnly {
+            guard resumed > 0 else { throw ValidationError("no checkpoint in \(runDir) to export") }
+            if !raw { trainer.applyEMA() }
+            try model.save(directory: export, metadata: ["seed": "\(seed)", "steps": "\(resumed)", "batch_size": "\(batchSize)"])
+            note("exported \(raw ? "raw" : "EMA") weights of step \(resumed) to \(export)")
+            return
+        }
         note("train-base: seed \(seed), \(model.unet.parameterCount + model.textEncoder.parameterCount) parameters "
              + "(UNet \(model.unet.parameterCount), text \(model.textEncoder.parameterCount)), batch \(batchSize), "
              + "\(steps) steps, \(Threads.count) thread(s)" + (resumed > 0 ? ", resuming at step \(resumed)" : ""))

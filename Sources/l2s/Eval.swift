@@ -1,0 +1,194 @@
+import ArgumentParser
+import Foundation
+import Tensors
+import Diffusion
+import Steering
+import ToyWorld
+
+/// `l2s eval`: object presence and GenEval-position accuracy on a prompt × seed grid.
+struct Eval: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Measure object presence and spatial accuracy (GenEval position rule) with the toy detector.",
+        discussion: """
+        Default prompts: every ordered pair of the 8 toy classes × 4 relations (224 prompts). Use --shard i/n
+        to run one slice of the prompt × seed grid (e.g. as a job array) and `l2s eval merge` to combine them.
+        """,
+        subcommands: [EvalRun.self, EvalMerge.self],
+        defaultSubcommand: EvalRun.self)
+}
+
+struct EvalRun: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "run", abstract: "Generate and judge (the default).")
+
+    @OptionGroup var common: CommonOptions
+    @OptionGroup var models: ModelOptions
+    @OptionGroup var steering: SteeringOptions
+    @Option(help: "Prompt file, one prompt per line (default: all toy pairs × relations).") var prompts: String?
+    @Option(help: "Seeds per prompt.") var seeds = 1
+    @Option(help: "First seed.") var firstSeed: UInt64 = 0
+    @Option(help: "Use only the first N prompts.") var limit: Int?
+    @Option(help: "Run shard i of n (i/n, 0-based).") var shard: String?
+    @Option(help: "Denoising steps.") var steps: Int?
+    @Option(help: "Guidance scale.") var guidance: Float?
+    @Option(help: "Write one JSON record per image to this file (JSON lines).") var out: String?
+    @Flag(help: "Run base and steered on the same prompts and seeds (two records per case).") var compare = false
+
+    func validate() throws {
+        guard (1...10_000).contains(seeds) else { throw ValidationError("--seeds must be in 1…10000") }
+        if let shard, EvalGrid.parseShard(shard) == nil { throw ValidationError("--shard must look like i/n with 0 ≤ i < n") }
+        if let limit, limit < 1 { throw ValidationError("--limit must be ≥ 1") }
+    }
+
+    func run() throws {
+        try common.apply()
+        var schedule = try steering.schedule()
+        let model = try models.loadModel()
+        let wantsSteer = steering.steer || compare
+        if compare { schedule.enabled = true }
+        let classifier = wantsSteer && schedule.loss == .learned ? try models.loadClassifier(required: true) : nil
+        var list = try prompts.map(readPromptFile) ?? Eval.defaultPrompts()
+        if let limit { list = Array(list.prefix(limit)) }
+        var cases = EvalGrid.cases(prompts: list, seeds: seeds, firstSeed: firstSeed)
+        if let shard, let (i, n) = EvalGrid.parseShard(shard) { cases = EvalGrid.shard(cases, index: i, count: n) }
+        let modes: [(String, Bool)] = compare ? [("base", false), ("steered-\(schedule.loss.rawValue)", true)]
+                                              : [(schedule.enabled ? "steered-\(schedule.loss.rawValue)" : "base", schedule.enabled)]
+        let handle: FileHandle? = try out.map { path in
+            _ = FileManager.default.createFile(atPath: path, contents: nil)
+            guard let h = FileHandle(forWritingAtPath: path) else { throw ValidationError("cannot write \(path)") }
+            return h
+        }
+        let generator = SteeredGenerator(model: model, classifier: classifier, vocabulary: ModelOptions.toyVocabulary)
+        var records: [EvalRecord] = []
+        let bar = ProgressBar(total: cases.count * modes.count, label: "eval")
+        installInterruptHandler()
+        for c in cases {
+            for (mode, steer) in modes {
+                if interruptRequested != 0 { break }
+                var s = schedule
+                s.enabled = steer
+                let settings = GenerationSettings(
+                    sampler: SamplerSettings(prompt: c.prompt, seed: c.seed, steps: steps ?? model.config.default_steps,
+                                             guidanceScale: guidance ?? model.config.default_guidance),
+                    steering: s)
+                let record = try judge(generator: generator, case: c, mode: mode, settings: settings)
+                records.append(record)
+                if let handle { try EvalRecords.append(record, to: handle) }
+                let summary = EvalSummary(records: records)
+                bar.update(records.count, detail: String(format: "presence %.2f accuracy %.2f", summary.presence, summary.accuracy))
+            }
+        }
+        try handle?.close()
+        printSummary(records)
+        if interruptRequested != 0 { note("interrupted: \(records.count) records written"); throw ExitCode(130) }
+    }
+
+    func judge(generator: SteeredGenerator, case c: EvalCase, mode: String, settings: GenerationSettings) throws -> EvalRecord {
+        var lastProbability: [Int: Float] = [:]
+        let result: GenerationResult
+        do {
+            result = try generator.run(prompt: c.prompt, settings: settings, onEvent: { event in
+                if case .iteration(let it) = event { lastProbability[it.target] = it.targetProbability }
+            })
+        } catch let e as PromptError {
+            throw ValidationError("prompt \(c.index + 1) \"\(c.prompt)\": \(e.description)")
+        }
+        let image = result.image.reshaped(Array(result.image.shape.dropFirst()))
+        let detections = Detector().detect(image: image)
+        return Eval.record(case: c, mode: mode, graph: result.graph, detections: detections, seconds: result.seconds,
+                           probabilities: lastProbability.isEmpty ? nil : lastProbability.keys.sorted().map { lastProbability[$0]! })
+    }
+
+    func readPromptFile(_ path: String) throws -> [String] {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw ValidationError("cannot read \(path)") }
+        let lines = text.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        guard !lines.isEmpty else { throw ValidationError("\(path) has no prompts") }
+        return lines
+    }
+}
+
+struct EvalMerge: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "merge", abstract: "Combine shard files and print the summary.")
+    @Argument(help: "JSON-lines files written by `l2s eval --out`.") var files: [String]
+    @Option(help: "Write the merged records here.") var out: String?
+
+    func validate() throws { if files.isEmpty { throw ValidationError("give at least one file") } }
+
+    func run() throws {
+        let merged = try EvalRecords.merge(files.map(EvalRecords.read))
+        if let out {
+            _ = FileManager.default.createFile(atPath: out, contents: nil)
+            guard let h = FileHandle(forWritingAtPath: out) else { throw ValidationError("cannot write \(out)") }
+            for r in merged { try EvalRecords.append(r, to: h) }
+            try h.close()
+        }
+        printSummary(merged)
+    }
+}
+
+extension Eval {
+    /// "a red circle to the left of a blue square" for every ordered class pair and relation.
+    static func defaultPrompts() -> [String] {
+        var out: [String] = []
+        for a in Catalogue.classes {
+            for b in Catalogue.classes where a.index != b.index {
+                for r in ToyRelation.allCases {
+                    out.append(Captioner.relationCaption(subject: a, relation: r, object: b))
+                }
+            }
+        }
+        return out
+    }
+
+    static func toyRelation(_ r: SpatialRelation) -> ToyRelation {
+        switch r {
+        case .leftOf: return .leftOf
+        case .rightOf: return .rightOf
+        case .above: return .above
+        case .below: return .below
+        }
+    }
+
+    /// Judges an image against the prompt's graph: each object found (by class), each supported relation
+    /// held under the GenEval rule.
+    static func record(case c: EvalCase, mode: String, graph: RelationGraph, detections: [Detection], seconds: Double,
+                       probabilities: [Float]?) -> EvalRecord {
+        func detection(_ object: SceneObject) -> Detection? {
+            let name = object.vocabularyName ?? object.name
+            return detections.first { $0.objectClass.name == name }
+        }
+        let found = graph.objects.map { detection($0) != nil }
+        var relations: [String] = [], satisfied: [Bool] = []
+        for e in graph.edges {
+            guard let rel = e.relation else { continue }
+            relations.append("\(graph.objects[e.subject].name) \(rel.displayName) \(graph.objects[e.object].name)")
+            if let s = detection(graph.objects[e.subject]), let o = detection(graph.objects[e.object]) {
+                satisfied.append(holds(toyRelation(rel), subject: s, object: o))
+            } else {
+                satisfied.append(false)
+            }
+        }
+        return EvalRecord(index: c.index, prompt: c.prompt, seed: c.seed, mode: mode, objects: graph.objects.map(\.name),
+                          found: found, relations: relations, satisfied: satisfied, seconds: seconds,
+                          finalTargetProbability: probabilities)
+    }
+}
+
+/// Prints a per-mode summary table.
+func printSummary(_ records: [EvalRecord]) {
+    let modes = Array(Set(records.map(\.mode))).sorted()
+    print("mode                     images  presence  accuracy  left   right  above  below  s/image")
+    var base: Double?
+    for mode in modes {
+        let s = EvalSummary(records: records.filter { $0.mode == mode })
+        func rel(_ k: String) -> String { s.perRelation[k].map { String(format: "%.3f", $0) } ?? "  -  " }
+        print(String(format: "%-24@ %6d  %8.3f  %8.3f  %@  %@  %@  %@  %7.2f", mode as NSString, s.images, s.presence, s.accuracy,
+                     rel("left of"), rel("right of"), rel("above"), rel("below"), s.meanSeconds))
+        if mode == "base" { base = s.meanSeconds }
+    }
+    if let base, modes.count > 1 {
+        for mode in modes where mode != "base" {
+            let s = EvalSummary(records: records.filter { $0.mode == mode })
+            print(String(format: "time %@ ÷ base: %.2f×", mode, s.meanSeconds / base))
+        }
+    }
+}

@@ -1,0 +1,102 @@
+import ArgumentParser
+import Foundation
+import Tensors
+import Diffusion
+import Steering
+import ToyWorld
+
+/// `l2s generate`: one image (PNG + JSON sidecar), optionally steered.
+struct Generate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Generate an image for a prompt (PNG plus a JSON sidecar with the seed and settings).")
+
+    @OptionGroup var common: CommonOptions
+    @OptionGroup var models: ModelOptions
+    @OptionGroup var steering: SteeringOptions
+    @Option(help: "The prompt, e.g. \"a red circle to the left of a blue square\".") var prompt: String
+    @Option(help: "Random seed (printed and saved).") var seed: UInt64?
+    @Option(help: "Denoising steps (DDIM).") var steps: Int?
+    @Option(help: "Classifier-free guidance scale.") var guidance: Float?
+    @Option(help: "Output PNG path (a .json sidecar is written beside it).") var out: String?
+    @Option(help: "Upscale the saved PNG by this integer factor (nearest neighbour) for viewing.") var upscale = 1
+    @Option(help: "Write the whole event stream (steps, steering iterations) to this JSON file.") var trace: String?
+
+    func validate() throws {
+        guard (1...64).contains(upscale) else { throw ValidationError("--upscale must be in 1…64") }
+        if let steps, !(1...1000).contains(steps) { throw ValidationError("--steps must be in 1…1000") }
+        if let guidance, !(guidance.isFinite && guidance >= 0 && guidance <= 50) { throw ValidationError("--guidance must be in 0…50") }
+    }
+
+    func run() throws {
+        try common.apply()
+        let schedule = try steering.schedule()
+        let model = try models.loadModel()
+        let classifier = steering.steer && steering.loss == .learned ? try models.loadClassifier(required: true) : nil
+        let seed = self.seed ?? UInt64.random(in: 0..<1_000_000)
+        let sampler = SamplerSettings(prompt: prompt, seed: seed, steps: steps ?? model.config.default_steps,
+                                      guidanceScale: guidance ?? model.config.default_guidance)
+        let generator = SteeredGenerator(model: model, classifier: classifier, vocabulary: ModelOptions.toyVocabulary)
+        let outPath = out ?? "out/\(slug(prompt))-\(seed).png"
+        let sidecarPath = (outPath as NSString).deletingPathExtension + ".json"
+        note("seed \(seed)")
+        let bar = ProgressBar(total: sampler.steps, label: "generate")
+        var traceEvents: [[String: Any]] = []
+        var stepProbabilities: [[String: Any]] = []
+        var warnings: [String] = []
+        let result: GenerationResult
+        do {
+            result = try generator.run(prompt: prompt, settings: GenerationSettings(sampler: sampler, steering: schedule), onEvent: { event in
+                switch event {
+                case .parsed(let graph, let targets):
+                    if schedule.enabled && targets.isEmpty { warnings.append("nothing to steer in this prompt; generating unsteered") }
+                    if trace != nil { traceEvents.append(["event": "parsed", "graph": (try? JSONSerialization.jsonObject(with: Data(graph.jsonString().utf8))) ?? [:]]) }
+                case .iteration(let it):
+                    stepProbabilities.append(["step": it.step, "iteration": it.iteration, "relation": it.target,
+                                              "p_target": it.targetProbability, "loss": it.loss])
+                    if trace != nil {
+                        traceEvents.append(["event": "iteration", "step": it.step, "iteration": it.iteration, "relation": it.target,
+                                            "probabilities": it.probabilities, "p_target": it.targetProbability, "loss": it.loss,
+                                            "grad_norm": it.gradientNorm, "seconds": it.seconds, "note": it.note ?? "",
+                                            "subject_map": it.subjectMap, "object_map": it.objectMap])
+                    }
+                case .step(let s):
+                    bar.update(s.step + 1, detail: String(format: "t=%d %.2fs/step", s.timestep, s.seconds))
+                    if trace != nil { traceEvents.append(["event": "step", "step": s.step, "timestep": s.timestep, "seconds": s.seconds]) }
+                case .log(let line):
+                    warnings.append(line)
+                    if trace != nil { traceEvents.append(["event": "log", "message": line]) }
+                }
+            })
+        } catch let e as PromptError {
+            throw ValidationError(e.description)
+        }
+        for w in warnings { note("note: \(w)") }
+        let image = result.image.reshaped(Array(result.image.shape.dropFirst()))
+        let side = image.shape[1]
+        var rgb = imageToRGB8(image)
+        if upscale > 1 { rgb = upscaleNearest(rgb: rgb, width: side, height: side, factor: upscale) }
+        try FileManager.default.createDirectory(atPath: (outPath as NSString).deletingLastPathComponent.isEmpty ? "." : (outPath as NSString).deletingLastPathComponent,
+                                                withIntermediateDirectories: true)
+        try writePNG(rgb: rgb, width: side * upscale, height: side * upscale, to: outPath)
+        let sidecar: [String: Any] = [
+            "prompt": prompt, "seed": seed, "steps": sampler.steps, "guidance": sampler.guidanceScale,
+            "model": "toy", "model_hash": model.weightsHash, "steered": schedule.enabled,
+            "steering": (try? JSONSerialization.jsonObject(with: JSONEncoder().encode(schedule))) ?? [:],
+            "relations": result.graph.triplets().map { "\($0.0) \($0.1.displayName) \($0.2)" },
+            "seconds": result.seconds, "per_step": stepProbabilities, "png": (outPath as NSString).lastPathComponent,
+        ]
+        try JSONSerialization.data(withJSONObject: sidecar, options: [.prettyPrinted, .sortedKeys]).write(to: URL(fileURLWithPath: sidecarPath))
+        if let trace {
+            try JSONSerialization.data(withJSONObject: ["prompt": prompt, "seed": seed, "events": traceEvents], options: [.sortedKeys])
+                .write(to: URL(fileURLWithPath: trace))
+        }
+        print(outPath)
+        note(String(format: "wrote %@ and %@ (%.1f s)", outPath, sidecarPath, result.seconds))
+    }
+}
+
+/// A file-name-safe short form of a prompt.
+func slug(_ text: String) -> String {
+    let s = text.lowercased().map { $0.isLetter || $0.isNumber ? $0 : "-" }
+    return String(String(s).split(separator: "-").joined(separator: "-").prefix(60))
+}
