@@ -1,0 +1,201 @@
+import Foundation
+import Tensors
+import Diffusion
+
+/// One training image for the relation classifier: the clean latent, its two prompts and the TRUE relation.
+public struct RelationExample: Sendable {
+    public var id: Int
+    /// Clean latent [1, C, H, W] (the toy model: pixels in [−1, 1]).
+    public var latent: Tensor
+    /// Prompt stating the true relation.
+    public var positivePrompt: String
+    /// The same objects with a wrong relation word (dual inversion's negative).
+    public var negativePrompt: String
+    public var relation: SpatialRelation
+    public init(id: Int, latent: Tensor, positivePrompt: String, negativePrompt: String, relation: SpatialRelation) {
+        self.id = id; self.latent = latent; self.positivePrompt = positivePrompt
+        self.negativePrompt = negativePrompt; self.relation = relation
+    }
+}
+
+/// How the noisy latents whose maps are recorded are made.
+public enum DatasetSource: String, Codable, Sendable, CaseIterable {
+    /// DDIM inversion of the image under each prompt, then reconstruction; maps recorded on the way
+    /// down at the configured steps; a PSNR gate drops poor reconstructions (the paper's way).
+    case inversion
+    /// x_t = √ᾱ·x₀ + √(1−ᾱ)·ε with fresh noise, one conditional UNet pass per recorded step (~25× cheaper).
+    case forwardNoising = "forward-noising"
+}
+
+/// Settings of a dataset build.
+public struct DatasetConfig: Codable, Equatable, Sendable {
+    public var source: DatasetSource = .forwardNoising
+    /// Denoising step indices (of `steps`) whose maps are recorded.
+    public var recordSteps: [Int] = [5, 10, 15, 20, 25, 49]
+    public var steps: Int = 50
+    /// Positive prompts only (the ablation without dual prompts).
+    public var single: Bool = false
+    /// Reconstruction PSNR (dB) below which an inversion is dropped.
+    public var psnrGate: Double = 20
+    /// Fixed-point iterations per inversion step (0 = plain DDIM inversion).
+    public var fixedPointIterations: Int = 0
+    public var seed: UInt64 = 0
+    public init() {}
+}
+
+/// One recorded sample: subject and object maps at one step under one prompt, labelled with the true relation.
+public struct RelationSample {
+    public var maps: Tensor          // [2, C, 16, 16]
+    public var label: Int            // true relation's class index
+    public var step: Int             // denoising step index
+    public var negative: Bool        // recorded under the wrong-relation prompt
+    /// The relation the prompt stated (for leakage: how often wrong-prompt maps read as this).
+    public var promptLabel: Int
+    public var exampleID: Int
+}
+
+/// Records classifier training data from a model's own cross-attention.
+public final class DatasetBuilder {
+    public let model: TextToImageModel
+    public let config: DatasetConfig
+    let generator: SteeredGenerator
+
+    public init(model: TextToImageModel, config: DatasetConfig) {
+        self.model = model
+        self.config = config
+        generator = SteeredGenerator(model: model, classifier: nil)
+    }
+
+    /// Token spans (sequence positions) of the prompt's first relation's subject and object.
+    func spans(_ prompt: String) -> (Range<Int>, Range<Int>, SpatialRelation)? {
+        guard let graph = try? generator.parser.parse(prompt) else { return nil }
+        let targets = generator.targets(for: graph)
+        guard let first = targets.keys.sorted().first, let t = targets[first] else { return nil }
+        return (t.subjectTokens, t.objectTokens, t.relation)
+    }
+
+    /// Conditional UNet pass with capture; returns ε̂ and the [2, C, 16, 16] maps.
+    func passWithMaps(_ x: Tensor, timestep: Int, context: Tensor, subject: Range<Int>, object: Range<Int>) -> (Tensor, Tensor) {
+        let capture = AttentionCapture()
+        let eps = model.unet(x, timesteps: [Float(timestep)], context: context, capture: capture)!
+        let s = AttentionMaps.maps(capture.layers, tokenSpan: subject)
+        let o = AttentionMaps.maps(capture.layers, tokenSpan: object)
+        return (eps, Tensor.stack([s, o], axis: 0))
+    }
+
+    /// Samples for one example (both prompts unless `single`); `log` hears about skipped ones.
+    public func samples(for example: RelationExample, log: ((String) -> Void)? = nil) -> [RelationSample] {
+        noGrad {
+            var out: [RelationSample] = []
+            let prompts = config.single ? [(example.positivePrompt, false)] : [(example.positivePrompt, false), (example.negativePrompt, true)]
+            var rng = RNG(seed: config.seed &+ UInt64(example.id) &* 7919)
+            let scheduler = model.scheduler
+            let timesteps = scheduler.timesteps(steps: config.steps)
+            for (prompt, negative) in prompts {
+                guard let (subject, object, stated) = spans(prompt) else {
+                    log?("example \(example.id): no steerable relation in \"\(prompt)\"; skipped")
+                    continue
+                }
+                let context = model.encode([prompt])
+                switch config.source {
+                case .forwardNoising:
+                    for step in config.recordSteps where step < timesteps.count {
+                        let t = timesteps[step]
+                        let noise = Tensor.randn(example.latent.shape, rng: &rng)
+                        let xt = scheduler.addNoise(example.latent, noise: noise, t: t)
+                        let (_, maps) = passWithMaps(xt, timestep: t, context: context, subject: subject, object: object)
+                        out.append(RelationSample(maps: maps, label: example.relation.classIndex, step: step, negative: negative,
+                                                  promptLabel: stated.classIndex, exampleID: example.id))
+                    }
+                case .inversion:
+                    let inverted = Inversion(model: model, fixedPointIterations: config.fixedPointIterations)
+                    let deepest = (config.recordSteps.filter { $0 < timesteps.count }.min() ?? 0)
+                    let (xT, _) = inverted.invert(example.latent, context: context, steps: config.steps, downTo: deepest)
+                    var recorded: [RelationSample] = []
+                    var x = xT
+                    var x0 = x
+                    for step in deepest..<timesteps.count {
+                        let t = timesteps[step]
+                        let (eps, maps) = passWithMaps(x, timestep: t, context: context, subject: subject, object: object)
+                        if config.recordSteps.contains(step) {
+                            recorded.append(RelationSample(maps: maps, label: example.relation.classIndex, step: step, negative: negative,
+                                                           promptLabel: stated.classIndex, exampleID: example.id))
+                        }
+                        (x, x0) = scheduler.step(modelOutput: eps, t: t, sample: x, steps: config.steps)
+                    }
+                    let quality = psnr(x0, example.latent)
+                    if quality < config.psnrGate {
+                        log?(String(format: "example %d: reconstruction PSNR %.1f dB < %.1f; dropped", example.id, quality, config.psnrGate))
+                        continue
+                    }
+                    out += recorded
+                }
+            }
+            return out
+        }
+    }
+}
+
+/// PSNR in dB of `a` against `b`, both in [−1, 1] (peak-to-peak 2).
+public func psnr(_ a: Tensor, _ b: Tensor) -> Double {
+    var mse = 0.0
+    for i in 0..<a.count { let d = Double(a.pointer[i] - b.pointer[i]); mse += d * d }
+    mse /= Double(max(a.count, 1))
+    return mse == 0 ? 99 : 10 * Foundation.log10(4 / mse)
+}
+
+/// DDIM inversion (conditional branch only, no x̂₀ clipping) with optional fixed-point refinement:
+/// at each step up, ε̂ is re-evaluated at the current estimate of the noisier latent and the step
+/// repeated (the paper's SD data path uses 5 iterations).
+public struct Inversion {
+    public let model: TextToImageModel
+    public let fixedPointIterations: Int
+    public init(model: TextToImageModel, fixedPointIterations: Int = 0) {
+        self.model = model
+        self.fixedPointIterations = fixedPointIterations
+    }
+
+    /// Inverts clean latent x0 up to the latent at step index `downTo` of an `steps`-step schedule
+    /// (0 = the noisiest). Returns that latent and the trajectory (noisiest first).
+    public func invert(_ x0: Tensor, context: Tensor, steps: Int, downTo stepIndex: Int = 0) -> (Tensor, [Tensor]) {
+        noGrad {
+            var config = model.scheduler.config
+            config.clip_sample = false
+            let s = DDIMScheduler(config: config)
+            let timesteps = s.timesteps(steps: steps)
+            var x = x0
+            var trajectory: [Tensor] = [x0]
+            // Walk the schedule backwards: from the clean end (t_prev of the last step) up to timesteps[stepIndex].
+            let up = Array(timesteps[stepIndex...].reversed())
+            var tFrom = -1
+            for tNext in up {
+                var eps = model.unet(x, timesteps: [Float(max(tFrom, 0))], context: context)!
+                var next = s.invertStep(eps: eps, sample: x, from: tFrom, to: tNext)
+                for _ in 0..<fixedPointIterations {
+                    eps = model.unet(next, timesteps: [Float(tNext)], context: context)!
+                    next = s.invertStep(eps: eps, sample: x, from: tFrom, to: tNext)
+                }
+                x = next
+                trajectory.append(x)
+                tFrom = tNext
+            }
+            return (x, trajectory.reversed())
+        }
+    }
+
+    /// Inverts and reconstructs (DDIM down with the same context); returns the reconstruction and its PSNR.
+    public func roundTrip(_ x0: Tensor, context: Tensor, steps: Int) -> (Tensor, Double) {
+        noGrad {
+            let (xT, _) = invert(x0, context: context, steps: steps)
+            var config = model.scheduler.config
+            config.clip_sample = false
+            let s = DDIMScheduler(config: config)
+            var x = xT
+            for t in s.timesteps(steps: steps) {
+                let eps = model.unet(x, timesteps: [Float(t)], context: context)!
+                x = s.step(modelOutput: eps, t: t, sample: x, steps: steps).previous
+            }
+            return (x, psnr(x, x0))
+        }
+    }
+}
