@@ -25,13 +25,15 @@ public enum AttentionMaps {
 
     /// Maps [C, 16, 16] for the tokens at sequence positions `span` (e.g. the positions of "teddy bear").
     /// Layers' batch must be 1 (the conditional branch).
-    public static func maps(_ layers: [CapturedAttention], tokenSpan span: Range<Int>, size: Int = mapSize) -> Tensor {
+    /// With a batched capture, `item` picks the batch entry.
+    public static func maps(_ layers: [CapturedAttention], tokenSpan span: Range<Int>, item: Int? = nil, size: Int = mapSize) -> Tensor {
         precondition(!layers.isEmpty, "no cross-attention layers were captured")
         var parts: [Tensor] = []
         for i in channelOrder(layers) {
             let layer = layers[i]
-            let p = layer.probabilities  // [1, heads, HW, T]
-            precondition(p.shape[0] == 1, "attention maps need batch 1, got \(p.shape)")
+            var p = layer.probabilities  // [B, heads, HW, T]
+            if let item { p = p.sliced(axis: 0, item..<item + 1) }
+            precondition(p.shape[0] == 1, "attention maps need batch 1 (or an item), got \(p.shape)")
             precondition(span.lowerBound >= 0 && span.upperBound <= p.shape[3] && !span.isEmpty,
                          "token span \(span) outside 0..<\(p.shape[3])")
             var m = p.sliced(axis: 3, span)

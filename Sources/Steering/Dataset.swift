@@ -74,61 +74,82 @@ public final class DatasetBuilder {
         return (t.subjectTokens, t.objectTokens, t.relation)
     }
 
-    /// Conditional UNet pass with capture; returns ε̂ and the [2, C, 16, 16] maps.
-    func passWithMaps(_ x: Tensor, timestep: Int, context: Tensor, subject: Range<Int>, object: Range<Int>) -> (Tensor, Tensor) {
-        let capture = AttentionCapture()
-        let eps = model.unet(x, timesteps: [Float(timestep)], context: context, capture: capture)!
-        let s = AttentionMaps.maps(capture.layers, tokenSpan: subject)
-        let o = AttentionMaps.maps(capture.layers, tokenSpan: object)
-        return (eps, Tensor.stack([s, o], axis: 0))
+    /// One prompt of one example, resolved.
+    struct Job {
+        let example: RelationExample
+        let negative: Bool
+        let subject: Range<Int>
+        let object: Range<Int>
+        let stated: SpatialRelation
+        let prompt: String
     }
 
-    /// Samples for one example (both prompts unless `single`); `log` hears about skipped ones.
-    public func samples(for example: RelationExample, log: ((String) -> Void)? = nil) -> [RelationSample] {
+    /// Conditional UNet pass over a batch with capture; returns ε̂ [B, …] and each item's [2, C, 16, 16] maps.
+    func passWithMaps(_ x: Tensor, timestep: Int, context: Tensor, jobs: [Job]) -> (Tensor, [Tensor]) {
+        let capture = AttentionCapture(keepOnTape: false, conditionalHalfOnly: false)
+        let eps = model.unet(x, timesteps: [Float(timestep)], context: context, capture: capture)!
+        let maps = jobs.enumerated().map { i, job in
+            Tensor.stack([AttentionMaps.maps(capture.layers, tokenSpan: job.subject, item: i),
+                          AttentionMaps.maps(capture.layers, tokenSpan: job.object, item: i)], axis: 0)
+        }
+        return (eps, maps)
+    }
+
+    /// Samples for a batch of examples (both prompts each unless `single`), run as one UNet batch per
+    /// recorded step; `log` hears about skipped or dropped ones.
+    public func samples(for examples: [RelationExample], log: ((String) -> Void)? = nil) -> [RelationSample] {
         noGrad {
-            var out: [RelationSample] = []
-            let prompts = config.single ? [(example.positivePrompt, false)] : [(example.positivePrompt, false), (example.negativePrompt, true)]
-            var rng = RNG(seed: config.seed &+ UInt64(example.id) &* 7919)
-            let scheduler = model.scheduler
-            let timesteps = scheduler.timesteps(steps: config.steps)
-            for (prompt, negative) in prompts {
-                guard let (subject, object, stated) = spans(prompt) else {
-                    log?("example \(example.id): no steerable relation in \"\(prompt)\"; skipped")
-                    continue
-                }
-                let context = model.encode([prompt])
-                switch config.source {
-                case .forwardNoising:
-                    for step in config.recordSteps where step < timesteps.count {
-                        let t = timesteps[step]
-                        let noise = Tensor.randn(example.latent.shape, rng: &rng)
-                        let xt = scheduler.addNoise(example.latent, noise: noise, t: t)
-                        let (_, maps) = passWithMaps(xt, timestep: t, context: context, subject: subject, object: object)
-                        out.append(RelationSample(maps: maps, label: example.relation.classIndex, step: step, negative: negative,
-                                                  promptLabel: stated.classIndex, exampleID: example.id))
-                    }
-                case .inversion:
-                    let inverted = Inversion(model: model, fixedPointIterations: config.fixedPointIterations)
-                    let deepest = (config.recordSteps.filter { $0 < timesteps.count }.min() ?? 0)
-                    let (xT, _) = inverted.invert(example.latent, context: context, steps: config.steps, downTo: deepest)
-                    var recorded: [RelationSample] = []
-                    var x = xT
-                    var x0 = x
-                    for step in deepest..<timesteps.count {
-                        let t = timesteps[step]
-                        let (eps, maps) = passWithMaps(x, timestep: t, context: context, subject: subject, object: object)
-                        if config.recordSteps.contains(step) {
-                            recorded.append(RelationSample(maps: maps, label: example.relation.classIndex, step: step, negative: negative,
-                                                           promptLabel: stated.classIndex, exampleID: example.id))
-                        }
-                        (x, x0) = scheduler.step(modelOutput: eps, t: t, sample: x, steps: config.steps)
-                    }
-                    let quality = psnr(x0, example.latent)
-                    if quality < config.psnrGate {
-                        log?(String(format: "example %d: reconstruction PSNR %.1f dB < %.1f; dropped", example.id, quality, config.psnrGate))
+            var jobs: [Job] = []
+            for example in examples {
+                let prompts = config.single ? [(example.positivePrompt, false)] : [(example.positivePrompt, false), (example.negativePrompt, true)]
+                for (prompt, negative) in prompts {
+                    guard let (subject, object, stated) = spans(prompt) else {
+                        log?("example \(example.id): no steerable relation in \"\(prompt)\"; skipped")
                         continue
                     }
-                    out += recorded
+                    jobs.append(Job(example: example, negative: negative, subject: subject, object: object, stated: stated, prompt: prompt))
+                }
+            }
+            guard !jobs.isEmpty else { return [] }
+            let x0 = Tensor.concat(jobs.map(\.example.latent), axis: 0)
+            let context = model.encode(jobs.map(\.prompt))
+            let scheduler = model.scheduler
+            let timesteps = scheduler.timesteps(steps: config.steps)
+            let steps = config.recordSteps.filter { $0 < timesteps.count }
+            func sample(_ j: Job, _ maps: Tensor, _ step: Int) -> RelationSample {
+                RelationSample(maps: maps, label: j.example.relation.classIndex, step: step, negative: j.negative,
+                               promptLabel: j.stated.classIndex, exampleID: j.example.id)
+            }
+            var out: [RelationSample] = []
+            switch config.source {
+            case .forwardNoising:
+                var rng = RNG(seed: config.seed &+ UInt64(examples[0].id) &* 7919)
+                for step in steps {
+                    let t = timesteps[step]
+                    let xt = scheduler.addNoise(x0, noise: Tensor.randn(x0.shape, rng: &rng), t: t)
+                    let (_, maps) = passWithMaps(xt, timestep: t, context: context, jobs: jobs)
+                    for (j, m) in zip(jobs, maps) { out.append(sample(j, m, step)) }
+                }
+            case .inversion:
+                let deepest = steps.min() ?? 0
+                let (xT, _) = Inversion(model: model, fixedPointIterations: config.fixedPointIterations)
+                    .invert(x0, context: context, steps: config.steps, downTo: deepest)
+                var recorded: [[RelationSample]] = Array(repeating: [], count: jobs.count)
+                var x = xT, clean = xT
+                for step in deepest..<timesteps.count {
+                    let t = timesteps[step]
+                    let (eps, maps) = passWithMaps(x, timestep: t, context: context, jobs: jobs)
+                    if steps.contains(step) { for i in jobs.indices { recorded[i].append(sample(jobs[i], maps[i], step)) } }
+                    (x, clean) = scheduler.step(modelOutput: eps, t: t, sample: x, steps: config.steps)
+                }
+                for (i, j) in jobs.enumerated() {
+                    let quality = psnr(clean.sliced(axis: 0, i..<i + 1), j.example.latent)
+                    if quality < config.psnrGate {
+                        log?(String(format: "example %d (%@): reconstruction PSNR %.1f dB < %.1f; dropped", j.example.id,
+                                    j.negative ? "negative" : "positive", quality, config.psnrGate))
+                        continue
+                    }
+                    out += recorded[i]
                 }
             }
             return out

@@ -122,13 +122,26 @@ public final class BaseTrainer {
         try writeSafetensors(tensors, to: checkpointPath, metadata: ["step": "\(step)", "config": cfg])
     }
 
+    /// A trainer-less view for drawing batches from another seed stream (held-out diagnostics).
+    private init(model: ToyModel, trainingFor config: BaseTrainingConfig, batchSeed: UInt64) {
+        self.model = model
+        var c = config
+        c.seed = batchSeed
+        self.config = c
+        runDirectory = ""
+        parameters = []
+        optimizer = AdamW(parameters: [], lr: 1)
+        ema = EMA(parameters: [], decay: 0)
+        schedule = WarmupCosineSchedule(peak: 1, warmupSteps: 0, totalSteps: 1)
+    }
+
     /// The batch of step `s`: rendered images [B, 3, H, W] in [−1, 1] and their captions.
-    public func batch(at s: Int) -> (images: Tensor, captions: [String], rng: RNG) {
+    public func batch(at s: Int, count: Int? = nil) -> (images: Tensor, captions: [String], rng: RNG) {
         var rng = RNG(seed: config.seed &* 0x9E37_79B9_7F4A_7C15 &+ UInt64(s))
         let sampler = SceneSampler(size: model.config.image_size, objectCountWeights: config.objectCountWeights)
         let captioner = Captioner(rates: config.captionRates)
         var scenes: [Scene] = [], captions: [String] = []
-        for _ in 0..<config.batchSize {
+        for _ in 0..<(count ?? config.batchSize) {
             let scene = sampler.sample(using: &rng)
             scenes.append(scene)
             captions.append(captioner.caption(for: scene, using: &rng).text)
@@ -183,6 +196,24 @@ public final class BaseTrainer {
             progress(TrainingProgress(step: step, totalSteps: config.steps, loss: loss, smoothedLoss: smoothed,
                                       learningRate: optimizer.lr, imagesPerSecond: done * Double(config.batchSize) / elapsed,
                                       stepsPerSecond: done / elapsed, checkpointed: due))
+        }
+    }
+
+    /// Unweighted ε-prediction MSE of the current weights on a fixed held-out batch, per noise level
+    /// (timestep buckets of 100): shows which part of the schedule the model has learned.
+    public func lossByNoiseLevel(images: Int = 64) -> [(timestep: Int, mse: Float)] {
+        noGrad {
+            let held = BaseTrainer(model: model, trainingFor: config, batchSeed: 0xD1A9)
+            let (x0, captions, _) = held.batch(at: 0, count: images)
+            let context = model.encode(captions)
+            var rng = RNG(seed: 77)
+            let alphas = model.scheduler.alphasCumprod
+            return stride(from: 50, to: 1000, by: 100).map { t in
+                let noise = Tensor.randn(x0.shape, rng: &rng)
+                let xt = x0 * Float(alphas[t].squareRoot()) + noise * Float((1 - alphas[t]).squareRoot())
+                let pred = model.unet(xt, timesteps: [Float(t)], context: context)!
+                return (t, (pred - noise).square().mean().item)
+            }
         }
     }
 

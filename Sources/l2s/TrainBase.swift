@@ -27,6 +27,7 @@ struct TrainBase: ParsableCommand {
     @Flag(help: "Ignore an existing checkpoint and start over.") var fresh = false
     @Flag(help: "Export the checkpoint's weights to --export without training (a snapshot of a running job).") var exportOnly = false
     @Flag(help: "With --export-only: export the raw weights instead of the EMA.") var raw = false
+    @Flag(help: "Print the checkpoint's ε-prediction error per noise level on a held-out batch, then exit.") var diagnose = false
 
     func validate() throws {
         guard [32, 48, 64].contains(size) else { throw ValidationError("--size must be 32, 48 or 64") }
@@ -48,6 +49,13 @@ struct TrainBase: ParsableCommand {
         if fresh { try? FileManager.default.removeItem(atPath: runDir + "/checkpoint.safetensors") }
         let trainer = try BaseTrainer(model: model, config: config, runDirectory: runDir)
         let resumed = try trainer.resumeIfPossible()
+        if diagnose {
+            guard resumed > 0 else { throw ValidationError("no checkpoint in \(runDir) to diagnose") }
+            if !raw { trainer.applyEMA() }
+            print("step \(resumed) (\(raw ? "raw" : "EMA") weights): held-out ε MSE by timestep")
+            for (t, mse) in trainer.lossByNoiseLevel() { print(String(format: "t=%4d  %.4f", t, mse)) }
+            return
+        }
         if exportOnly {
             guard resumed > 0 else { throw ValidationError("no checkpoint in \(runDir) to export") }
             if !raw { trainer.applyEMA() }

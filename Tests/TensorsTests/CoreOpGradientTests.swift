@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import Tensors
 
@@ -152,5 +153,19 @@ struct CoreOpGradientTests {
         let n = Tensor.randn([100_000], rng: &d)
         let mean = n.mean().item, sd = (n.square().mean().item - mean * mean).squareRoot()
         #expect(abs(mean) < 0.02 && abs(sd - 1) < 0.02)
+    }
+}
+
+@Suite struct FastMathTests {
+    @Test func vectorExpMatchesLibm() {
+        let xs = stride(from: Float(-90), through: 88, by: 0.0137).map { $0 }
+        let ys = fastExp(xs)
+        for (x, y) in zip(xs, ys) {
+            let ref = Foundation.exp(Double(x))
+            if ref < 1e-37 { #expect(y < 1e-36); continue }
+            #expect(abs(Double(y) - ref) / ref < 5e-7, "exp(\(x)) = \(y), libm \(ref)")
+        }
+        #expect(fastExp([-.infinity, 0])[1] == 1)
+        #expect(fastExp([-.infinity])[0] < 1e-37)
     }
 }

@@ -8,7 +8,10 @@ import Foundation
 extension Tensor {
     /// x · sigmoid(x).
     public func silu() -> Tensor {
-        mapUnary(self) { $0 * sigmoidScalar($0) }.recorded("silu", [self]) { g in
+        let out = Tensor(uninitialized: shape)
+        let px = pointer, po = out.pointer
+        parallelFor(count, grain: 1 << 15) { r in vsilu(px + r.lowerBound, po + r.lowerBound, r.count) }
+        return out.recorded("silu", [self]) { g in
             [broadcastBinary(g, self) { gy, x in
                 let s = sigmoidScalar(x)
                 return gy * s * (1 + x * (1 - s))

@@ -11,12 +11,12 @@ func softmaxRows(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, ro
             for j in 0..<n { m = max(m, p[j]) }
             if m == -.infinity { m = 0 }
             var s: Float = 0
+            vexp(p, q, n, shift: -m)
+            for j in 0..<n { s += q[j] }
             if log {
-                for j in 0..<n { s += Foundation.exp(p[j] - m) }
                 let lse = m + Foundation.log(s)
                 for j in 0..<n { q[j] = p[j] - lse }
             } else {
-                for j in 0..<n { let e = Foundation.exp(p[j] - m); q[j] = e; s += e }
                 let inv = 1 / s
                 for j in 0..<n { q[j] *= inv }
             }
