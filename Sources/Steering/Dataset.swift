@@ -204,15 +204,16 @@ public struct Inversion {
         }
     }
 
-    /// Inverts and reconstructs (DDIM down with the same context); returns the reconstruction and its PSNR.
-    public func roundTrip(_ x0: Tensor, context: Tensor, steps: Int) -> (Tensor, Double) {
+    /// Inverts up to step index `from` and reconstructs (DDIM down with the same context); returns the
+    /// reconstruction and its PSNR against x0.
+    public func roundTrip(_ x0: Tensor, context: Tensor, steps: Int, from stepIndex: Int = 0) -> (Tensor, Double) {
         noGrad {
-            let (xT, _) = invert(x0, context: context, steps: steps)
+            let (xT, _) = invert(x0, context: context, steps: steps, downTo: stepIndex)
             var config = model.scheduler.config
             config.clip_sample = false
             let s = DDIMScheduler(config: config)
             var x = xT
-            for t in s.timesteps(steps: steps) {
+            for t in s.timesteps(steps: steps)[stepIndex...] {
                 let eps = model.unet(x, timesteps: [Float(t)], context: context)!
                 x = s.step(modelOutput: eps, t: t, sample: x, steps: steps).previous
             }
