@@ -1,8 +1,10 @@
 import Foundation
 
-// Scaled dot-product attention built from batched GEMMs and a row softmax. It can hand back its
-// probabilities, which is how the diffusion layer captures cross-attention maps (and, with the tape
-// on, lets a loss on those maps reach the latent).
+// Scaled dot-product attention. The plain path is one fused op: per (batch, head) block, scores into
+// a buffer, softmax in place, then P·V, with its own backward; only P is kept for the pullback. When
+// the caller wants the probabilities themselves (cross-attention capture) and they must stay
+// differentiable (a steering loss on the maps), it is built from matmul + softmax so gradients can
+// flow through both outputs.
 
 /// Output and, when asked, the attention probabilities softmax(q·kᵀ·scale).
 public struct AttentionResult {
@@ -17,11 +19,71 @@ public func scaledDotProductAttention(query q: Tensor, key k: Tensor, value v: T
                                       mask: Tensor? = nil, returnProbabilities: Bool = false) -> AttentionResult {
     let d = q.shape.last!
     let s = scale ?? 1 / Float(d).squareRoot()
-    var scores = q.matmul(k, transposeOther: true) * s
-    if let mask { scores = scores + mask }
-    let probs = scores.softmax()
-    let out = probs.matmul(v)
-    return AttentionResult(output: out, probabilities: returnProbabilities ? probs : nil)
+    let tracked = GradMode.isEnabled && (q.requiresGrad || k.requiresGrad || v.requiresGrad || (mask?.requiresGrad ?? false))
+    if returnProbabilities && tracked || mask?.requiresGrad == true || q.shape.dropLast(2) != k.shape.dropLast(2)
+        || k.shape.dropLast(2) != v.shape.dropLast(2) {
+        var scores = q.matmul(k, transposeOther: true) * s
+        if let mask { scores = scores + mask }
+        let probs = scores.softmax()
+        let out = probs.matmul(v)
+        return AttentionResult(output: out, probabilities: returnProbabilities ? probs : nil)
+    }
+    let (out, probs) = fusedAttention(q, k, v, scale: s, mask: mask)
+    return AttentionResult(output: out, probabilities: returnProbabilities ? probs.detached() : nil)
+}
+
+/// The fused op: returns the output (recorded on the tape) and P (a plain tensor).
+func fusedAttention(_ q: Tensor, _ k: Tensor, _ v: Tensor, scale: Float, mask: Tensor?) -> (Tensor, Tensor) {
+    let lq = q.shape[q.rank - 2], d = q.shape[q.rank - 1]
+    let lk = k.shape[k.rank - 2], dv = v.shape[v.rank - 1]
+    precondition(k.shape[k.rank - 1] == d && v.shape[v.rank - 2] == lk, "attention: q \(q.shape), k \(k.shape), v \(v.shape)")
+    let batch = q.count / max(lq * d, 1)
+    let probs = Tensor(uninitialized: Array(q.shape.dropLast(2)) + [lq, lk])
+    let out = Tensor(uninitialized: Array(q.shape.dropLast()) + [dv])
+    // The mask as [lq, lk] (it must broadcast over the batch axes).
+    let maskRows: Tensor? = mask.map { m in m.count == lq * lk ? m : m.expanded(to: [lq, lk]) }
+    let pq = q.pointer, pk = k.pointer, pv = v.pointer, pp = probs.pointer, po = out.pointer
+    let pm = maskRows?.pointer
+    parallelFor(batch, costPerItem: lq * lk * (2 * d + dv), grain: 1 << 16) { range in
+        for b in range {
+            let P = pp + b * lq * lk
+            sgemm(transA: false, transB: true, m: lq, n: lk, k: d, alpha: scale, a: pq + b * lq * d, lda: d,
+                  b: pk + b * lk * d, ldb: d, c: P, ldc: lk)
+            if let pm { for i in 0..<(lq * lk) { P[i] += pm[i] } }
+            softmaxRows(P, P, rows: lq, n: lk, log: false)
+            sgemm(transA: false, transB: false, m: lq, n: dv, k: lk, a: P, lda: lk, b: pv + b * lk * dv, ldb: dv,
+                  c: po + b * lq * dv, ldc: dv)
+        }
+    }
+    let result = out.recorded("attention", [q, k, v]) { [probs] g in
+        let pp = probs.pointer  // the closure owns P (raw pointers alone would not keep it alive)
+        let gq = Tensor(uninitialized: q.shape), gk = Tensor(uninitialized: k.shape), gv = Tensor(uninitialized: v.shape)
+        let pg = g.pointer
+        parallelFor(batch, costPerItem: lq * lk * (2 * d + 2 * dv), grain: 1 << 16) { range in
+            let dP = UnsafeMutablePointer<Float>.allocate(capacity: lq * lk)
+            defer { dP.deallocate() }
+            for b in range {
+                let P = pp + b * lq * lk, G = pg + b * lq * dv
+                // dV = Pᵀ·dO; dP = dO·Vᵀ
+                sgemm(transA: true, transB: false, m: lk, n: dv, k: lq, a: P, lda: lk, b: G, ldb: dv, c: gv.pointer + b * lk * dv, ldc: dv)
+                sgemm(transA: false, transB: true, m: lq, n: lk, k: dv, a: G, lda: dv, b: pv + b * lk * dv, ldb: dv, c: dP, ldc: lk)
+                // dS = P ⊙ (dP − rowsum(dP ⊙ P))
+                for i in 0..<lq {
+                    let row = dP + i * lk, prow = P + i * lk
+                    var dot: Float = 0
+                    for j in 0..<lk { dot += row[j] * prow[j] }
+                    for j in 0..<lk { row[j] = prow[j] * (row[j] - dot) }
+                }
+                // dQ = scale·dS·K; dK = scale·dSᵀ·Q
+                sgemm(transA: false, transB: false, m: lq, n: d, k: lk, alpha: scale, a: dP, lda: lk, b: pk + b * lk * d, ldb: d,
+                      c: gq.pointer + b * lq * d, ldc: d)
+                sgemm(transA: true, transB: false, m: lk, n: d, k: lq, alpha: scale, a: dP, lda: lk, b: pq + b * lq * d, ldb: d,
+                      c: gk.pointer + b * lk * d, ldc: d)
+            }
+        }
+        return [gq, gk, gv]
+    }
+    return (result, probs)
 }
 
 /// An additive causal mask [L, L]: 0 on and below the diagonal, -inf above (CLIP's text encoder).
