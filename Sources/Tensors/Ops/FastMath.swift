@@ -7,7 +7,12 @@ import Foundation
 @inline(__always)
 func simdExp(_ v: SIMD8<Float>) -> SIMD8<Float> {
     let x = v.clamped(lowerBound: SIMD8(repeating: -87.33654), upperBound: SIMD8(repeating: 88.0))  // e^88 ≈ 1.7e38; beyond it 2^k would overflow before scaling
-    let k = (x * 1.44269504088896341).rounded(.toNearestOrEven)
+    // Round x·log2(e) to an integer with the 1.5·2²³ trick: the float add rounds to nearest even, and
+    // the sum's low mantissa bits hold k. (SIMD's rounded(_:) and Int32(_:rounding:) conversions are
+    // generic per-lane code here: measured 20× slower.)
+    let magic = SIMD8<Float>(repeating: 12_582_912)
+    let shifted = x * 1.44269504088896341 + magic
+    let k = shifted - magic
     var r = x - k * 0.693359375
     r = r - k * -2.12194440e-4
     let r2 = r * r
@@ -18,7 +23,8 @@ func simdExp(_ v: SIMD8<Float>) -> SIMD8<Float> {
     p = p * r + 1.6666665459e-1
     p = p * r + 5.0000001201e-1
     p = p * r2 + r + 1
-    let bits = (SIMD8<Int32>(k, rounding: .towardZero) &+ 127) &<< 23
+    let ki = unsafeBitCast(shifted, to: SIMD8<Int32>.self) &- 0x4B40_0000
+    let bits = (ki &+ 127) &<< 23
     return p * unsafeBitCast(bits, to: SIMD8<Float>.self)
 }
 
