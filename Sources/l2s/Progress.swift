@@ -8,6 +8,8 @@ final class ProgressBar {
     let isTTY = isatty(2) != 0
     private var lastPrint = Date.distantPast
     private let start = Date()
+    /// Progress already done when this bar started (a resumed job): the ETA uses only this run's rate.
+    private var startedAt: Int?
 
     init(total: Int, label: String) {
         self.total = max(total, 1)
@@ -24,7 +26,9 @@ final class ProgressBar {
         let filled = Int(frac * Double(width))
         let bar = String(repeating: "█", count: filled) + String(repeating: "·", count: width - filled)
         let elapsed = now.timeIntervalSince(start)
-        let eta = done > 0 ? elapsed / Double(done) * Double(total - done) : 0
+        if startedAt == nil { startedAt = max(done - 1, 0) }
+        let doneHere = done - startedAt!
+        let eta = doneHere > 0 ? elapsed / Double(doneHere) * Double(total - done) : 0
         let line = "\(label) \(bar) \(done)/\(total) \(detail) ETA \(formatDuration(eta))"
         if isTTY {
             FileHandle.standardError.write(("\r\u{1B}[2K" + line).data(using: .utf8)!)
