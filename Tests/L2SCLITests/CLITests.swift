@@ -1,2 +1,126 @@
+import Foundation
 import Testing
-@Test func placeholder() {}
+import ToyWorld
+import Tensors
+
+/// End-to-end tests of the `l2s` binary: exit codes, output files, and one clear error for bad input.
+@Suite("l2s command line", .serialized) struct CLITests {
+    /// The built `l2s` next to the test bundle (`swift test` builds it because this target depends on it).
+    static let binary: String = {
+        let dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        for candidate in [dir, dir.deletingLastPathComponent()] {
+            let p = candidate.appendingPathComponent("l2s").path
+            if FileManager.default.isExecutableFile(atPath: p) { return p }
+        }
+        return dir.appendingPathComponent("l2s").path
+    }()
+
+    struct Result { let status: Int32; let stdout: String; let stderr: String }
+
+    static func run(_ args: [String], environment: [String: String] = [:]) throws -> Result {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: binary)
+        p.arguments = args
+        var env = ProcessInfo.processInfo.environment
+        env["L2S_THREADS"] = "1"
+        for (k, v) in environment { env[k] = v }
+        p.environment = env
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        try p.run()
+        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return Result(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+    }
+
+    /// A directory holding an untrained embedded-model layout (config + weights), made once.
+    static let tinyAssets: String = {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("l2s-cli-assets-\(getpid())").path
+        let model = try! ToyModel(config: .small, seed: 1)
+        try! model.save(directory: dir + "/toy")
+        return dir
+    }()
+
+    @Test func helpListsEverySubcommand() throws {
+        let r = try Self.run(["--help"])
+        #expect(r.status == 0)
+        for sub in ["generate", "eval", "parse", "build-dataset", "train-base", "train-classifier", "bench"] {
+            #expect(r.stdout.contains(sub), "--help does not mention \(sub)")
+            let h = try Self.run([sub, "--help"])
+            #expect(h.status == 0 && h.stdout.contains("USAGE"), "\(sub) --help failed")
+        }
+    }
+
+    @Test func parsePrintsTheGraphAsJSON() throws {
+        let r = try Self.run(["parse", "a photo of a dog right of a teddy bear"])
+        #expect(r.status == 0)
+        let json = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]
+        let triplets = json?["triplets"] as? [[String]]
+        #expect(triplets?.first == ["dog", "to the right of", "teddy bear"])
+    }
+
+    @Test func badInputGivesOneClearErrorAndNonZeroExit() throws {
+        let cases: [([String], String)] = [
+            (["parse", ""], "empty"),
+            (["parse", String(repeating: "a dog ", count: 2000)], "long"),
+            (["generate", "--prompt", "a red circle", "--steps", "0"], "steps"),
+            (["generate", "--prompt", "a red circle", "--assets", "/nonexistent"], "weights"),
+            (["eval", "--shard", "3/2"], "shard"),
+            (["bench", "engine", "--repeats", "0"], "repeats"),
+            (["train-base", "--size", "40"], "size"),
+            (["generate", "--prompt", "x", "--model", "/tmp/sd"], "not supported"),
+        ]
+        for (args, fragment) in cases {
+            let r = try Self.run(args)
+            #expect(r.status != 0, "\(args) exited 0")
+            #expect(r.stderr.lowercased().contains(fragment.lowercased()), "\(args): stderr was \(r.stderr)")
+            #expect(!r.stderr.contains("Fatal error"), "\(args) crashed: \(r.stderr)")
+        }
+    }
+
+    @Test func generateWritesPNGAndSidecarWithTheSeed() throws {
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("l2s-gen-\(getpid())/img.png").path
+        let r = try Self.run(["generate", "--assets", Self.tinyAssets, "--prompt", "a red circle to the left of a blue square",
+                              "--seed", "7", "--steps", "3", "--out", out, "--steer", "--loss", "handcrafted", "--iterations", "1",
+                              "--trace", out + ".trace.json"])
+        #expect(r.status == 0, "stderr: \(r.stderr)")
+        #expect(r.stderr.contains("seed 7"))
+        let png = try readPNG(path: out)
+        #expect(png.width == 32 && png.height == 32)
+        let sidecar = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out.replacingOccurrences(of: ".png", with: ".json")))) as? [String: Any]
+        #expect(sidecar?["seed"] as? Int == 7)
+        #expect(sidecar?["prompt"] as? String == "a red circle to the left of a blue square")
+        let trace = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + ".trace.json"))) as? [String: Any]
+        let events = trace?["events"] as? [[String: Any]] ?? []
+        #expect(events.contains { $0["event"] as? String == "iteration" })
+        #expect(events.filter { $0["event"] as? String == "step" }.count == 3)
+        // Same seed → same pixels.
+        let again = out.replacingOccurrences(of: "img.png", with: "img2.png")
+        _ = try Self.run(["generate", "--assets", Self.tinyAssets, "--prompt", "a red circle to the left of a blue square",
+                          "--seed", "7", "--steps", "3", "--out", again, "--steer", "--loss", "handcrafted", "--iterations", "1"])
+        #expect(try readPNG(path: again).rgb == png.rgb)
+    }
+
+    @Test func evalShardsMergeToTheWholeGrid() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("l2s-eval-\(getpid())").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        try "a red circle above a blue square\na green triangle to the right of a yellow star\na white cross below an orange ring\n"
+            .write(toFile: dir + "/prompts.txt", atomically: true, encoding: .utf8)
+        for i in 0..<2 {
+            let r = try Self.run(["eval", "--assets", Self.tinyAssets, "--prompts", dir + "/prompts.txt", "--steps", "2",
+                                  "--shard", "\(i)/2", "--out", dir + "/s\(i).jsonl"])
+            #expect(r.status == 0, "stderr: \(r.stderr)")
+        }
+        let merged = try Self.run(["eval", "merge", dir + "/s0.jsonl", dir + "/s1.jsonl"])
+        #expect(merged.status == 0)
+        #expect(merged.stdout.contains("base") && merged.stdout.contains("     3  "), "\(merged.stdout)")
+    }
+
+    @Test func benchEngineRunsQuick() throws {
+        let r = try Self.run(["bench", "engine", "--quick", "--repeats", "1", "--json"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let json = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]
+        #expect((json?["results"] as? [Any])?.count == 5)
+    }
+}
