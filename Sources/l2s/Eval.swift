@@ -23,7 +23,9 @@ struct EvalRun: ParsableCommand {
     @OptionGroup var common: CommonOptions
     @OptionGroup var models: ModelOptions
     @OptionGroup var steering: SteeringOptions
-    @Option(help: "Prompt file, one prompt per line (default: all toy pairs × relations).") var prompts: String?
+    @Option(help: "Prompt file, one prompt per line (default: the --preset list).") var prompts: String?
+    @Option(help: "Built-in prompt list: pairs (8×7 ordered class pairs × 4 relations = 224) or chains (200 three-object prompts with two relations).")
+    var preset = "pairs"
     @Option(help: "Seeds per prompt.") var seeds = 1
     @Option(help: "First seed.") var firstSeed: UInt64 = 0
     @Option(help: "Use only the first N prompts.") var limit: Int?
@@ -35,6 +37,7 @@ struct EvalRun: ParsableCommand {
 
     func validate() throws {
         guard (1...10_000).contains(seeds) else { throw ValidationError("--seeds must be in 1…10000") }
+        guard ["pairs", "chains"].contains(preset) else { throw ValidationError("--preset must be pairs or chains") }
         if let shard, EvalGrid.parseShard(shard) == nil { throw ValidationError("--shard must look like i/n with 0 ≤ i < n") }
         if let limit, limit < 1 { throw ValidationError("--limit must be ≥ 1") }
     }
@@ -46,7 +49,7 @@ struct EvalRun: ParsableCommand {
         let wantsSteer = steering.steer || compare
         if compare { schedule.enabled = true }
         let classifier = wantsSteer && schedule.loss == .learned ? try models.loadClassifier(required: true) : nil
-        var list = try prompts.map(readPromptFile) ?? Eval.defaultPrompts()
+        var list = try prompts.map(readPromptFile) ?? (preset == "chains" ? Eval.chainPrompts() : Eval.defaultPrompts())
         if let limit { list = Array(list.prefix(limit)) }
         var cases = EvalGrid.cases(prompts: list, seeds: seeds, firstSeed: firstSeed)
         if let shard, let (i, n) = EvalGrid.parseShard(shard) { cases = EvalGrid.shard(cases, index: i, count: n) }
@@ -135,6 +138,25 @@ extension Eval {
                     out.append(Captioner.relationCaption(subject: a, relation: r, object: b))
                 }
             }
+        }
+        return out
+    }
+
+    /// 200 chained prompts "A r1 B r2 C" over three distinct classes, relations distinct and never both
+    /// horizontal (two "to the … of" phrases would pass the model's 14-word limit). Fixed seed.
+    static func chainPrompts(count: Int = 200) -> [String] {
+        let pairs: [(ToyRelation, ToyRelation)] = [(.leftOf, .above), (.leftOf, .below), (.rightOf, .above), (.rightOf, .below),
+                                                   (.above, .leftOf), (.below, .leftOf), (.above, .rightOf), (.below, .rightOf),
+                                                   (.above, .below), (.below, .above)]
+        var rng = RNG(seed: 2024)
+        var out: [String] = []
+        var seen = Set<String>()
+        while out.count < count {
+            var classes = Catalogue.classes
+            rng.shuffle(&classes)
+            let (r1, r2) = pairs[rng.int(below: pairs.count)]
+            let p = "\(Captioner.phrase(classes[0])) \(r1.phrase) \(Captioner.phrase(classes[1])) \(r2.phrase) \(Captioner.phrase(classes[2]))"
+            if seen.insert(p).inserted { out.append(p) }
         }
         return out
     }
