@@ -131,14 +131,16 @@ struct TrainClassifier: ParsableCommand {
 
     func run() throws {
         try common.apply()
-        var all = RelationDataset()
+        var all = RelationDataset()  // every shard, before the split
         for dir in data.split(separator: ",").map(String.init) {
             guard let files = try? FileManager.default.contentsOfDirectory(atPath: dir) else { throw ValidationError("cannot read \(dir)") }
             for f in files.sorted() where f.hasSuffix(".safetensors") { all.append(contentsOf: try RelationDataset.read(dir + "/" + f)) }
         }
         guard all.count > 0 else { throw ValidationError("no samples in \(data); run `l2s build-dataset` first") }
-        if positiveOnly { all = all.subset((0..<all.count).filter { !all.negative[$0] }) }
-        let (trainSet, validation) = all.split(validationEvery: 10)
+        var (trainSet, validation) = all.split(validationEvery: 10)
+        // The single-prompt ablation trains on positives only but is judged on the same held-out set
+        // (negatives included), so its leakage is measured the same way.
+        if positiveOnly { trainSet = trainSet.subset((0..<trainSet.count).filter { !trainSet.negative[$0] }) }
         var c = RelationClassifierConfig()
         c.d_model = dModel; c.extractor_nhead = 4; c.extractor_num_layers = 2; c.extractor_dim_feedforward = dModel * 2
         c.extractor_layer_attn_nheads = 4; c.classifier_nhead = 4; c.classifier_num_layers = 2; c.classifier_dim_feedforward = dModel * 2

@@ -34,6 +34,7 @@ struct EvalRun: ParsableCommand {
     @Option(help: "Guidance scale.") var guidance: Float?
     @Option(help: "Write one JSON record per image to this file (JSON lines).") var out: String?
     @Flag(help: "Run base and steered on the same prompts and seeds (two records per case).") var compare = false
+    @Option(help: "Name of the steered rows (default steered-<loss>), e.g. to tell two classifiers apart.") var label: String?
 
     func validate() throws {
         guard (1...10_000).contains(seeds) else { throw ValidationError("--seeds must be in 1…10000") }
@@ -53,8 +54,9 @@ struct EvalRun: ParsableCommand {
         if let limit { list = Array(list.prefix(limit)) }
         var cases = EvalGrid.cases(prompts: list, seeds: seeds, firstSeed: firstSeed)
         if let shard, let (i, n) = EvalGrid.parseShard(shard) { cases = EvalGrid.shard(cases, index: i, count: n) }
-        let modes: [(String, Bool)] = compare ? [("base", false), ("steered-\(schedule.loss.rawValue)", true)]
-                                              : [(schedule.enabled ? "steered-\(schedule.loss.rawValue)" : "base", schedule.enabled)]
+        let steeredName = label ?? "steered-\(schedule.loss.rawValue)"
+        let modes: [(String, Bool)] = compare ? [("base", false), (steeredName, true)]
+                                              : [(schedule.enabled ? steeredName : "base", schedule.enabled)]
         let handle: FileHandle? = try out.map { path in
             _ = FileManager.default.createFile(atPath: path, contents: nil)
             guard let h = FileHandle(forWritingAtPath: path) else { throw ValidationError("cannot write \(path)") }
