@@ -25,7 +25,10 @@ vocabulary = the first 486 merges) so the folders stay in the tens of KB. Weight
 affines are perturbed so they are tested too. fp16 files hold the same (rounded) weights the
 references were computed with.
 
-Usage: python3 Scripts/make_sd_fixtures.py   (needs torch, diffusers, transformers, open-clip-torch)
+  sd-structure.json: key → shape listings of SD 1.5/SD 2-shaped UNet, VAE and CLIP at reduced widths
+    but full depth, with their configs (`--structure` writes only this file).
+
+Usage: python3 Scripts/make_sd_fixtures.py [--structure]   (needs torch, diffusers, transformers, open-clip-torch)
 """
 import json
 import os
@@ -180,6 +183,47 @@ def build(name, sd2):
           f"unet.out max {R['unet.out'].abs().max():.3g}, decoded max {R['vae.decoded'].abs().max():.3g}, ids {ids[0, :13].tolist()}")
 
 
+
+
+def structure():
+    """Key → shape listings of SD 1.5- and SD 2-shaped models at reduced widths (full depth: 4 UNet blocks
+    of 2 layers, 4 VAE blocks, 12 CLIP layers), with their configs, plus the full-size parameter counts
+    (meta device, nothing allocated). Written to Fixtures/sd-structure.json."""
+    out = {}
+    for name, sd2 in [("sd15", False), ("sd2", True)]:
+        unet_cfg = dict(block_out_channels=[32, 64, 128, 128], cross_attention_dim=48, norm_num_groups=32,
+                        attention_head_dim=[2, 4, 8, 8] if sd2 else 8, use_linear_projection=sd2)
+        vae_cfg = dict(block_out_channels=[32, 32, 64, 64], norm_num_groups=32, layers_per_block=2,
+                       down_block_types=["DownEncoderBlock2D"] * 4, up_block_types=["UpDecoderBlock2D"] * 4)
+        text_cfg = dict(vocab_size=100, hidden_size=48, intermediate_size=96, num_attention_heads=4,
+                        num_hidden_layers=23 if sd2 else 12, max_position_embeddings=77,
+                        hidden_act="gelu" if sd2 else "quick_gelu")
+        with torch.device("meta"):
+            unet = UNet2DConditionModel(**unet_cfg)
+            vae = AutoencoderKL(**vae_cfg)
+            text = CLIPTextModel(CLIPTextConfig(**text_cfg))
+        listing = lambda m: [[k, list(v.shape)] for k, v in m.state_dict().items()]
+        out[name] = {"unet_config": unet_cfg, "vae_config": vae_cfg, "text_config": text_cfg,
+                     "unet": listing(unet), "vae": listing(vae), "text_encoder": listing(text)}
+    # full-size parameter counts for the record (SD 1.5 and SD 2 configs)
+    counts = {}
+    for name, cfg, heads, ctx, lin, layers, width in [("sd15", {}, 8, 768, False, 12, 768), ("sd2", {}, [5, 10, 20, 20], 1024, True, 23, 1024)]:
+        with torch.device("meta"):
+            u = UNet2DConditionModel(attention_head_dim=heads, cross_attention_dim=ctx, use_linear_projection=lin)
+            v = AutoencoderKL(block_out_channels=[128, 256, 512, 512], layers_per_block=2, down_block_types=["DownEncoderBlock2D"] * 4,
+                              up_block_types=["UpDecoderBlock2D"] * 4)
+            t = CLIPTextModel(CLIPTextConfig(hidden_size=width, intermediate_size=width * 4, num_attention_heads=width // 64,
+                                             num_hidden_layers=layers, hidden_act="gelu" if name == "sd2" else "quick_gelu"))
+        counts[name] = {k: sum(p.numel() for p in m.parameters()) for k, m in [("unet", u), ("vae", v), ("text_encoder", t)]}
+    out["full_size_parameter_counts"] = counts
+    path = os.path.join(FIX, "sd-structure.json")
+    with open(path, "w") as f:
+        json.dump(out, f, separators=(",", ":"))
+    print(f"structure: {os.path.getsize(path) // 1024} KB; full-size counts {counts}")
+
+
 if __name__ == "__main__":
-    build("tiny-sd", sd2=False)
-    build("tiny-sd2", sd2=True)
+    if "--structure" not in sys.argv:
+        build("tiny-sd", sd2=False)
+        build("tiny-sd2", sd2=True)
+    structure()
