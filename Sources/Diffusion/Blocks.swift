@@ -5,30 +5,33 @@ import Tensors
 // match: ResnetBlock2D, Attention, GEGLU/FeedForward, BasicTransformerBlock, Transformer2DModel,
 // Downsample2D, Upsample2D.
 
-/// diffusers `ResnetBlock2D`: GroupNorm→SiLU→conv, + time embedding, GroupNorm→SiLU→conv, + shortcut.
+/// diffusers `ResnetBlock2D`: GroupNorm→SiLU→conv, + time embedding (absent in the VAE), GroupNorm→SiLU→conv,
+/// + shortcut.
 public final class ResnetBlock2D: Module {
     public var norm1: GroupNorm
     public var conv1: Conv2d
-    public var time_emb_proj: Linear
+    public var time_emb_proj: Linear?
     public var norm2: GroupNorm
     public var conv2: Conv2d
     public var conv_shortcut: Conv2d?
     let _outputScale: Float
 
-    public init(inChannels: Int, outChannels: Int, temb: Int, groups: Int, eps: Float, outputScale: Float = 1, rng: inout RNG) {
+    public init(inChannels: Int, outChannels: Int, temb: Int?, groups: Int, eps: Float, outputScale: Float = 1, rng: inout RNG) {
         norm1 = GroupNorm(groups: groups, channels: inChannels, eps: eps)
         conv1 = Conv2d(inChannels, outChannels, kernelSize: 3, padding: 1, rng: &rng)
-        time_emb_proj = Linear(temb, outChannels, rng: &rng)
+        time_emb_proj = temb.map { Linear($0, outChannels, rng: &rng) }
         norm2 = GroupNorm(groups: groups, channels: outChannels, eps: eps)
         conv2 = Conv2d(outChannels, outChannels, kernelSize: 3, padding: 1, rng: &rng)
         conv_shortcut = inChannels == outChannels ? nil : Conv2d(inChannels, outChannels, kernelSize: 1, rng: &rng)
         _outputScale = outputScale
     }
 
-    public func callAsFunction(_ x: Tensor, temb: Tensor) -> Tensor {
+    public func callAsFunction(_ x: Tensor, temb: Tensor?) -> Tensor {
         var h = conv1(norm1(x).silu())
-        let t = time_emb_proj(temb.silu())
-        h = h + t.reshaped([t.shape[0], t.shape[1], 1, 1])
+        if let time_emb_proj, let temb {
+            let t = time_emb_proj(temb.silu())
+            h = h + t.reshaped([t.shape[0], t.shape[1], 1, 1])
+        }
         h = conv2(norm2(h).silu())
         let skip = conv_shortcut.map { $0(x) } ?? x
         let out = skip + h
@@ -156,13 +159,19 @@ public final class Transformer2DModel: Module {
     }
 }
 
-/// diffusers `Downsample2D`: stride-2 3×3 conv.
+/// diffusers `Downsample2D`: stride-2 3×3 conv. With padding 0 (the VAE encoder) the input is first
+/// zero-padded by one row at the bottom and one column at the right, as diffusers does.
 public final class Downsample2D: Module {
     public var conv: Conv2d
     public init(_ channels: Int, padding: Int, rng: inout RNG) {
         conv = Conv2d(channels, channels, kernelSize: 3, stride: 2, padding: padding, rng: &rng)
     }
-    public func callAsFunction(_ x: Tensor) -> Tensor { conv(x) }
+    public func callAsFunction(_ x: Tensor) -> Tensor {
+        guard conv.padding == 0 else { return conv(x) }
+        let b = x.shape[0], c = x.shape[1], h = x.shape[2], w = x.shape[3]
+        let wide = Tensor.concat([x, Tensor(zeros: [b, c, h, 1])], axis: 3)
+        return conv(Tensor.concat([wide, Tensor(zeros: [b, c, 1, w + 1])], axis: 2))
+    }
 }
 
 /// diffusers `Upsample2D`: nearest 2× then 3×3 conv.

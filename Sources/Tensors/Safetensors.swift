@@ -111,7 +111,14 @@ public final class SafetensorsFile: @unchecked Sendable {
         let shape: [Int]
         let begin: Int
         let end: Int
+        /// The file's dtype name when it is one of the skipped (non-float) types; such entries are
+        /// validated but not readable.
+        var skippedDType: String? = nil
     }
+
+    /// Element sizes of the safetensors dtypes that are not read as weights (see `skipping`).
+    public static let otherDTypeSizes: [String: Int] = ["F64": 8, "I64": 8, "U64": 8, "I32": 4, "U32": 4, "I16": 2,
+                                                        "U16": 2, "I8": 1, "U8": 1, "BOOL": 1]
 
     /// The path the file was opened from.
     public let path: String
@@ -119,13 +126,18 @@ public final class SafetensorsFile: @unchecked Sendable {
     public let names: [String]
     /// The `__metadata__` map (empty when the file has none).
     public let metadata: [String: String]
+    /// Tensors whose dtype was in the `skipping` set at open: name → (dtype, shape). They are not
+    /// in `names` and cannot be read (e.g. the I64 `position_ids` buffer in old CLIP checkpoints).
+    public let skipped: [String: (dtype: String, shape: [Int])]
     private let entries: [String: Entry]
     private let base: UnsafeMutableRawPointer
     private let mappedLength: Int
     private let dataStart: Int
 
     /// Maps `path` and validates its header; throws `SafetensorsError` on any malformation.
-    public init(path: String) throws {
+    /// Tensors whose dtype is in `skipping` (names from `otherDTypeSizes`, e.g. "I64") are validated
+    /// and listed in `skipped` instead of failing the open with `unsupportedDType`.
+    public init(path: String, skipping: Set<String> = []) throws {
         self.path = path
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw SafetensorsError.cannotOpen(path: path, reason: String(cString: strerror(errno))) }
@@ -139,13 +151,14 @@ public final class SafetensorsFile: @unchecked Sendable {
             throw SafetensorsError.cannotOpen(path: path, reason: "mmap failed: \(String(cString: strerror(errno)))")
         }
         do {
-            let header = try SafetensorsFile.parseHeader(UnsafeRawPointer(map), size: size, path: path)
+            let header = try SafetensorsFile.parseHeader(UnsafeRawPointer(map), size: size, path: path, skipping: skipping)
             base = map
             mappedLength = size
             dataStart = header.dataStart
-            entries = header.entries
+            entries = header.entries.filter { $0.value.skippedDType == nil }
+            skipped = header.entries.compactMapValues { e in e.skippedDType.map { ($0, e.shape) } }
             metadata = header.metadata
-            names = header.entries.keys.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+            names = entries.keys.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
         } catch {
             munmap(map, size)
             throw error
@@ -184,7 +197,7 @@ public final class SafetensorsFile: @unchecked Sendable {
 
     // MARK: Header validation
 
-    private static func parseHeader(_ p: UnsafeRawPointer, size: Int, path: String) throws
+    private static func parseHeader(_ p: UnsafeRawPointer, size: Int, path: String, skipping: Set<String>) throws
         -> (entries: [String: Entry], metadata: [String: String], dataStart: Int) {
         let n = UInt64(littleEndian: p.loadUnaligned(as: UInt64.self))
         guard n <= UInt64(maxHeaderLength) else {
@@ -222,7 +235,7 @@ public final class SafetensorsFile: @unchecked Sendable {
                 }
                 continue
             }
-            entries[key] = try validateEntry(key, value, bufferSize: bufferSize, path: path)
+            entries[key] = try validateEntry(key, value, bufferSize: bufferSize, path: path, skipping: skipping)
         }
 
         // No two non-empty tensors may share bytes.
@@ -236,7 +249,8 @@ public final class SafetensorsFile: @unchecked Sendable {
         return (entries, metadata, dataStart)
     }
 
-    private static func validateEntry(_ key: String, _ value: JSONValue, bufferSize: Int, path: String) throws -> Entry {
+    private static func validateEntry(_ key: String, _ value: JSONValue, bufferSize: Int, path: String,
+                                      skipping: Set<String>) throws -> Entry {
         guard case let .object(fields) = value else { throw SafetensorsError.entryNotObject(path: path, key: key) }
         func field(_ name: String) throws -> JSONValue {
             guard let v = fields.last(where: { $0.0 == name })?.1 else {
@@ -262,7 +276,9 @@ public final class SafetensorsFile: @unchecked Sendable {
         }
         let shape = try integers("shape", try field("shape"))
         let offsets = try integers("data_offsets", try field("data_offsets"))
-        guard let dtype = SafetensorsDType(rawValue: dtypeName) else {
+        let dtype = SafetensorsDType(rawValue: dtypeName) ?? .f32
+        let otherSize = skipping.contains(dtypeName) ? otherDTypeSizes[dtypeName] : nil
+        guard SafetensorsDType(rawValue: dtypeName) != nil || otherSize != nil else {
             throw SafetensorsError.unsupportedDType(path: path, key: key, dtype: dtypeName)
         }
         guard shape.allSatisfy({ $0 >= 0 }) else { throw SafetensorsError.negativeDimension(path: path, key: key, shape: shape) }
@@ -275,7 +291,7 @@ public final class SafetensorsFile: @unchecked Sendable {
         guard begin >= 0, end <= bufferSize else {
             throw SafetensorsError.offsetsOutOfBounds(path: path, key: key, begin: begin, end: end, bufferSize: bufferSize)
         }
-        var expected = dtype.byteSize
+        var expected = otherSize ?? dtype.byteSize
         var overflow = false
         for d in shape where !overflow {
             (expected, overflow) = expected.multipliedReportingOverflow(by: d)
@@ -284,7 +300,7 @@ public final class SafetensorsFile: @unchecked Sendable {
             throw SafetensorsError.byteLengthMismatch(path: path, key: key, dtype: dtypeName, shape: shape,
                                                       expected: overflow ? Int.max : expected, actual: end - begin)
         }
-        return Entry(dtype: dtype, shape: shape, begin: begin, end: end)
+        return Entry(dtype: dtype, shape: shape, begin: begin, end: end, skippedDType: otherSize == nil ? nil : dtypeName)
     }
 }
 

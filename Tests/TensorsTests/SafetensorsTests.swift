@@ -237,6 +237,21 @@ struct SafetensorsTests {
         #"{"dtype":"\#(dtype)","shape":\#(shape),"data_offsets":\#(offsets)}"#
     }
 
+    /// Integer buffers (old CLIP files' I64 `position_ids`) can be skipped at open instead of failing it;
+    /// they are still bounds-checked.
+    @Test func skippingNonFloatDTypes() throws {
+        let data = [UInt8](repeating: 0, count: 8) + [0, 0, 128, 63, 0, 0, 0, 64]
+        let header = #"{"ids": \#(entry("I64", "[1]", "[0,8]")), "w": \#(entry("F32", "[2]", "[8,16]"))}"#
+        let path = try craft(header: header, headerBytes: nil, length: nil, data: data, raw: nil)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let f = try SafetensorsFile(path: path, skipping: ["I64"])
+        #expect(f.names == ["w"] && f.skipped["ids"]?.dtype == "I64" && f.skipped["ids"]?.shape == [1])
+        #expect(try f.tensor("w").array == [1, 2])
+        #expect(throws: SafetensorsError.unsupportedDType(path: path, key: "ids", dtype: "I64")) { try SafetensorsFile(path: path) }
+        let (e, p) = try openError(header: #"{"ids": \#(entry("I64", "[2]", "[0,8]"))}"#, data: [UInt8](repeating: 0, count: 8))
+        #expect(e == .unsupportedDType(path: p, key: "ids", dtype: "I64"))
+    }
+
     @Test func truncatedAndOversizedHeaders() throws {
         var (e, _) = try openError(raw: [])
         #expect(e == .fileTooShort(path: e.path, size: 0))
