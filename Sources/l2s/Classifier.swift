@@ -72,7 +72,7 @@ struct BuildDataset: ParsableCommand {
         guard images >= 1, shardSize >= 1, batchSize >= 1 else { throw ValidationError("--images, --shard-size and --batch-size must be ≥ 1") }
         let recordSteps = steps.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
         guard !recordSteps.isEmpty, recordSteps.allSatisfy({ (0..<1000).contains($0) }) else { throw ValidationError("--steps must be step indices like 5,10,25") }
-        let model = try models.loadModel()
+        let model = try models.loadToy(for: "build-dataset")
         var config = DatasetConfig()
         config.source = source; config.single = single; config.recordSteps = recordSteps; config.steps = model.config.default_steps
         config.fixedPointIterations = fixedPoint; config.psnrGate = psnrGate; config.seed = seed

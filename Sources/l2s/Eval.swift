@@ -46,7 +46,7 @@ struct EvalRun: ParsableCommand {
     func run() throws {
         try common.apply()
         var schedule = try steering.schedule()
-        let model = try models.loadModel()
+        let model = try models.loadToy(for: "eval")
         let wantsSteer = steering.steer || compare
         if compare { schedule.enabled = true }
         let classifier = wantsSteer && schedule.loss == .learned ? try models.loadClassifier(required: true) : nil

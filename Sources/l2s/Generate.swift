@@ -15,6 +15,7 @@ struct Generate: ParsableCommand {
     @OptionGroup var steering: SteeringOptions
     @Option(help: "The prompt, e.g. \"a red circle to the left of a blue square\".") var prompt: String
     @Option(help: "Random seed (printed and saved).") var seed: UInt64?
+    @Option(help: "Negative prompt (the unconditional branch of classifier-free guidance).") var negativePrompt = ""
     @Option(help: "Denoising steps (DDIM).") var steps: Int?
     @Option(help: "Classifier-free guidance scale.") var guidance: Float?
     @Option(help: "Output PNG path (a .json sidecar is written beside it).") var out: String?
@@ -30,12 +31,13 @@ struct Generate: ParsableCommand {
     func run() throws {
         try common.apply()
         let schedule = try steering.schedule()
-        let model = try models.loadModel()
+        let loaded = try models.load()
+        let model = loaded.model
         let classifier = steering.steer && steering.loss == .learned ? try models.loadClassifier(required: true) : nil
         let seed = self.seed ?? UInt64.random(in: 0..<1_000_000)
-        let sampler = SamplerSettings(prompt: prompt, seed: seed, steps: steps ?? model.config.default_steps,
-                                      guidanceScale: guidance ?? model.config.default_guidance)
-        let generator = SteeredGenerator(model: model, classifier: classifier, vocabulary: ModelOptions.toyVocabulary)
+        let sampler = SamplerSettings(prompt: prompt, negativePrompt: negativePrompt, seed: seed, steps: steps ?? loaded.defaultSteps,
+                                      guidanceScale: guidance ?? loaded.defaultGuidance)
+        let generator = SteeredGenerator(model: model, classifier: classifier, vocabulary: loaded.vocabulary)
         let outPath = out ?? "out/\(slug(prompt))-\(seed).png"
         let sidecarPath = (outPath as NSString).deletingPathExtension + ".json"
         note("seed \(seed)")
@@ -73,14 +75,14 @@ struct Generate: ParsableCommand {
         for w in warnings { note("note: \(w)") }
         let image = result.image.reshaped(Array(result.image.shape.dropFirst()))
         let side = image.shape[1]
-        var rgb = imageToRGB8(image)
+        var rgb = imageToRGB8(image.array, width: image.shape[2], height: side)
         if upscale > 1 { rgb = upscaleNearest(rgb: rgb, width: side, height: side, factor: upscale) }
         try FileManager.default.createDirectory(atPath: (outPath as NSString).deletingLastPathComponent.isEmpty ? "." : (outPath as NSString).deletingLastPathComponent,
                                                 withIntermediateDirectories: true)
         try writePNG(rgb: rgb, width: side * upscale, height: side * upscale, to: outPath)
         let sidecar: [String: Any] = [
             "prompt": prompt, "seed": seed, "steps": sampler.steps, "guidance": sampler.guidanceScale,
-            "model": "toy", "model_hash": model.weightsHash, "steered": schedule.enabled,
+            "model": loaded.name, "model_hash": model.weightsHash, "negative_prompt": negativePrompt, "steered": schedule.enabled,
             "steering": (try? JSONSerialization.jsonObject(with: JSONEncoder().encode(schedule))) ?? [:],
             "relations": result.graph.triplets().map { "\($0.0) \($0.1.displayName) \($0.2)" },
             "seconds": result.seconds, "per_step": stepProbabilities, "png": (outPath as NSString).lastPathComponent,

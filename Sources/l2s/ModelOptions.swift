@@ -5,26 +5,62 @@ import Diffusion
 import Steering
 import ToyWorld
 
-/// Which model and classifier to use (shared by generate, eval, invert, …).
+/// A loaded model with the defaults that suit it.
+struct LoadedModel {
+    let model: TextToImageModel
+    let name: String
+    let defaultSteps: Int
+    let defaultGuidance: Float
+    /// Objects the model knows (the toy world's catalogue); nil for open-vocabulary models.
+    let vocabulary: ObjectVocabulary?
+    var toy: ToyModel? { model as? ToyModel }
+}
+
+/// Which model and classifier to use (shared by generate, eval, build-dataset, …).
 struct ModelOptions: ParsableArguments {
     @Option(help: "Directory of the embedded model's weights (default: Assets/toy next to the program or in the current directory).")
     var assets: String?
-    @Option(help: "A Stable Diffusion 1.x/2.x diffusers folder (not supported yet).")
+    @Option(help: "A Stable Diffusion 1.x/2.x diffusers folder (instead of the embedded model).")
     var model: String?
+    @Option(help: "Image size for --model: 256 or 512 (default: the model's own).")
+    var size: Int?
+    @Flag(help: "With --model: prefer the folder's .fp16.safetensors weights (computed in fp32).")
+    var fp16 = false
     @Option(help: "Relation classifier weights (default: classifier.safetensors in the model's assets).")
     var classifier: String?
 
-    /// Loads the embedded toy model.
-    func loadModel() throws -> ToyModel {
-        if let model { throw ValidationError("--model \(model): Stable Diffusion folders are not supported yet; use the embedded model") }
+    /// Loads the embedded toy model or, with --model, a Stable Diffusion folder.
+    func load() throws -> LoadedModel {
+        if let model {
+            let sd: StableDiffusionModel
+            do { sd = try StableDiffusionModel(path: model, preferFP16: fp16) } catch {
+                throw ValidationError("\(error)")
+            }
+            if let size {
+                guard [256, 512].contains(size) || (size % 64 == 0 && size >= 64 && size <= 1024) else {
+                    throw ValidationError("--size must be a multiple of 64 in 64…1024 (presets 256, 512)")
+                }
+                sd.latentSize = size / sd.vae.config.downscale
+            }
+            return LoadedModel(model: sd, name: "stable-diffusion", defaultSteps: 50, defaultGuidance: 7.5, vocabulary: nil)
+        }
+        if size != nil { throw ValidationError("--size applies to --model folders; the embedded model is 32×32") }
+        let toy = try ToyModel.loadEmbedded(assets: assets)
+        return LoadedModel(model: toy, name: "toy", defaultSteps: toy.config.default_steps,
+                           defaultGuidance: toy.config.default_guidance, vocabulary: ModelOptions.toyVocabulary)
+    }
+
+    /// Loads the embedded toy model (commands that need its world: eval, build-dataset).
+    func loadToy(for command: String) throws -> ToyModel {
+        if model != nil { throw ValidationError("\(command) works on the embedded model only (it needs the toy world's renderer and detector)") }
         return try ToyModel.loadEmbedded(assets: assets)
     }
 
     /// The classifier if one is available (nil when `required` is false and none is found).
     func loadClassifier(required: Bool) throws -> RelationClassifier? {
-        let path = classifier ?? AssetLocator.toyDirectory(override: assets).map { $0 + "/classifier.safetensors" }
+        let path = classifier ?? (model == nil ? AssetLocator.toyDirectory(override: assets).map { $0 + "/classifier.safetensors" } : nil)
         guard let path, FileManager.default.fileExists(atPath: path) else {
-            if required { throw ValidationError("no relation classifier found (looked for \(path ?? "Assets/toy/classifier.safetensors")); train one with `l2s train-classifier` or use --loss handcrafted") }
+            if required { throw ValidationError("no relation classifier found (looked for \(path ?? "--classifier")); train one with `l2s train-classifier` or use --loss handcrafted") }
             return nil
         }
         return try RelationClassifier.load(path: path)

@@ -69,7 +69,8 @@ import Tensors
             (["eval", "--shard", "3/2"], "shard"),
             (["bench", "engine", "--repeats", "0"], "repeats"),
             (["train-base", "--size", "40"], "size"),
-            (["generate", "--prompt", "x", "--model", "/tmp/sd"], "not supported"),
+            (["generate", "--prompt", "x", "--model", "/nonexistent/sd"], "not found"),
+            (["eval", "--model", "/nonexistent/sd"], "embedded model only"),
         ]
         for (args, fragment) in cases {
             let r = try Self.run(args)
@@ -100,6 +101,18 @@ import Tensors
         _ = try Self.run(["generate", "--assets", Self.tinyAssets, "--prompt", "a red circle to the left of a blue square",
                           "--seed", "7", "--steps", "3", "--out", again, "--steer", "--loss", "handcrafted", "--iterations", "1"])
         #expect(try readPNG(path: again).rgb == png.rgb)
+    }
+
+    /// A Stable Diffusion folder (the tiny random SD-1.x-shaped fixture of the parity tests).
+    @Test func generateRunsOnADiffusersFolder() throws {
+        let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("DiffusionTests/Fixtures/tiny-sd").path
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("l2s-sd-\(getpid()).png").path
+        let r = try Self.run(["generate", "--model", folder, "--prompt", "a photo of a dog to the left of a cat", "--steps", "2",
+                              "--size", "128", "--seed", "3", "--out", out])
+        #expect(r.status == 0, "stderr: \(r.stderr)")
+        let png = try readPNG(path: out)
+        #expect(png.width == 128 && png.height == 128)
     }
 
     @Test func evalShardsMergeToTheWholeGrid() throws {
