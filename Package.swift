@@ -4,7 +4,12 @@
 // ToyWorld sits beside Steering on Diffusion.
 import PackageDescription
 
-let optimise: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-wmo"], .when(configuration: .release))]
+// Release: unchecked optimisation for the kernels. Debug: still -O for the numeric layers, since
+// unoptimised SIMD and pointer loops run 100×+ slower and would make `swift test` take hours.
+let optimise: [SwiftSetting] = [
+    .unsafeFlags(["-Ounchecked", "-wmo"], .when(configuration: .release)),
+    .unsafeFlags(["-O"], .when(configuration: .debug)),
+]
 
 let package = Package(
     name: "LearnToSteer",
