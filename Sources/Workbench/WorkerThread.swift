@@ -1,0 +1,64 @@
+// The engines' thread: runs a setup closure (model loading), then one job at a time; a newer job
+// replaces one that has not started. Shutdown is bounded: the UI never waits forever.
+
+import Foundation
+
+final class WorkerThread: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var pending: (() -> Void)?
+    private var stopping = false
+    private var finished = false
+    private var thread: Thread?
+
+    init(name: String, setup: @escaping () -> Void) {
+        let t = Thread { [unowned self] in
+            setup()
+            self.loop()
+        }
+        t.name = name
+        t.stackSize = 64 << 20
+        thread = t
+    }
+
+    func start() { thread?.start() }
+
+    private func loop() {
+        while true {
+            condition.lock()
+            while pending == nil && !stopping { condition.wait() }
+            if stopping {
+                finished = true
+                condition.broadcast()
+                condition.unlock()
+                return
+            }
+            let job = pending!
+            pending = nil
+            condition.unlock()
+            job()
+        }
+    }
+
+    /// Queues a job (replacing a queued one that has not started).
+    func submit(_ job: @escaping () -> Void) {
+        condition.lock()
+        pending = job
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    /// Asks the thread to stop after its current job; waits up to `timeout` seconds.
+    func shutdown(timeout: Double) -> Bool {
+        let deadline = Date(timeIntervalSinceNow: timeout)
+        condition.lock()
+        stopping = true
+        pending = nil
+        condition.broadcast()
+        while !finished {
+            if !condition.wait(until: deadline) { break }
+        }
+        let done = finished
+        condition.unlock()
+        return done
+    }
+}
