@@ -87,6 +87,7 @@ nonisolated(unsafe) private var receivedSignal: Int32 = 0
 nonisolated(unsafe) private var savedStderr: Int32 = -1
 nonisolated(unsafe) private var crashNote: UnsafeMutablePointer<CChar>? = nil
 nonisolated(unsafe) private var previousActions = UnsafeMutablePointer<sigaction>.allocate(capacity: 65)
+
 private let crashSignals: [Int32] = [SIGILL, SIGTRAP, SIGABRT, SIGSEGV, SIGBUS, SIGFPE]
 
 private func onQuitSignal(_ sig: Int32) {
@@ -98,9 +99,10 @@ private func onQuitSignal(_ sig: Int32) {
 private func onCrashSignal(_ sig: Int32) {
     CursesBackend.emergencyEnd()
     if savedStderr >= 0, let note = crashNote { _ = write(savedStderr, note, strlen(note)) }
-    // Hand the signal to whoever had it before (the Swift runtime's backtracer or the default),
-    // with stderr still on the log file so the backtrace lands there.
-    sigaction(sig, previousActions.advanced(by: Int(sig)), nil)
+    // Die of the signal with the default action. Not chained to the Swift runtime's backtracer: it
+    // would write to the terminal and wait for a key ("Press space to interact"); the runtime's
+    // "Fatal error: …" line is already in the log (stderr points there).
+    signal(sig, SIG_DFL)
     raise(sig)
 }
 

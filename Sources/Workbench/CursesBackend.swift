@@ -267,6 +267,7 @@ public final class CursesBackend {
             cursesActive = false
             curs_set(1)
             endwin()
+            fflush(stdout)
         }
     }
 
