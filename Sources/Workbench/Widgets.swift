@@ -12,6 +12,11 @@ enum Fmt {
         return abs(v) >= 0.001 || v == 0 ? String(format: "%.3f", v) : String(format: "%.1e", v)
     }
     static func sci(_ v: Float) -> String { v.isFinite ? String(format: "%.1e", v) : "nan" }
+    /// Two decimals for values ≥ 0.01, else three significant digits ("4.2e-03"), so small maps still read.
+    static func value(_ v: Float) -> String {
+        guard v.isFinite else { return "nan" }
+        return v == 0 || abs(v) >= 0.01 ? String(format: "%.2f", v) : String(format: "%.1e", v)
+    }
     static func seconds(_ s: Double) -> String {
         if s < 60 { return String(format: "%.0fs", s.rounded(.up)) }
         return String(format: "%dm%02ds", Int(s) / 60, Int(s) % 60)
@@ -312,7 +317,7 @@ public enum Widgets {
         }
         // Legend: min, a ramp of the colours (or glyphs), max.
         let ly = inner.maxY - 2
-        var x = grid.segments([("min \(Fmt.p(lo)) ", t.dim)], x: inner.x, y: ly, clip: inner)
+        var x = grid.segments([("min \(Fmt.value(lo)) ", t.dim)], x: inner.x, y: ly, clip: inner)
         let rampWidth = max(0, min(16, inner.width - 22))
         for i in 0..<rampWidth {
             let v = rampWidth > 1 ? Float(i) / Float(rampWidth - 1) : 0
@@ -323,7 +328,7 @@ public enum Widgets {
             }
         }
         x += rampWidth
-        grid.segments([(" max \(Fmt.p(hi))", t.dim), (t.tier == .palette256 ? " \(t.colormap.rawValue)" : "", t.dim)],
+        grid.segments([(" max \(Fmt.value(hi))", t.dim), (t.tier == .palette256 ? " \(t.colormap.rawValue)" : "", t.dim)],
                       x: x, y: ly, clip: inner)
         let total = s.run?.totalSteps ?? 0
         grid.segments([("step \(it.step + 1)/\(total) it \(it.iteration + 1) rel \(it.edge + 1)", t.text),

@@ -2,6 +2,9 @@
 // replaces one that has not started. Shutdown is bounded: the UI never waits forever.
 
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 final class WorkerThread: @unchecked Sendable {
     private let condition = NSCondition()
@@ -10,8 +13,16 @@ final class WorkerThread: @unchecked Sendable {
     private var finished = false
     private var thread: Thread?
 
-    init(name: String, setup: @escaping () -> Void) {
+    /// `niceness`: how much lower than the UI this thread (and the pool threads it starts) runs, so
+    /// keys stay responsive while the sampler saturates the cores. On Linux nice values are per
+    /// thread and new threads inherit them.
+    init(name: String, niceness: Int32 = 5, setup: @escaping () -> Void) {
         let t = Thread { [unowned self] in
+            if niceness > 0 {
+                errno = 0
+                let current = getpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0)
+                if errno == 0 { _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, min(current + niceness, 19)) }
+            }
             setup()
             self.loop()
         }
