@@ -37,6 +37,11 @@ public final class LogFile: @unchecked Sendable {
     public let path: String
     private let fd: Int32
     private let lock = NSLock()
+    private let formatter: DateFormatter = {
+        let f = DateFormatter()
+        f.dateFormat = "yyyy-MM-dd HH:mm:ss.SSS"
+        return f
+    }()
 
     public init(path: String) throws {
         self.path = path
@@ -51,12 +56,10 @@ public final class LogFile: @unchecked Sendable {
     public var descriptor: Int32 { fd }
 
     public func write(_ line: String) {
-        let f = DateFormatter()
-        f.dateFormat = "yyyy-MM-dd HH:mm:ss.SSS"
-        let text = f.string(from: Date()) + " " + line + "\n"
         lock.lock()
+        defer { lock.unlock() }
+        let text = formatter.string(from: Date()) + " " + line + "\n"
         _ = text.withCString { Glibc.write(fd, $0, strlen($0)) }
-        lock.unlock()
     }
 }
 
@@ -64,6 +67,8 @@ public final class LogFile: @unchecked Sendable {
 public struct FrameStats: Sendable {
     public var renderMs: [Double] = []
     public var drawMs: [Double] = []
+    /// Render + draw of frames that repainted every cell (start, resize).
+    public var fullRedrawMs: [Double] = []
     public var keyToScreenMs: [Double] = []
     public var frames = 0
     public var engineEvents = 0
@@ -77,7 +82,7 @@ public struct FrameStats: Sendable {
 
     public var description: String {
         "frames \(frames) for \(engineEvents) engine events; render \(Self.summary(renderMs)); "
-            + "curses draw \(Self.summary(drawMs)); key→screen \(Self.summary(keyToScreenMs))"
+            + "curses draw \(Self.summary(drawMs)); full redraw \(Self.summary(fullRedrawMs)); key→screen \(Self.summary(keyToScreenMs))"
     }
 }
 
@@ -271,9 +276,10 @@ public final class App {
         let t0 = Self.now()
         let frame = Screen.render(state, size: backend.size)
         let t1 = Self.now()
-        backend.draw(frame.grid)
+        let full = backend.draw(frame.grid)
         let t2 = Self.now()
         stats.frames += 1
+        if full { stats.fullRedrawMs.append((t2 - t0) * 1000) }
         stats.renderMs.append((t1 - t0) * 1000)
         stats.drawMs.append((t2 - t1) * 1000)
         if let k = keyAt { stats.keyToScreenMs.append((t2 - k) * 1000) }

@@ -197,7 +197,9 @@ public final class CursesBackend {
     }
 
     /// Copies the grid to the screen (cells that changed since the last frame) and shows it.
-    public func draw(_ grid: CellGrid) {
+    /// Returns whether every cell was repainted (first frame, resize, pair table reset).
+    @discardableResult
+    public func draw(_ grid: CellGrid) -> Bool {
         var full = last == nil || last!.width != grid.width || last!.height != grid.height
         if drawCells(grid, full: full) == false {
             // The pair table overflowed: start it afresh and draw every cell with the new pairs.
@@ -215,6 +217,7 @@ public final class CursesBackend {
         wnoutrefresh(tui_stdscr())
         doupdate()
         last = grid
+        return full
     }
 
     /// Returns false when a cell needed a colour pair the table could not hold.

@@ -92,6 +92,7 @@ public final class LiveEngine: WorkbenchEngine, @unchecked Sendable {
         do {
             let result = try generator.run(prompt: request.prompt, settings: settings, cancel: control.token, live: { step in
                 lastStep = step
+                if step < 3 { WorkerThread.lowerPoolPriority() }  // pool threads appear during the first steps
                 if control.waitWhilePaused(onPause: { sink(.paused(run: id, step: step)) }) {
                     if !control.isCancelled { sink(.resumed(run: id)) }
                 }

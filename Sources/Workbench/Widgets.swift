@@ -493,6 +493,7 @@ public enum Widgets {
             parts.append((" \(g.spinner[s.tick % g.spinner.count]) \(what) ", t.stateStyle(.starting)))
         default:
             var label = phase.label
+            if phase == .starting { label = "\(g.spinner[s.tick % g.spinner.count]) " + label }
             if phase == .paused, let p = s.run?.pausedAt { label += " at step \(p + 1)" }
             if phase == .running && s.run?.pauseRequested == true { label = "PAUSING" }
             parts.append((" \(label) ", t.stateStyle(phase)))

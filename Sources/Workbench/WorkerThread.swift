@@ -33,6 +33,27 @@ final class WorkerThread: @unchecked Sendable {
 
     func start() { thread?.start() }
 
+    /// Lowers every thread of the process except the main (UI) thread to `niceness` below the UI:
+    /// the tensor library's pool threads (libdispatch workers, created lazily by whoever first needs
+    /// them) would otherwise compete with the UI at equal priority. Linux only: nice is per thread
+    /// there, and raising one's own threads' nice needs no privilege. Cheap (one directory listing).
+    static func lowerPoolPriority(niceness: Int32 = 5) {
+        #if os(Linux)
+        let which = __priority_which_t(PRIO_PROCESS.rawValue)
+        let main = id_t(getpid())
+        errno = 0
+        let base = getpriority(which, main)
+        guard errno == 0, let tasks = try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task") else { return }
+        let target = min(base + niceness, 19)
+        for t in tasks {
+            guard let tid = id_t(t), tid != main else { continue }
+            errno = 0
+            let current = getpriority(which, tid)
+            if errno == 0 && current < target { _ = setpriority(which, tid, target) }
+        }
+        #endif
+    }
+
     private func loop() {
         while true {
             condition.lock()
