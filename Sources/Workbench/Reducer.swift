@@ -314,6 +314,7 @@ extension ViewState {
             r.final = image
             r.seconds = seconds
             run = r
+            dropPendingForEndedRun()
             abImages[r.settings.steered] = ABImage(runID: id, prompt: r.prompt, seed: r.settings.seed, steps: r.settings.steps,
                                                    steered: r.settings.steered, image: image)
             note(String(format: "run %d done: %d steps in %.1f s", id, r.steps.count, seconds))
@@ -321,12 +322,23 @@ extension ViewState {
             guard run?.id == id else { return }
             run!.phase = .cancelled
             note("run \(id) cancelled at step \(step + 1)")
+            dropPendingForEndedRun()
         case .failed(let id, let message):
             guard run?.id == id else { return }
             run!.phase = .failed
             run!.message = message
             note("run \(id) failed: \(message)")
+            dropPendingForEndedRun()
         }
+    }
+
+    /// A run ended with edits still pending: they were never applied to it, so say they wait for the next run.
+    private mutating func dropPendingForEndedRun() {
+        guard !pendingChanges.isEmpty else { return }
+        note("\(pendingChanges.map(\.text).joined(separator: ", ")) not applied (the run ended first); applies to the next run")
+        pendingChanges = []
+        pendingFields = []
+        orderPending = false
     }
 
     /// The finished image of the other steering mode for the same prompt, seed and steps, if any.

@@ -180,6 +180,11 @@ import Steering
         #expect(s.pendingFields.isEmpty)
         #expect(s.log.last == "cfg 4.5 applied at step 4")
         #expect(s.run?.appliedChanges == ["step 4: cfg 4.5"])
+        // A change the run never reached is not left marked pending.
+        _ = s.apply(.adjustGuidance(1))
+        s.apply(.finished(run: 1, image: RGBImage(width: 1, height: 1, pixels: [0, 0, 0]), seconds: 1))
+        #expect(s.pendingFields.isEmpty)
+        #expect(s.log.contains("cfg 5.0 not applied (the run ended first); applies to the next run"))
     }
 
     @Test func stepsAndSeedApplyToTheNextRun() {
