@@ -46,7 +46,7 @@ public enum Layout {
         (l.prompt, rest) = rest.splitTop(3)
         (rest, l.keys) = rest.splitBottom(1)
         (rest, l.status) = rest.splitBottom(1)
-        (rest, l.schedule) = rest.splitBottom(w >= 110 ? 4 : 5)
+        (rest, l.schedule) = rest.splitBottom(w >= 130 ? 4 : 5)  // one line of setting chips needs ~125 columns
         let middle = rest
         var top = Rect.zero, images = Rect.zero
         if zoom {
