@@ -123,11 +123,18 @@ final class TmuxSession {
         waitFor("\"\(text)\"", timeout: timeout, history: history, sourceLocation: sourceLocation) { $0.contains(text) }
     }
 
-    /// The program's pid (the child of the pane's shell).
+    /// The program's pid: the child of the pane's shell named l2s (read from /proc; no pgrep needed).
     var programPID: Int32? {
-        let panePID = format("#{pane_pid}")
-        let (_, out) = shell("/usr/bin/pgrep", ["-P", panePID, "-f", "l2s"])
-        return out.split(separator: "\n").compactMap { Int32($0.trimmingCharacters(in: .whitespaces)) }.first
+        guard let shellPID = Int32(format("#{pane_pid}")),
+              let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return nil }
+        for e in entries {
+            guard let pid = Int32(e), let stat = try? String(contentsOfFile: "/proc/\(e)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { continue }
+            let name = stat[stat.index(after: stat.firstIndex(of: "(")!)..<close]
+            let fields = stat[stat.index(close, offsetBy: 2)...].split(separator: " ")
+            if name == "l2s", fields.count > 1, Int32(fields[1]) == shellPID { return pid }
+        }
+        return nil
     }
 
     var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
