@@ -239,6 +239,7 @@ public final class App {
             let events = mailbox.drain()
             for e in events {
                 if case .fitted(let key, _) = e { pendingFits.remove(key) }
+                if case .status(.ready) = e { state.engineName = engine.name }  // now with the weights' hash
                 state.apply(e)
             }
             if !events.isEmpty { dirty = true }

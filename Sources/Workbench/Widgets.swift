@@ -428,7 +428,6 @@ public enum Widgets {
     public static func schedule(_ s: ViewState, in r: Rect, grid: inout CellGrid) {
         let t = s.theme, g = t.glyphs
         let focused = s.mode == .command && s.focus == .schedule
-        if case .field = s.mode {} // typing: drawn focused below
         let typing: ScheduleField? = { if case .field(let f) = s.mode { return f }; return nil }()
         let inner = grid.box(r, title: "Schedule", tag: focused ? "↑/↓ select ←/→ change ⏎ type" : "[ ] select, +/- change",
                              theme: t, focused: focused || typing != nil)

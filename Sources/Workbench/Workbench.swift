@@ -9,6 +9,9 @@
 // thread, or import the CLI. Threads: the UI thread owns ncurses end to end; an engine runs on its own
 // thread and posts `EngineEvent`s to a mailbox; the UI answers with a versioned `LiveSettings` value.
 //
-// Files: Geometry/TextWidth/CellGrid (cells and measuring), Theme (colour tiers, glyphs, palettes),
-// Layout, Keymap, ViewState + Reducer, Widgets, Screen (whole-screen render), Engine (protocol, run
-// control, mailbox), ImageFitter, ScriptedEngine, LiveEngine, Sidecar (save), CursesBackend, App.
+// Files: Geometry, TextWidth, CellGrid, Draw (cells, measuring, boxes, bars, sparklines); Theme
+// (colour tiers, glyphs, palettes); Layout; Keymap (the one key table); LineEditor; ViewState +
+// Reducer (pure state machine); Widgets + Screen (state → cells); Engine (protocol, LiveSettings,
+// RunControl, Mailbox, Waker); ImageFitter; WorkerThread; ScriptedEngine; LiveEngine; Sidecar (save);
+// CursesBackend (the only ncurses caller); App (event loop, signals, log). Entry point for the CLI:
+// `App(engine:options:).run()`.
