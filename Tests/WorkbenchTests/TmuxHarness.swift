@@ -59,6 +59,7 @@ final class TmuxSession {
     let logPath: String
     let rawPath: String
     private let goPath: String
+    private var serverPID: Int32 = 0
 
     /// Starts `l2s args` in a `width`×`height` window with `env` (NO_COLOR removed unless given).
     /// The program starts only once output capture is on.
@@ -81,6 +82,7 @@ final class TmuxSession {
         let script = "trap 'true' INT; cd \(TmuxSession.quote(dir)); while [ ! -e go ]; do sleep 0.05; done; "
             + "env \(unset)\(envArgs) \(program); echo \"l2s-exit=$?\"; sleep 600"
         run(["-f", "/dev/null", "new-session", "-d", "-x", "\(width)", "-y", "\(height)", "sh", "-c", script])
+        serverPID = Int32(format("#{pid}")) ?? 0
         run(["set-option", "-g", "remain-on-exit", "on"])
         run(["pipe-pane", "-o", "cat > \(TmuxSession.quote(rawPath))"])
         FileManager.default.createFile(atPath: goPath, contents: Data())
@@ -162,6 +164,15 @@ final class TmuxSession {
 
     deinit {
         run(["kill-server"])
+        // A server that did not go (seen once on a loaded machine) is killed outright; its panes get SIGHUP.
+        let deadline = Date(timeIntervalSinceNow: 3)
+        while serverPID > 0 && kill(serverPID, 0) == 0 && !isZombie(serverPID) && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
+        if serverPID > 0 && kill(serverPID, 0) == 0 && !isZombie(serverPID) { kill(serverPID, SIGKILL) }
         try? FileManager.default.removeItem(atPath: dir)
+    }
+
+    private func isZombie(_ pid: Int32) -> Bool {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") else { return true }
+        return stat[stat.index(close, offsetBy: 2)...].hasPrefix("Z")
     }
 }
