@@ -14,8 +14,21 @@ struct L2S: ParsableCommand {
         """,
         subcommands: [Generate.self, Eval.self, Parse.self, BuildDataset.self, TrainBase.self, TrainClassifier.self, Bench.self])
 
+    @Option(help: "A Stable Diffusion diffusers folder (not supported yet; the workbench uses the embedded toy model).")
+    var model: String?
+    @Option(help: "Directory holding the shipped weights (toy/config.json …); default: next to the program, ./Assets or $L2S_ASSETS.")
+    var assets: String?
+    @Flag(help: "Run the workbench on the scripted demo engine (no model needed).")
+    var demo = false
+    @Flag(help: "No colours (also: a non-empty NO_COLOR environment variable).")
+    var noColor = false
+    @Flag(help: "ASCII glyphs only (also chosen automatically when the locale is not UTF-8).")
+    var ascii = false
+    @Option(help: "Log file (default: $XDG_STATE_HOME/l2s/l2s.log or ~/.local/state/l2s/l2s.log).")
+    var log: String?
+
     func run() throws {
-        print(L2S.helpMessage())
+        try runWorkbench(TUIOptions(model: model, assets: assets, demo: demo, noColor: noColor, ascii: ascii, log: log))
     }
 }
 

@@ -1,0 +1,319 @@
+// The only file that calls ncurses (tui-notes §2, §7). Copies a CellGrid to the screen (changed cells
+// only, wide graphemes whole, colours through extended pairs passed in setcchar's `opts` — never
+// COLOR_PAIR(n), which truncates pairs above 255), reads keys with get_wch, and restores the terminal.
+// Call it from one thread only: the UI thread.
+
+import Foundation
+import CNcurses
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What the backend reads from the terminal.
+public enum InputEvent: Equatable, Sendable {
+    case key(Key)
+    /// The terminal was resized (ncurses has already updated its size).
+    case resize
+}
+
+/// Why the terminal could not be set up.
+public enum TerminalError: Error, CustomStringConvertible {
+    case cannotInitialize(String)
+    public var description: String {
+        switch self {
+        case .cannotInitialize(let term): return "cannot start the terminal UI: ncurses does not know TERM=\(term)"
+        }
+    }
+}
+
+/// Whether curses owns the terminal right now (read by signal handlers and atexit).
+nonisolated(unsafe) private var cursesActive = false
+
+public final class CursesBackend {
+    public struct Options: Sendable {
+        /// No colours at all (--no-color, or a non-empty NO_COLOR: the launcher decides).
+        public var noColor = false
+        public var ascii = false
+        public init(noColor: Bool = false, ascii: Bool = false) { self.noColor = noColor; self.ascii = ascii }
+    }
+
+    /// The colour tier chosen at start-up.
+    public private(set) var tier: ColorTier = .none
+    /// Whether the locale's codeset is UTF-8 (else ASCII glyphs).
+    public private(set) var utf8 = false
+    /// Colours and pairs the terminal reports.
+    public private(set) var colors: Int32 = 0
+    public private(set) var colorPairs: Int32 = 0
+    private var screen: OpaquePointer?
+    private var files: [UnsafeMutablePointer<FILE>] = []
+    private var pairs: [Int32: Int32] = [:]
+    private var nextPair: Int32 = 1
+    private var last: CellGrid?
+    private var cursorVisible: Int32 = -1
+    private let headless: Bool
+
+    /// Opens the terminal on stdin/stdout (TERM from the environment).
+    public init(options: Options) throws {
+        headless = false
+        setlocale(LC_ALL, "")
+        utf8 = String(cString: tui_codeset()) == "UTF-8"
+        guard let s = newterm(nil, stdout, stdin) else {
+            throw TerminalError.cannotInitialize(ProcessInfo.processInfo.environment["TERM"] ?? "(unset)")
+        }
+        screen = s
+        set_term(s)
+        setUp(options: options, term: ProcessInfo.processInfo.environment["TERM"] ?? "")
+    }
+
+    /// A terminal that draws into /dev/null (for tests): `width`×`height`, `term` type.
+    public init(headlessWidth width: Int, height: Int, term: String = "xterm-256color", options: Options = Options()) throws {
+        headless = true
+        setlocale(LC_ALL, "")
+        utf8 = String(cString: tui_codeset()) == "UTF-8"
+        setenv("LINES", "\(height)", 1)
+        setenv("COLUMNS", "\(width)", 1)
+        guard let out = fopen("/dev/null", "w"), let inp = fopen("/dev/null", "r") else {
+            throw TerminalError.cannotInitialize("/dev/null")
+        }
+        files = [out, inp]
+        guard let s = newterm(term, out, inp) else { throw TerminalError.cannotInitialize(term) }
+        screen = s
+        set_term(s)
+        setUp(options: options, term: term)
+        unsetenv("LINES")
+        unsetenv("COLUMNS")
+    }
+
+    private func setUp(options: Options, term: String) {
+        cursesActive = true
+        cbreak()
+        noecho()
+        nonl()
+        keypad(tui_stdscr(), true)
+        nodelay(tui_stdscr(), true)
+        set_escdelay(25)
+        leaveok(tui_stdscr(), false)
+        // NO_COLOR is the caller's business (it sets options.noColor); TERM=dumb is ours.
+        if !options.noColor && term != "dumb" && has_colors() {
+            start_color()
+            use_default_colors()
+            colors = tui_colors()
+            colorPairs = tui_color_pairs()
+            tier = colors >= 256 && colorPairs >= 256 ? .palette256 : (colors >= 8 && colorPairs >= 16 ? .basic : .none)
+        }
+        if options.ascii { utf8 = false }
+        setCursor(visible: false)
+    }
+
+    /// The terminal size in cells.
+    public var size: Size {
+        Size(width: Int(getmaxx(tui_stdscr())), height: Int(getmaxy(tui_stdscr())))
+    }
+
+    /// Reads every pending key without blocking.
+    public func readInput() -> [InputEvent] {
+        var out: [InputEvent] = []
+        while true {
+            var ch: wint_t = 0
+            let r = wget_wch(tui_stdscr(), &ch)
+            if r == ERR { break }
+            if r == KEY_CODE_YES {
+                if let e = Self.functionKey(Int32(ch)) { out.append(e) }
+            } else if let k = Self.characterKey(UInt32(ch)) {
+                out.append(.key(k))
+            }
+            if out.count > 4096 { break }
+        }
+        return out
+    }
+
+    static func functionKey(_ code: Int32) -> InputEvent? {
+        switch code {
+        case KEY_RESIZE: return .resize
+        case KEY_UP: return .key(.up)
+        case KEY_DOWN: return .key(.down)
+        case KEY_LEFT: return .key(.left)
+        case KEY_RIGHT: return .key(.right)
+        case KEY_HOME: return .key(.home)
+        case KEY_END: return .key(.end)
+        case KEY_BACKSPACE: return .key(.backspace)
+        case KEY_DC: return .key(.delete)
+        case KEY_PPAGE: return .key(.pageUp)
+        case KEY_NPAGE: return .key(.pageDown)
+        case KEY_BTAB: return .key(.backTab)
+        case KEY_ENTER: return .key(.enter)
+        default:
+            for n in 1...12 where code == tui_key_f(Int32(n)) { return .key(.function(n)) }
+            return nil
+        }
+    }
+
+    static func characterKey(_ c: UInt32) -> Key? {
+        switch c {
+        case 10, 13: return .enter
+        case 9: return .tab
+        case 27: return .escape
+        case 8, 127: return .backspace
+        case 1...26: return .ctrl(Character(UnicodeScalar(c + 96)!))
+        case 0, 28...31: return nil
+        default:
+            guard let s = UnicodeScalar(c) else { return nil }
+            return .char(Character(s))
+        }
+    }
+
+    private func setCursor(visible: Bool) {
+        let v: Int32 = visible ? 1 : 0
+        if v != cursorVisible { curs_set(v); cursorVisible = v }
+    }
+
+    private func pair(for style: Style) -> Int32 {
+        guard tier != .none else { return 0 }
+        var fg = Int32(style.fg.index), bg = Int32(style.bg.index)
+        if colors < 16 {
+            if fg >= 8 { fg = fg == 8 ? 7 : fg - 8 }
+            if bg >= 8 { bg = bg == 8 ? 0 : bg - 8 }
+        }
+        if fg >= colors { fg = -1 }
+        if bg >= colors { bg = -1 }
+        if fg < 0 && bg < 0 { return 0 }
+        let key = (fg + 1) << 16 | (bg + 1)
+        if let p = pairs[key] { return p }
+        guard nextPair < colorPairs else { return -1 }
+        let p = nextPair
+        nextPair += 1
+        init_extended_pair(p, fg, bg)
+        pairs[key] = p
+        return p
+    }
+
+    private func attributes(_ a: CellAttributes) -> attr_t {
+        var out: attr_t = 0
+        if a.contains(.bold) { out |= tui_a_bold() }
+        if a.contains(.reverse) { out |= tui_a_reverse() }
+        if a.contains(.underline) { out |= tui_a_underline() }
+        if a.contains(.dim) { out |= tui_a_dim() }
+        return out
+    }
+
+    /// Copies the grid to the screen (cells that changed since the last frame) and shows it.
+    /// Returns whether every cell was repainted (first frame, resize, pair table reset).
+    @discardableResult
+    public func draw(_ grid: CellGrid) -> Bool {
+        var full = last == nil || last!.width != grid.width || last!.height != grid.height
+        if drawCells(grid, full: full) == false {
+            // The pair table overflowed: start it afresh and draw every cell with the new pairs.
+            pairs.removeAll()
+            nextPair = 1
+            full = true
+            _ = drawCells(grid, full: true)
+        }
+        if let c = grid.cursor {
+            setCursor(visible: true)
+            wmove(tui_stdscr(), Int32(c.y), Int32(c.x))
+        } else {
+            setCursor(visible: false)
+        }
+        wnoutrefresh(tui_stdscr())
+        doupdate()
+        last = grid
+        return full
+    }
+
+    /// Returns false when a cell needed a colour pair the table could not hold.
+    private func drawCells(_ grid: CellGrid, full: Bool) -> Bool {
+        let win = tui_stdscr()
+        var ok = true
+        var cc = cchar_t()
+        var wide: [wchar_t] = [0, 0, 0, 0, 0, 0]
+        for y in 0..<grid.height {
+            for x in 0..<grid.width {
+                let cell = grid[x, y]
+                if cell.width == 0 { continue }
+                if !full, let l = last, l[x, y] == cell, x + 1 >= grid.width || l[x + 1, y] == grid[x + 1, y] { continue }
+                var n = 0
+                for s in cell.character.unicodeScalars where n < 5 { wide[n] = wchar_t(bitPattern: s.value); n += 1 }
+                wide[n] = 0
+                var p = pair(for: cell.style)
+                if p < 0 { ok = false; p = 0 }
+                var opts = p
+                setcchar(&cc, wide, attributes(cell.style.attributes), 0, &opts)
+                mvwadd_wch(win, Int32(y), Int32(x), &cc)
+            }
+        }
+        return ok
+    }
+
+    /// Forces the next `draw` to repaint every cell (after a resize or SIGCONT).
+    public func invalidate() {
+        last = nil
+        clearok(curscr, true)
+    }
+
+    /// Restores the terminal (cursor, modes, main screen).
+    public func end() {
+        guard cursesActive else { return }
+        curs_set(1)
+        endwin()
+        cursesActive = false
+        if headless, let s = screen {
+            delscreen(s)
+            screen = nil
+            for f in files { fclose(f) }
+            files = []
+        }
+    }
+
+    /// Best-effort restore from a signal handler or atexit: endwin if curses is up.
+    public static func emergencyEnd() {
+        if cursesActive {
+            cursesActive = false
+            curs_set(1)
+            endwin()
+            fflush(stdout)
+        }
+    }
+
+    // MARK: Reading back (tests)
+
+    /// One cell as ncurses holds it: text, attributes and the colours of its pair.
+    public struct ScreenCell: Equatable {
+        public var text: String
+        public var pair: Int32
+        public var fg: Int32
+        public var bg: Int32
+        public var bold: Bool
+        public var reverse: Bool
+    }
+
+    /// The cell at (x, y) of ncurses' virtual screen (stdscr).
+    public func readCell(x: Int, y: Int) -> ScreenCell {
+        var cc = cchar_t()
+        mvwin_wch(tui_stdscr(), Int32(y), Int32(x), &cc)
+        var wide: [wchar_t] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
+        var attrs: attr_t = 0
+        var shortPair: Int16 = 0
+        var pairInt: Int32 = 0
+        getcchar(&cc, &wide, &attrs, &shortPair, &pairInt)
+        var text = ""
+        for w in wide where w != 0 { if let s = UnicodeScalar(UInt32(bitPattern: w)) { text.unicodeScalars.append(s) } }
+        var fg: Int32 = -1, bg: Int32 = -1
+        if pairInt > 0 { extended_pair_content(pairInt, &fg, &bg) }
+        return ScreenCell(text: text, pair: pairInt, fg: fg, bg: bg,
+                          bold: attrs & tui_a_bold() != 0, reverse: attrs & tui_a_reverse() != 0)
+    }
+
+    /// A row of the virtual screen as text (wide graphemes once).
+    public func readRow(_ y: Int) -> String {
+        var out = ""
+        var x = 0
+        let w = size.width
+        while x < w {
+            let c = readCell(x: x, y: y)
+            out += c.text.isEmpty ? " " : c.text
+            let cw = c.text.unicodeScalars.first.map { Int(tui_wcwidth(wchar_t(bitPattern: $0.value))) } ?? 1
+            x += max(1, cw)
+        }
+        return out
+    }
+}

@@ -1,0 +1,298 @@
+// What the UI drives: an engine that turns a prompt and settings into a stream of events, on its own
+// thread. The UI → engine direction is a `RunControl` per run (versioned settings, pause, cancel, the
+// preview size it wants); engine → UI is `EngineEvent`s through a `Mailbox` that wakes the UI's poll loop.
+
+import Foundation
+import Steering
+import Diffusion
+
+/// Everything the user can change about a run; the engine re-reads it at each step boundary.
+/// Steps and seed are fixed once a run starts (they apply to the next run).
+public struct LiveSettings: Sendable, Equatable {
+    public var steps: Int = 50
+    public var seed: UInt64 = 0
+    public var guidance: Float = 4
+    public var schedule = SteeringSchedule()
+    /// Round-robin order over the graph's edge indices.
+    public var order: [Int] = []
+    /// Edge indices switched off (they keep their place in `order`).
+    public var disabled: Set<Int> = []
+    /// Steered run, or the unsteered half of an A/B pair (same seed; the classifier still reads along).
+    public var steered = true
+
+    public init() {}
+
+    /// The edges steered, in turn: `order` minus `disabled`.
+    public var activeOrder: [Int] { order.filter { !disabled.contains($0) } }
+
+    /// The schedule the sampler uses: for unsteered runs, one read-only evaluation per relation
+    /// (step size 0, targets out of reach), so probabilities are recorded but the latent never moves.
+    public var effectiveSchedule: SteeringSchedule {
+        guard !steered else { return schedule }
+        var s = schedule
+        s.stepSizes = [0]
+        s.maxIterations = max(1, activeOrder.count)
+        s.probabilityTarget = 2
+        s.lossTarget = -1
+        return s
+    }
+
+    /// The engine's settings value for a prompt.
+    public func generationSettings(prompt: String) -> GenerationSettings {
+        GenerationSettings(sampler: SamplerSettings(prompt: prompt, seed: seed, steps: steps, guidanceScale: guidance),
+                           steering: effectiveSchedule, order: activeOrder)
+    }
+}
+
+/// The engine's own state, shown in the status line and the graph pane.
+public enum EngineStatus: Sendable, Equatable {
+    case starting(String)
+    case ready(String)
+    case unavailable(String)
+}
+
+/// One refinement iteration as the UI keeps it (edge index, not target index).
+public struct IterationRecord: Sendable, Equatable {
+    public var step: Int
+    public var iteration: Int
+    /// Index into the graph's edges of the relation judged.
+    public var edge: Int
+    /// Class probabilities in classifier order: above, below, is, left of, right of.
+    public var probabilities: [Float]
+    public var targetProbability: Float
+    public var loss: Float
+    public var gradientNorm: Float
+    /// 16×16 row-major maps (any square size works).
+    public var subjectMap: [Float]
+    public var objectMap: [Float]
+    public var note: String?
+
+    public init(step: Int, iteration: Int, edge: Int, probabilities: [Float], targetProbability: Float, loss: Float,
+                gradientNorm: Float, subjectMap: [Float], objectMap: [Float], note: String? = nil) {
+        self.step = step; self.iteration = iteration; self.edge = edge; self.probabilities = probabilities
+        self.targetProbability = targetProbability; self.loss = loss; self.gradientNorm = gradientNorm
+        self.subjectMap = subjectMap; self.objectMap = objectMap; self.note = note
+    }
+}
+
+/// One finished denoising step.
+public struct StepRecord: Sendable, Equatable {
+    public var step: Int
+    public var totalSteps: Int
+    public var timestep: Int
+    /// Wall time of this step (steering iterations included).
+    public var seconds: Double
+    /// The predicted clean image x̂₀ at this step, at most 64×64 (area-averaged on the engine thread).
+    public var preview: RGBImage
+    /// The same, fitted to the pane size the UI asked for (nil if it asked for none).
+    public var fitted: FittedImage?
+    public var fittedBox: PixelBox?
+    public init(step: Int, totalSteps: Int, timestep: Int, seconds: Double, preview: RGBImage,
+                fitted: FittedImage? = nil, fittedBox: PixelBox? = nil) {
+        self.step = step; self.totalSteps = totalSteps; self.timestep = timestep; self.seconds = seconds
+        self.preview = preview; self.fitted = fitted; self.fittedBox = fittedBox
+    }
+}
+
+/// A pixel box an image is fitted into (pane columns × 2·rows).
+public struct PixelBox: Hashable, Sendable {
+    public var width: Int
+    public var height: Int
+    public init(width: Int, height: Int) { self.width = max(0, width); self.height = max(0, height) }
+}
+
+/// Names one fitted image: which run, which picture, which box.
+public struct FitKey: Hashable, Sendable {
+    public enum Picture: Hashable, Sendable {
+        case step(Int)
+        case final
+        case other  // the other half of the A/B pair
+    }
+    public var run: Int
+    public var picture: Picture
+    public var box: PixelBox
+    public init(run: Int, picture: Picture, box: PixelBox) { self.run = run; self.picture = picture; self.box = box }
+}
+
+/// What an engine reports. Every run-scoped event carries the run id so stale ones can be dropped.
+public enum EngineEvent: Sendable {
+    case status(EngineStatus)
+    /// The prompt's graph as the engine parsed it, and the edge indices that can be steered.
+    case parsed(run: Int, graph: RelationGraph, steerable: [Int])
+    case iteration(run: Int, IterationRecord)
+    case step(run: Int, StepRecord)
+    /// Settings `version` took effect at the boundary before `step`.
+    case applied(run: Int, version: Int, step: Int)
+    case paused(run: Int, step: Int)
+    case resumed(run: Int)
+    /// The final image at full resolution and the run's wall time.
+    case finished(run: Int, image: RGBImage, seconds: Double)
+    case cancelled(run: Int, step: Int)
+    case failed(run: Int, message: String)
+    case fitted(FitKey, FittedImage)
+    case log(String)
+}
+
+/// A request to sample one image.
+public struct RunRequest: Sendable {
+    public var id: Int
+    public var prompt: String
+    public var settings: LiveSettings
+    public var version: Int
+    public init(id: Int, prompt: String, settings: LiveSettings, version: Int) {
+        self.id = id; self.prompt = prompt; self.settings = settings; self.version = version
+    }
+}
+
+/// The UI's handle on one run: versioned settings, pause, cancel and the preview box, all read by the
+/// engine thread at step boundaries. Every method is short and lock-protected.
+public final class RunControl: @unchecked Sendable {
+    public let runID: Int
+    public let token = CancellationToken()
+    private let condition = NSCondition()
+    private var paused = false
+    private var settings: LiveSettings
+    private var version: Int
+    private var box: PixelBox?
+
+    public init(runID: Int, settings: LiveSettings, version: Int, previewBox: PixelBox? = nil) {
+        self.runID = runID
+        self.settings = settings
+        self.version = version
+        self.box = previewBox
+    }
+
+    /// Publishes new settings (the engine applies them at the next step boundary).
+    public func update(_ s: LiveSettings, version v: Int) {
+        condition.lock(); settings = s; version = v; condition.unlock()
+    }
+
+    /// The newest settings and their version.
+    public func latest() -> (LiveSettings, Int) {
+        condition.lock(); defer { condition.unlock() }
+        return (settings, version)
+    }
+
+    public var previewBox: PixelBox? {
+        get { condition.lock(); defer { condition.unlock() }; return box }
+        set { condition.lock(); box = newValue; condition.unlock() }
+    }
+
+    public func setPaused(_ p: Bool) {
+        condition.lock(); paused = p; condition.broadcast(); condition.unlock()
+    }
+
+    public var isPaused: Bool { condition.lock(); defer { condition.unlock() }; return paused }
+
+    /// Cancels the run and wakes a paused or sleeping engine.
+    public func cancel() {
+        token.cancel()
+        condition.lock(); condition.broadcast(); condition.unlock()
+    }
+
+    public var isCancelled: Bool { token.isCancelled }
+
+    /// Blocks while paused; returns whether it blocked at all. Wakes on resume or cancel.
+    @discardableResult
+    public func waitWhilePaused(onPause: () -> Void = {}) -> Bool {
+        condition.lock()
+        guard paused && !token.isCancelled else { condition.unlock(); return false }
+        condition.unlock()
+        onPause()
+        condition.lock()
+        while paused && !token.isCancelled { condition.wait() }
+        condition.unlock()
+        return true
+    }
+
+    /// Sleeps up to `seconds`; returns early when cancelled.
+    public func sleep(_ seconds: Double) {
+        guard seconds > 0 else { return }
+        let deadline = Date(timeIntervalSinceNow: seconds)
+        condition.lock()
+        while !token.isCancelled && Date() < deadline { _ = condition.wait(until: deadline) }
+        condition.unlock()
+    }
+}
+
+/// An engine: owns a model (or a script), runs one generation at a time on its own thread.
+public protocol WorkbenchEngine: AnyObject {
+    /// One line naming the model, for the status line and sidecars.
+    var name: String { get }
+    /// The objects the model can draw (nil: any).
+    var vocabulary: ObjectVocabulary? { get }
+    /// Settings for a fresh session (model defaults).
+    var defaults: LiveSettings { get }
+    /// Starts the engine's thread (loading the model, if any); all events go to `sink`.
+    func start(sink: @escaping @Sendable (EngineEvent) -> Void)
+    /// Runs `request` after cancelling any run in progress. Never blocks the caller.
+    func submit(_ request: RunRequest, control: RunControl)
+    /// Cancels everything and waits up to `timeout` seconds for the thread; false if it did not stop.
+    func shutdown(timeout: Double) -> Bool
+}
+
+/// A self-pipe: any thread (or a signal handler, through `writeFD`) wakes the UI's poll().
+public final class Waker: @unchecked Sendable {
+    public let readFD: Int32
+    public let writeFD: Int32
+
+    public init() {
+        var fds: [Int32] = [-1, -1]
+        if pipe(&fds) != 0 { fds = [-1, -1] }
+        readFD = fds[0]
+        writeFD = fds[1]
+        for fd in fds where fd >= 0 {
+            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+        }
+    }
+
+    deinit {
+        if readFD >= 0 { close(readFD) }
+        if writeFD >= 0 { close(writeFD) }
+    }
+
+    /// Writes one byte (EAGAIN means a wake is already pending: fine).
+    public func wake() {
+        var b: UInt8 = 1
+        _ = write(writeFD, &b, 1)
+    }
+
+    /// Empties the pipe.
+    public func drain() {
+        var buf = [UInt8](repeating: 0, count: 256)
+        while read(readFD, &buf, buf.count) > 0 {}
+    }
+}
+
+/// Lock-protected queue of engine events; posting wakes the UI at most once per drain.
+public final class Mailbox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var items: [EngineEvent] = []
+    private var wakePending = false
+    private let waker: Waker?
+    /// Events posted since start (for the coalescing figure in the log).
+    public private(set) var posted = 0
+
+    public init(waker: Waker?) { self.waker = waker }
+
+    public func post(_ event: EngineEvent) {
+        lock.lock()
+        items.append(event)
+        posted += 1
+        let wake = !wakePending
+        wakePending = true
+        lock.unlock()
+        if wake { waker?.wake() }
+    }
+
+    /// Takes every pending event, oldest first.
+    public func drain() -> [EngineEvent] {
+        lock.lock()
+        defer { lock.unlock() }
+        let out = items
+        items.removeAll(keepingCapacity: true)
+        wakePending = false
+        return out
+    }
+}

@@ -1,0 +1,155 @@
+// The real engine: the embedded toy model driven by `SteeredGenerator` on a worker thread. Loads the
+// weights in the background (a missing file becomes an `unavailable` status, not a crash), applies
+// the UI's versioned settings at step boundaries through `live:`, pauses there on a condition, and
+// cancels through the run's CancellationToken.
+
+import Foundation
+import Tensors
+import Diffusion
+import Steering
+import ToyWorld
+
+public final class LiveEngine: WorkbenchEngine, @unchecked Sendable {
+    public private(set) var name: String
+    public let vocabulary: ObjectVocabulary?
+    public var defaults: LiveSettings
+    private let assets: String?
+    private let classifier: RelationClassifier?
+    private var worker: WorkerThread?
+    private let lock = NSLock()
+    private var current: RunControl?
+    private var generator: SteeredGenerator?
+    private var loadError: String?
+
+    /// `assets`: a directory holding toy/ (default: `AssetLocator`'s search). Without a relation
+    /// classifier the hand-made centroid loss steers (and reads out probabilities).
+    public init(assets: String? = nil, classifier: RelationClassifier? = nil) {
+        self.assets = assets
+        self.classifier = classifier
+        self.vocabulary = ObjectVocabulary(Catalogue.classes.map(\.name))
+        self.name = "toy model"
+        var d = LiveSettings()
+        d.steps = 50
+        d.guidance = 4
+        d.seed = 1
+        if classifier == nil { d.schedule.loss = .handcrafted }
+        defaults = d
+    }
+
+    public func start(sink: @escaping @Sendable (EngineEvent) -> Void) {
+        worker = WorkerThread(name: "l2s-sampler") { [self] in
+            sink(.status(.starting("loading the toy model")))
+            do {
+                let model = try ToyModel.loadEmbedded(assets: assets)
+                lock.lock()
+                generator = SteeredGenerator(model: model, classifier: classifier, vocabulary: vocabulary)
+                name = "toy model \(model.weightsHash.prefix(8))"
+                lock.unlock()
+                let loss = classifier == nil ? "centroid loss (no relation classifier shipped)" : "learned classifier"
+                sink(.status(.ready("toy model loaded (\(model.config.image_size)×\(model.config.image_size) px, weights \(model.weightsHash.prefix(8)), \(loss))")))
+            } catch {
+                lock.lock()
+                loadError = "\(error)"
+                lock.unlock()
+                sink(.status(.unavailable("\(error). Try `l2s --demo` for the scripted engine.")))
+            }
+        }
+        worker?.start()
+        self.sink = sink
+    }
+
+    private var sink: (@Sendable (EngineEvent) -> Void)?
+
+    public func submit(_ request: RunRequest, control: RunControl) {
+        lock.lock()
+        current?.cancel()
+        current = control
+        lock.unlock()
+        guard let sink else { return }
+        worker?.submit { [self] in
+            lock.lock()
+            let gen = generator
+            let err = loadError
+            lock.unlock()
+            guard let gen else {
+                sink(.failed(run: request.id, message: "the model is not loaded: \(err ?? "still loading")"))
+                return
+            }
+            LiveEngine.run(request, control: control, generator: gen, sink: sink)
+        }
+    }
+
+    static func run(_ request: RunRequest, control: RunControl, generator: SteeredGenerator,
+                    sink: @escaping @Sendable (EngineEvent) -> Void) {
+        let id = request.id
+        guard !control.isCancelled else { sink(.cancelled(run: id, step: 0)); return }
+        var applied = request.version
+        var edgeOfTarget: [Int] = []
+        var stepStart = Date()
+        var lastStep = 0
+        let steered = request.settings.steered
+        let settings = request.settings.generationSettings(prompt: request.prompt)
+        do {
+            let result = try generator.run(prompt: request.prompt, settings: settings, cancel: control.token, live: { step in
+                lastStep = step
+                if step < 3 { WorkerThread.lowerPoolPriority() }  // pool threads appear during the first steps
+                if control.waitWhilePaused(onPause: { sink(.paused(run: id, step: step)) }) {
+                    if !control.isCancelled { sink(.resumed(run: id)) }
+                }
+                stepStart = Date()
+                let (s, v) = control.latest()
+                guard v != applied else { return nil }
+                applied = v
+                var next = s
+                next.steered = steered
+                sink(.applied(run: id, version: v, step: step))
+                return next.generationSettings(prompt: request.prompt)
+            }, captureAttention: false, onEvent: { event in
+                switch event {
+                case .parsed(let graph, let targets):
+                    edgeOfTarget = targets.keys.sorted()
+                    sink(.parsed(run: id, graph: graph, steerable: edgeOfTarget))
+                case .iteration(let it):
+                    let edge = edgeOfTarget.indices.contains(it.target) ? edgeOfTarget[it.target] : it.target
+                    sink(.iteration(run: id, IterationRecord(step: it.step, iteration: it.iteration, edge: edge,
+                                                             probabilities: it.probabilities, targetProbability: it.targetProbability,
+                                                             loss: it.loss, gradientNorm: it.gradientNorm,
+                                                             subjectMap: it.subjectMap, objectMap: it.objectMap, note: it.note)))
+                case .step(let e):
+                    let image = LiveEngine.rgb(e.predictedClean)
+                    let thumb = ImageFitter.thumbnail(image)
+                    var rec = StepRecord(step: e.step, totalSteps: e.totalSteps, timestep: e.timestep,
+                                         seconds: Date().timeIntervalSince(stepStart), preview: thumb)
+                    if let box = control.previewBox {
+                        rec.fitted = ImageFitter.fit(thumb, boxWidth: box.width, boxHeight: box.height)
+                        rec.fittedBox = box
+                    }
+                    sink(.step(run: id, rec))
+                case .log(let line):
+                    sink(.log(line))
+                }
+            })
+            sink(.finished(run: id, image: LiveEngine.rgb(result.image), seconds: result.seconds))
+        } catch SamplerError.cancelled(let step) {
+            sink(.cancelled(run: id, step: step))
+        } catch {
+            if control.isCancelled { sink(.cancelled(run: id, step: lastStep)) } else { sink(.failed(run: id, message: "\(error)")) }
+        }
+    }
+
+    /// The first image of a [B, 3, H, W] tensor in [−1, 1] as 8-bit RGB.
+    static func rgb(_ t: Tensor) -> RGBImage {
+        let s = t.shape
+        guard s.count >= 3 else { return RGBImage(width: 0, height: 0, pixels: []) }
+        let h = s[s.count - 2], w = s[s.count - 1]
+        let values = Array(t.array.prefix(3 * h * w))
+        return RGBImage(chw: values, width: w, height: h)
+    }
+
+    public func shutdown(timeout: Double) -> Bool {
+        lock.lock()
+        current?.cancel()
+        lock.unlock()
+        return worker?.shutdown(timeout: timeout) ?? true
+    }
+}

@@ -1,0 +1,190 @@
+// Colour tiers, glyph sets and palettes (tui-notes §3, §7.8–7.11). Chrome uses the user's themed
+// colours 0–15; data (heatmaps, images) uses palette indices 16–255 in the 256-colour tier, density
+// glyphs otherwise. Never more than one tier per session: chosen once at start-up.
+
+/// How many colours the terminal gets from us.
+public enum ColorTier: String, Sendable, CaseIterable {
+    /// NO_COLOR, --no-color, TERM=dumb or no colour support: attributes only.
+    case none
+    /// 8 or 16 colours: themed colours for chrome, density glyphs for data.
+    case basic
+    /// 256 colours: themed chrome, palette indices 16–255 for data.
+    case palette256
+}
+
+/// Every glyph the UI draws, with an ASCII fallback set.
+public struct Glyphs: Sendable, Equatable {
+    public var ascii: Bool
+    public var horizontal, vertical, topLeft, topRight, bottomLeft, bottomRight: Character
+    public var arrow: String          // in "dog —right of→ bear"
+    public var dash: String
+    public var pointer: Character     // selected row
+    public var steering: Character    // steered this iteration
+    public var warning: Character
+    public var cross: Character
+    public var ellipsis: String
+    public var upperHalf: Character   // half-block pixel
+    public var barEighths: [Character] // 1/8 … 8/8
+    public var sparkLevels: [Character]  // 8 levels, low → high
+    public var density: [Character]      // empty → full
+    public var barLeft, barRight: Character
+    public var sectionDot: String
+    public var spinner: [Character]
+    /// The predicted clean image, x̂₀.
+    public var predicted: String
+
+    public static let unicode = Glyphs(
+        ascii: false, horizontal: "─", vertical: "│", topLeft: "┌", topRight: "┐", bottomLeft: "└", bottomRight: "┘",
+        arrow: "→", dash: "—", pointer: "▶", steering: "●", warning: "⚠", cross: "✗", ellipsis: "…", upperHalf: "▀",
+        barEighths: ["▏", "▎", "▍", "▌", "▋", "▊", "▉", "█"],
+        sparkLevels: ["▁", "▂", "▃", "▄", "▅", "▆", "▇", "█"],
+        density: [" ", "░", "▒", "▓", "█"], barLeft: "▕", barRight: "▏", sectionDot: "·",
+        spinner: ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"], predicted: "x\u{302}\u{2080}")
+
+    public static let asciiOnly = Glyphs(
+        ascii: true, horizontal: "-", vertical: "|", topLeft: "+", topRight: "+", bottomLeft: "+", bottomRight: "+",
+        arrow: ">", dash: "-", pointer: ">", steering: "*", warning: "!", cross: "x", ellipsis: "~", upperHalf: "#",
+        barEighths: [".", ".", ":", ":", "=", "=", "#", "#"],
+        sparkLevels: ["_", ".", ",", "-", "~", "=", "+", "#"],
+        density: [" ", ".", ":", "-", "=", "+", "*", "#", "%", "@"], barLeft: "[", barRight: "]", sectionDot: "-",
+        spinner: ["|", "/", "-", "\\"], predicted: "x0")
+}
+
+/// Semantic styles for the chrome, per tier.
+public struct Theme: Sendable, Equatable {
+    public var tier: ColorTier
+    public var glyphs: Glyphs
+    public var colormap: Colormap
+
+    public init(tier: ColorTier, ascii: Bool, colormap: Colormap = .magma) {
+        self.tier = tier
+        self.glyphs = ascii ? .asciiOnly : .unicode
+        self.colormap = colormap
+    }
+
+    private func color(_ c: TermColor, _ attrs: CellAttributes = []) -> Style {
+        tier == .none ? Style(attributes: attrs) : Style(fg: c, attributes: attrs)
+    }
+
+    public var text: Style { .plain }
+    public var border: Style { tier == .none ? .plain : Style(fg: .brightBlack) }
+    public var focusedBorder: Style { color(.cyan, .bold) }
+    public var title: Style { Style(attributes: .bold) }
+    public var dim: Style { tier == .none ? Style(attributes: .dim) : Style(fg: .brightBlack) }
+    public var accent: Style { color(.cyan, .bold) }
+    public var good: Style { color(.green) }
+    public var warning: Style { color(.yellow, .bold) }
+    public var error: Style { color(.red, .bold) }
+    public var selected: Style { Style(attributes: .reverse) }
+    public var bar: Style { color(.blue) }
+    public var targetBar: Style { color(.green, .bold) }
+    public var spark: Style { color(.cyan) }
+    public var pending: Style { color(.yellow) }
+    public var keyName: Style { color(.cyan, .bold) }
+    public func stateStyle(_ s: RunPhase) -> Style {
+        switch s {
+        case .running: return tier == .none ? Style(attributes: [.reverse, .bold]) : Style(fg: .black, bg: .green, attributes: .bold)
+        case .paused: return tier == .none ? Style(attributes: .reverse) : Style(fg: .black, bg: .yellow, attributes: .bold)
+        case .failed: return tier == .none ? Style(attributes: [.reverse, .bold]) : Style(fg: .white, bg: .red, attributes: .bold)
+        default: return Style(attributes: .reverse)
+        }
+    }
+}
+
+/// A monotone (in lightness) sequence of 256-palette indices for heatmaps.
+public enum Colormap: String, Sendable, CaseIterable {
+    case magma, inferno, gray
+
+    /// Palette indices, dark → light (tui-notes §3: constrained nearest-Lab picks, L* increasing).
+    public var lut: [UInt8] {
+        switch self {
+        case .magma: return [16, 232, 17, 53, 54, 89, 90, 126, 161, 167, 203, 209, 179, 216, 222, 229]
+        case .inferno: return [16, 232, 17, 53, 54, 89, 125, 161, 167, 203, 172, 208, 214, 220, 192, 229]
+        case .gray: return Array(232...255)
+        }
+    }
+
+    public var next: Colormap {
+        let all = Colormap.allCases
+        return all[(all.firstIndex(of: self)! + 1) % all.count]
+    }
+}
+
+/// The xterm palette and nearest-colour search in CIELAB.
+public enum Palette {
+    static let cubeLevels: [Int] = [0, 95, 135, 175, 215, 255]
+    static let ansiRGB: [(Int, Int, Int)] = [
+        (0, 0, 0), (205, 0, 0), (0, 205, 0), (205, 205, 0), (0, 0, 238), (205, 0, 205), (0, 205, 205), (229, 229, 229),
+        (127, 127, 127), (255, 0, 0), (0, 255, 0), (255, 255, 0), (92, 92, 255), (255, 0, 255), (0, 255, 255), (255, 255, 255),
+    ]
+
+    /// The RGB of a palette index as xterm defines it (0–15: xterm's defaults; users may theme them).
+    public static func rgb(_ index: Int) -> (Int, Int, Int) {
+        if index < 16 { return ansiRGB[max(index, 0)] }
+        if index < 232 {
+            let i = index - 16
+            return (cubeLevels[i / 36], cubeLevels[(i / 6) % 6], cubeLevels[i % 6])
+        }
+        let g = 8 + 10 * (index - 232)
+        return (g, g, g)
+    }
+
+    /// CIELAB (D65) of an sRGB colour.
+    public static func lab(_ r: Int, _ g: Int, _ b: Int) -> (Double, Double, Double) {
+        func lin(_ c: Int) -> Double {
+            let v = Double(c) / 255
+            return v <= 0.04045 ? v / 12.92 : pow((v + 0.055) / 1.055, 2.4)
+        }
+        let R = lin(r), G = lin(g), B = lin(b)
+        let x = (0.4124 * R + 0.3576 * G + 0.1805 * B) / 0.95047
+        let y = 0.2126 * R + 0.7152 * G + 0.0722 * B
+        let z = (0.0193 * R + 0.1192 * G + 0.9505 * B) / 1.08883
+        func f(_ t: Double) -> Double { t > 0.008856 ? cbrt(t) : 7.787 * t + 16.0 / 116 }
+        let fx = f(x), fy = f(y), fz = f(z)
+        return (116 * fy - 16, 500 * (fx - fy), 200 * (fy - fz))
+    }
+
+    static let labs256: [(Double, Double, Double)] = (16..<256).map { let c = rgb($0); return lab(c.0, c.1, c.2) }
+    static let labs8: [(Double, Double, Double)] = (0..<8).map { let c = rgb($0); return lab(c.0, c.1, c.2) }
+
+    /// Nearest palette index in 16–255 by CIELAB distance.
+    public static func nearest256(_ r: UInt8, _ g: UInt8, _ b: UInt8) -> UInt8 {
+        let p = lab(Int(r), Int(g), Int(b))
+        var best = 0
+        var bestD = Double.infinity
+        for (i, q) in labs256.enumerated() {
+            let d = distance(p, q)
+            if d < bestD { bestD = d; best = i }
+        }
+        return UInt8(16 + best)
+    }
+
+    /// Nearest of the eight basic colours (assuming xterm's defaults) by CIELAB distance.
+    public static func nearest8(_ r: UInt8, _ g: UInt8, _ b: UInt8) -> UInt8 {
+        let p = lab(Int(r), Int(g), Int(b))
+        var best = 0
+        var bestD = Double.infinity
+        for (i, q) in labs8.enumerated() {
+            let d = distance(p, q)
+            if d < bestD { bestD = d; best = i }
+        }
+        return UInt8(best)
+    }
+
+    static func distance(_ p: (Double, Double, Double), _ q: (Double, Double, Double)) -> Double {
+        let a = p.0 - q.0, b = p.1 - q.1, c = p.2 - q.2
+        return a * a + b * b + c * c
+    }
+
+    /// Relative luminance in 0…255.
+    public static func luma(_ r: UInt8, _ g: UInt8, _ b: UInt8) -> UInt8 {
+        let sum: Int = 299 * Int(r) + 587 * Int(g) + 114 * Int(b)
+        return UInt8(min(255, sum / 1000))
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif

@@ -1,0 +1,294 @@
+// The UI's whole state: a value. The reducer (Reducer.swift) changes it in answer to key actions and
+// engine events and returns the effects the App performs; the widgets draw it. Nothing here touches
+// the terminal, a thread or the clock (times arrive inside events and `tick`).
+
+import Foundation
+import Steering
+
+/// Where a run is.
+public enum RunPhase: String, Sendable, Equatable {
+    case idle, starting, running, paused, finished, cancelled, failed
+    public var label: String {
+        switch self {
+        case .idle: return "IDLE"
+        case .starting: return "STARTING"
+        case .running: return "RUNNING"
+        case .paused: return "PAUSED"
+        case .finished: return "DONE"
+        case .cancelled: return "CANCELLED"
+        case .failed: return "FAILED"
+        }
+    }
+    public var isActive: Bool { self == .starting || self == .running || self == .paused }
+}
+
+/// The editable settings shown in the schedule pane, in display order.
+public enum ScheduleField: String, CaseIterable, Sendable {
+    case steps, start, end, stepSize, iterations, probabilityTarget, lossTarget, guidance, seed
+
+    public var label: String {
+        switch self {
+        case .steps: return "steps"
+        case .start: return "start"
+        case .end: return "end"
+        case .stepSize: return "step size"
+        case .iterations: return "iters"
+        case .probabilityTarget: return "p target"
+        case .lossTarget: return "loss target"
+        case .guidance: return "cfg"
+        case .seed: return "seed"
+        }
+    }
+
+    /// Whether a change reaches a run in progress (steps and seed apply to the next run).
+    public var isLive: Bool { self != .steps && self != .seed }
+
+    public func value(in s: LiveSettings) -> String {
+        switch self {
+        case .steps: return "\(s.steps)"
+        case .start: return "\(s.schedule.startStep)"
+        case .end: return "\(s.schedule.endStep)"
+        case .stepSize: return Self.short(s.schedule.stepSizes.first ?? 0)
+        case .iterations: return "\(s.schedule.maxIterations)"
+        case .probabilityTarget: return String(format: "%.2f", s.schedule.probabilityTarget)
+        case .lossTarget: return Self.short(s.schedule.lossTarget)
+        case .guidance: return String(format: "%.1f", s.guidance)
+        case .seed: return "\(s.seed)"
+        }
+    }
+
+    static func short(_ v: Float) -> String {
+        if v == 0 { return "0" }
+        if abs(v) >= 0.01 && abs(v) < 1000 {
+            var t = String(format: "%.3f", v)
+            while t.hasSuffix("0") { t.removeLast() }
+            if t.hasSuffix(".") { t.removeLast() }
+            return t
+        }
+        return String(format: "%.1e", v)
+    }
+
+    /// One notch up (+1) or down (−1), clamped to the valid range.
+    public func adjust(_ s: inout LiveSettings, by direction: Int) {
+        let d = direction >= 0 ? 1 : -1
+        switch self {
+        case .steps: s.steps = min(max(s.steps + 5 * d, 1), 1000)
+        case .start: s.schedule.startStep = min(max(s.schedule.startStep + d, 0), s.schedule.endStep)
+        case .end: s.schedule.endStep = min(max(s.schedule.endStep + d, s.schedule.startStep), 1000)
+        case .stepSize:
+            let v = s.schedule.stepSizes.first ?? 0
+            var n: Float = d > 0 ? (v == 0 ? 0.01 : v * 1.25) : (v < 0.002 ? 0 : v / 1.25)
+            n = min(n, 100)
+            s.schedule.stepSizes = [Float((Double(n) * 1000).rounded() / 1000)]
+        case .iterations: s.schedule.maxIterations = min(max(s.schedule.maxIterations + d, 0), 100)
+        case .probabilityTarget:
+            s.schedule.probabilityTarget = min(max(((s.schedule.probabilityTarget + 0.05 * Float(d)) * 100).rounded() / 100, 0.05), 1)
+        case .lossTarget:
+            let v = s.schedule.lossTarget
+            s.schedule.lossTarget = d > 0 ? (v == 0 ? 0.001 : min(v * 2, 100)) : (v <= 0.001 ? 0 : v / 2)
+        case .guidance: s.guidance = min(max(((s.guidance + 0.5 * Float(d)) * 2).rounded() / 2, 0), 50)
+        case .seed: s.seed = d > 0 ? s.seed &+ 1 : (s.seed == 0 ? 0 : s.seed - 1)
+        }
+    }
+
+    /// Sets the field from typed text; returns an error message for text it cannot use.
+    public func set(_ s: inout LiveSettings, from text: String) -> String? {
+        let t = text.trimmingCharacters(in: .whitespaces)
+        func int(_ range: ClosedRange<Int>) -> Int? { Int(t).flatMap { range.contains($0) ? $0 : nil } }
+        func float(_ range: ClosedRange<Float>) -> Float? { Float(t).flatMap { $0.isFinite && range.contains($0) ? $0 : nil } }
+        switch self {
+        case .steps: guard let v = int(1...1000) else { return "steps must be a whole number in 1…1000" }; s.steps = v
+        case .start:
+            guard let v = int(0...s.schedule.endStep) else { return "start must be in 0…\(s.schedule.endStep) (the end)" }
+            s.schedule.startStep = v
+        case .end:
+            guard let v = int(s.schedule.startStep...1000) else { return "end must be in \(s.schedule.startStep)…1000" }
+            s.schedule.endStep = v
+        case .stepSize: guard let v = float(0...100) else { return "step size must be a number in 0…100" }; s.schedule.stepSizes = [v]
+        case .iterations: guard let v = int(0...100) else { return "iterations must be a whole number in 0…100" }; s.schedule.maxIterations = v
+        case .probabilityTarget: guard let v = float(0...1) else { return "p target must be in 0…1" }; s.schedule.probabilityTarget = v
+        case .lossTarget: guard let v = float(0...1000) else { return "loss target must be a number ≥ 0" }; s.schedule.lossTarget = v
+        case .guidance: guard let v = float(0...50) else { return "guidance must be in 0…50" }; s.guidance = v
+        case .seed: guard let v = UInt64(t) else { return "seed must be a whole number ≥ 0" }; s.seed = v
+        }
+        return nil
+    }
+}
+
+/// Which token's map the attention pane shows.
+public enum MapToken: String, Sendable {
+    case subject, object
+    public var other: MapToken { self == .subject ? .object : .subject }
+}
+
+/// One run as the UI keeps it.
+public struct RunView: Sendable {
+    public var id: Int
+    public var prompt: String
+    public var settings: LiveSettings
+    public var phase: RunPhase = .starting
+    /// The engine's parse (edge indices match the UI's).
+    public var graph: RelationGraph?
+    /// Edges the engine can steer (have tokens in the model).
+    public var steerable: [Int] = []
+    public var iterations: [IterationRecord] = []
+    /// Step records in arrival order (`steps[i].step == i`).
+    public var steps: [StepRecord] = []
+    public var final: RGBImage?
+    public var seconds: Double?
+    public var message: String?
+    public var pausedAt: Int?
+    public var pauseRequested = false
+    public var cancelRequested = false
+    /// Live changes the engine applied: "step 12: cfg 5.0".
+    public var appliedChanges: [String] = []
+
+    public init(id: Int, prompt: String, settings: LiveSettings) {
+        self.id = id
+        self.prompt = prompt
+        self.settings = settings
+    }
+
+    public var totalSteps: Int { steps.last?.totalSteps ?? settings.steps }
+    public var latestStep: Int? { steps.last?.step }
+
+    /// Steps per second over the last few steps (nil before two steps).
+    public var stepsPerSecond: Double? {
+        let recent = steps.suffix(8)
+        let t = recent.reduce(0) { $0 + $1.seconds }
+        guard recent.count >= 1, t > 0 else { return nil }
+        return Double(recent.count) / t
+    }
+
+    /// Seconds left at the recent rate.
+    public var eta: Double? {
+        guard let r = stepsPerSecond, r > 0 else { return nil }
+        return Double(totalSteps - steps.count) / r
+    }
+
+    /// Iterations recorded at a step, in order.
+    public func iterations(at step: Int) -> [IterationRecord] { iterations.filter { $0.step == step } }
+
+    /// The newest iteration for an edge at or before a step.
+    public func latestIteration(edge: Int, atOrBefore step: Int) -> IterationRecord? {
+        iterations.last { $0.edge == edge && $0.step <= step }
+    }
+
+    /// Per step 0..<totalSteps: the target probability of the edge's last iteration at that step.
+    public func targetHistory(edge: Int) -> [Float?] {
+        var out = [Float?](repeating: nil, count: max(totalSteps, 0))
+        for it in iterations where it.edge == edge && it.step >= 0 && it.step < out.count { out[it.step] = it.targetProbability }
+        return out
+    }
+}
+
+/// A finished image kept for A/B comparison: same prompt, seed and steps, the other steering mode.
+public struct ABImage: Sendable {
+    public var runID: Int
+    public var prompt: String
+    public var seed: UInt64
+    public var steps: Int
+    public var steered: Bool
+    public var image: RGBImage
+}
+
+/// The whole UI state.
+public struct ViewState: Sendable {
+    public var theme: Theme
+    public var engineName: String
+    public var engineStatus: EngineStatus = .starting("starting")
+    public var vocabulary: ObjectVocabulary?
+    /// Whether the `!` crash hook is bound (L2S_TUI_TEST_TRAP).
+    public var testTrap = false
+
+    public var mode: InputMode = .prompt
+    public var focus: Focus = .relations
+    public var prompt = LineEditor()
+    public var fieldEditor = LineEditor("", limit: 40)
+    public var helpScroll = 0
+    public var zoomImages = false
+
+    /// The graph on screen: the UI's parse at Enter, replaced by the engine's.
+    public var graph: RelationGraph?
+    /// Why the prompt could not be parsed (shown in the graph pane).
+    public var graphError: String?
+    /// Extra lines for the graph pane (e.g. relations switched off because an object is unknown).
+    public var graphNotes: [String] = []
+    public var selectedEdge: Int?
+
+    public var settings = LiveSettings()
+    public var settingsVersion = 0
+    public var appliedVersion = 0
+    /// Fields changed since the engine last applied settings (drawn as pending).
+    public var pendingFields: Set<ScheduleField> = []
+    public var orderPending = false
+    /// What changed since the last applied version, for the "applied at step N" message.
+    public var pendingChanges: [(key: String, text: String)] = []
+    public var field: ScheduleField = .guidance
+
+    public var run: RunView?
+    public var nextRunID = 1
+    /// Finished images by steering mode, for the A/B view.
+    public var abImages: [Bool: ABImage] = [:]
+    /// The step the image panes show (nil: the newest).
+    public var viewStep: Int?
+    public var token: MapToken = .subject
+    /// Images fitted to pane sizes (by the engine or the fitter queue).
+    public var fitted: [FitKey: FittedImage] = [:]
+
+    /// Recent log lines (newest last); the status line shows the newest.
+    public var log: [String] = []
+    /// Log lines not yet written to the log file (the App takes them).
+    public var unwrittenLog: [String] = []
+    /// Animation counter (spinner), bumped by the App while waiting.
+    public var tick = 0
+    /// Source of new seeds (SplitMix64 state).
+    public var seedState: UInt64 = 0x9E37_79B9_7F4A_7C15
+    public var quitRequested = false
+    /// Where the last save went.
+    public var lastSave: String?
+
+    public init(theme: Theme, engineName: String, defaults: LiveSettings, vocabulary: ObjectVocabulary?) {
+        self.theme = theme
+        self.engineName = engineName
+        self.settings = defaults
+        self.vocabulary = vocabulary
+    }
+
+    /// The step shown: `viewStep` or the newest step of the run.
+    public var shownStep: Int? {
+        guard let run else { return nil }
+        if let v = viewStep { return min(v, max((run.latestStep ?? 0), 0)) }
+        return run.latestStep
+    }
+
+    /// The graph edges shown in the order pane: the settings' order, then unsupported edges.
+    public var orderedEdges: [Int] {
+        guard let g = graph else { return [] }
+        let order = settings.order.filter { g.edges.indices.contains($0) }
+        return order + g.edges.indices.filter { !order.contains($0) }
+    }
+
+    /// The edge the steerer visits at iteration `k` of a step.
+    public func edgeInTurn(iteration k: Int) -> Int? {
+        let active = settings.activeOrder
+        return active.isEmpty ? nil : active[k % active.count]
+    }
+
+    /// Adds a line to the on-screen log and the file log.
+    public mutating func note(_ line: String) {
+        log.append(line)
+        if log.count > 100 { log.removeFirst(log.count - 100) }
+        unwrittenLog.append(line)
+    }
+
+    /// The next seed from the state's generator (SplitMix64), kept below 10⁶ to be easy to read.
+    public mutating func freshSeed() -> UInt64 {
+        seedState &+= 0x9E37_79B9_7F4A_7C15
+        var z = seedState
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        z ^= z >> 31
+        return z % 1_000_000
+    }
+}

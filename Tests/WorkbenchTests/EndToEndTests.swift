@@ -1,0 +1,156 @@
+// End-to-end tests of the built `l2s` binary under tmux (skipped, with a message, when tmux is not
+// installed). They type, run, change a setting mid-run, resize, and quit through every exit path —
+// q, SIGTERM, Ctrl-C and a Swift runtime trap — checking the bytes the program wrote leave the
+// terminal restored. Demo runs use the scripted engine, slowed down so a run lasts long enough.
+
+import Foundation
+import Testing
+@testable import Workbench
+
+let haveTmux = Products.tmux != nil
+let haveBinary = FileManager.default.isExecutableFile(atPath: Products.l2s)
+let haveWeights = FileManager.default.fileExists(atPath: Products.packageRoot.appendingPathComponent("Assets/toy/config.json").path)
+
+/// The step number in "step N/M" of the classifier title (nil if none).
+func classifierStep(_ screen: String) -> Int? {
+    guard let r = screen.range(of: #"Classifier p\(relation \| x_t\) · step (\d+)/"#, options: .regularExpression) else { return nil }
+    let digits = screen[r].split(separator: " ").last!.dropLast()
+    return Int(digits)
+}
+
+@Suite(.serialized, .enabled(if: haveTmux, "tmux is not installed: end-to-end tests skipped"),
+       .enabled(if: haveBinary, "the l2s binary is not built next to the test bundle"))
+struct EndToEndTests {
+    @Test func typeRunWatchChangeASettingResizeAndQuit() throws {
+        let t = TmuxSession(tmux: Products.tmux!, name: "main", width: 100, height: 32, args: ["--demo"],
+                            env: ["L2S_DEMO_STEP_MS": "400"])
+        try #require(t.waitFor(text: "scripted demo engine (no model) ready") != nil)
+        t.sendText("a dog to the right of a teddy bear and a cat above the dog")
+        t.sendKeys("Enter")
+        // The graph pane shows the parsed relations; the classifier starts reporting.
+        try #require(t.waitFor(text: "dog —right of→ teddy bear") != nil)
+        #expect(t.capture().contains("cat —above→ dog"))
+        let early = try #require(t.waitFor("step ≥ 2") { (classifierStep($0) ?? 0) >= 2 })
+        let later = try #require(t.waitFor("step ≥ 5") { (classifierStep($0) ?? 0) >= 5 })
+        func classifierLines(_ s: String) -> [String] { s.split(separator: "\n").map(String.init).filter { $0.contains(" p 0.") } }
+        #expect(!classifierLines(later).isEmpty && classifierLines(early) != classifierLines(later),
+                "probabilities and their history change as steps run")
+        // Mid-run: guidance +0.5; the status line says at which step it was applied.
+        #expect(t.capture().contains("RUNNING"))
+        let sent = Date()
+        t.sendKeys("G")
+        let applied = try #require(t.waitFor("applied at step") { $0.contains("cfg 4.5 applied at step") })
+        print("tmux-observed: G → 'applied at step' on screen after \(Int(Date().timeIntervalSince(sent) * 1000)) ms")
+        #expect(applied.contains("cfg 4.5"))
+        // Resize down to the too-small screen and back.
+        t.resize(50, 15)
+        try #require(t.waitFor(text: "Terminal too small") != nil)
+        t.resize(100, 32)
+        try #require(t.waitFor("full screen again") { $0.contains("Classifier") && $0.contains("Schedule") } != nil)
+        t.resize(120, 40)
+        try #require(t.waitFor("wider layout") { $0.split(separator: "\n").first.map { TextWidth.columns(of: String($0)) } == 120 } != nil)
+        // Quit: exit 0, terminal restored, log written.
+        t.sendKeys("q")
+        try #require(t.waitFor(text: "l2s-exit=0", history: true) != nil)
+        let (restored, how) = t.terminalRestored()
+        #expect(restored, "terminal not restored: \(how)")
+        #expect(t.capture(history: true).contains("l2s: log written to"))
+        #expect(t.log.contains("session end: frames"))
+    }
+
+    @Test func wideTextNoColorPauseResumeCancelAndSIGTERM() throws {
+        let t = TmuxSession(tmux: Products.tmux!, name: "cjk", width: 100, height: 30, args: ["--demo"],
+                            env: ["L2S_DEMO_STEP_MS": "300", "NO_COLOR": "1"])
+        try #require(t.waitFor(text: "ready") != nil)
+        t.sendText("a 猫 cat to the left of a 🐶 dog")
+        t.sendKeys("Enter")
+        let screen = try #require(t.waitFor(text: "猫 cat —left of→ 🐶 dog"))
+        // Width-correct: every row is exactly 100 columns, borders line up.
+        for line in screen.split(separator: "\n", omittingEmptySubsequences: false).prefix(28) where line.hasPrefix("│") || line.hasPrefix("┌") {
+            #expect(TextWidth.columns(of: String(line)) == 100, "misaligned row: \(line)")
+        }
+        let colored = t.capture(escapes: true).range(of: "\u{1B}\\[[0-9;]*(3[0-7]|4[0-7]|9[0-7]|38;5|48;5)[;m]", options: .regularExpression)
+        #expect(colored == nil, "NO_COLOR: no colour escapes")
+        // Pause at a step boundary, nothing moves, resume, cancel.
+        try #require(t.waitFor("running") { $0.contains("RUNNING") && (classifierStep($0) ?? 0) >= 1 } != nil)
+        t.sendKeys("Space")
+        let paused = try #require(t.waitFor(text: "PAUSED at step"))
+        Thread.sleep(forTimeInterval: 1.2)
+        #expect(classifierStep(t.capture()) == classifierStep(paused), "no step runs while paused")
+        t.sendKeys("Space")
+        try #require(t.waitFor(text: "RUNNING") != nil)
+        t.sendKeys("x")
+        try #require(t.waitFor(text: "CANCELLED") != nil)
+        // A new run, then SIGTERM: orderly quit, exit 128+15.
+        t.sendKeys("r")
+        try #require(t.waitFor(text: "RUNNING") != nil)
+        let pid = try #require(t.programPID)
+        kill(pid, SIGTERM)
+        try #require(t.waitFor(text: "l2s-exit=143", history: true) != nil)
+        let (restored, how) = t.terminalRestored()
+        #expect(restored, "terminal not restored after SIGTERM: \(how)")
+        #expect(t.log.contains("signal 15: quitting"))
+    }
+
+    @Test func asciiModeAndCtrlC() throws {
+        let t = TmuxSession(tmux: Products.tmux!, name: "ascii", width: 90, height: 28, args: ["--demo", "--ascii"],
+                            env: ["L2S_DEMO_STEP_MS": "100"])
+        try #require(t.waitFor(text: "ready") != nil)
+        t.sendText("a red circle above a blue square")
+        t.sendKeys("Enter")
+        let s = try #require(t.waitFor(text: "red circle -above> blue square"))
+        #expect(s.unicodeScalars.allSatisfy { $0.value < 0x80 }, "ASCII mode shows only ASCII")
+        t.sendKeys("C-c")
+        try #require(t.waitFor(text: "l2s-exit=130", history: true) != nil)
+        let (restored, how) = t.terminalRestored()
+        #expect(restored, "terminal not restored after Ctrl-C: \(how)")
+    }
+
+    @Test func swiftRuntimeTrapRestoresTheTerminal() throws {
+        let t = TmuxSession(tmux: Products.tmux!, name: "trap", width: 90, height: 28, args: ["--demo"],
+                            env: ["L2S_TUI_TEST_TRAP": "1"])
+        try #require(t.waitFor(text: "ready") != nil)
+        t.sendKeys("Escape")
+        t.sendKeys("!")
+        let screen = try #require(t.waitFor("exit by signal", history: true) { $0.contains("l2s-exit=13") })
+        #expect(screen.contains("l2s: crashed; the terminal was restored"))
+        let (restored, how) = t.terminalRestored()
+        #expect(restored, "terminal not restored after a trap: \(how)")
+        #expect(t.log.contains("Fatal error: Index out of range"), "the runtime's message went to the log, not the screen")
+    }
+
+    @Test(.enabled(if: haveWeights, "no embedded weights (Assets/toy/config.json): real-model test skipped"))
+    func embeddedModelRunsAShortSteeredGeneration() throws {
+        let t = TmuxSession(tmux: Products.tmux!, name: "toy", width: 120, height: 40,
+                            args: ["--assets", Products.packageRoot.appendingPathComponent("Assets").path])
+        try #require(t.waitFor(text: "toy model loaded", timeout: 120) != nil)
+        t.sendText("a red circle to the left of a blue square")
+        t.sendKeys("Escape")
+        // Steps: select the field (guidance → seed → steps) and type 8.
+        t.sendKeys("]")
+        t.sendKeys("]")
+        t.sendKeys(":")
+        t.sendKeys("C-u")
+        t.sendText("8")
+        t.sendKeys("Enter")
+        try #require(t.waitFor(text: "steps 8") != nil)
+        t.sendKeys("Enter")
+        try #require(t.waitFor(text: "red circle —left of→ blue square") != nil)
+        let done = try #require(t.waitFor("the run to finish", timeout: 600) { $0.contains("DONE") })
+        #expect(done.contains("step 8/8") && done.contains(" p 0."))
+        t.sendKeys("q")
+        try #require(t.waitFor(text: "l2s-exit=0", history: true) != nil)
+        #expect(t.terminalRestored().0)
+    }
+}
+
+@Suite struct NonInteractiveTests {
+    @Test(.enabled(if: haveBinary, "the l2s binary is not built next to the test bundle"))
+    func refusesWithoutATerminal() {
+        let (status, out) = shell(Products.l2s, ["--demo"])
+        #expect(status == 2)
+        #expect(out.contains("needs an interactive terminal"))
+        let (s2, o2) = shell(Products.l2s, ["--model", "/tmp/sd"])
+        #expect(s2 == 2 && o2.contains("not supported yet"))
+    }
+}

@@ -1,4 +1,0 @@
-import Testing
-@testable import Workbench
-
-@Test func workbenchLinks() {}
