@@ -107,6 +107,8 @@ public final class Steerer: StepHook {
     public var onLog: ((String) -> Void)?
     /// Consulted at each step boundary for live edits.
     public var scheduleProvider: ((Int) -> (SteeringSchedule, [Int]))?
+    /// The round-robin turn counter (continues across steps).
+    public private(set) var turn = 0
 
     public init(unet: UNet2DConditionModel, classifier: RelationClassifier?, targets: [SteeringTarget], schedule: SteeringSchedule) {
         self.unet = unet
@@ -123,16 +125,25 @@ public final class Steerer: StepHook {
               schedule.maxIterations > 0 else { return latents }
         if schedule.loss == .learned && classifier == nil { return latents }
         var z = latents
+        // Round-robin continues across steps (a persistent turn counter), and a step's refinement ends
+        // only once every active relation has reached its target this step. (The authors' loop restarts
+        // at the first relation each step and stops as soon as the current one is satisfied; with a
+        // reachable target that would leave later relations unsteered.)
+        var satisfied = Set<Int>()
         for k in 0..<schedule.maxIterations {
-            let ti = active[k % active.count]
+            let ti = active[turn % active.count]
+            turn += 1
             let start = Date()
             guard let result = evaluate(z, step: step, timestep: timestep, totalSteps: totalSteps, context: context, target: targets[ti]) else {
                 onLog?("step \(step) iteration \(k): non-finite loss or gradient, iteration skipped")
-                break
+                continue
             }
             let reached = result.targetProbability >= schedule.probabilityTarget || result.loss <= schedule.lossTarget
             var note: String? = reached ? "target reached" : nil
-            if !reached {
+            if reached {
+                satisfied.insert(ti)
+            } else {
+                satisfied.remove(ti)
                 let s = schedule.stepSize(at: step)
                 let g = result.gradient
                 if schedule.update == .normalized {
@@ -146,7 +157,7 @@ public final class Steerer: StepHook {
                                            targetProbability: result.targetProbability, loss: result.loss,
                                            gradientNorm: result.gradientNorm, subjectMap: result.subjectMap,
                                            objectMap: result.objectMap, seconds: Date().timeIntervalSince(start), note: note))
-            if reached { break }
+            if satisfied.isSuperset(of: active) { break }
         }
         return z
     }

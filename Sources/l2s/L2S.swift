@@ -12,9 +12,17 @@ struct L2S: ParsableCommand {
         Runs on the CPU with the embedded toy model (no download) or a Stable Diffusion 1.x/2.x diffusers folder.
         Threads: --threads or the L2S_THREADS environment variable (default: all cores).
         """,
-        subcommands: [Generate.self, Eval.self, Parse.self, BuildDataset.self, TrainBase.self, TrainClassifier.self, Bench.self])
+        subcommands: [TUI.self, Generate.self, Eval.self, Parse.self, BuildDataset.self, TrainBase.self, TrainClassifier.self, Bench.self],
+        defaultSubcommand: TUI.self)
+}
 
-    @Option(help: "A Stable Diffusion diffusers folder (not supported yet; the workbench uses the embedded toy model).")
+/// `l2s tui` (the default): the terminal workbench.
+struct TUI: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tui",
+        abstract: "The terminal workbench (the default when no subcommand is given).")
+
+    @Option(help: "A Stable Diffusion diffusers folder (not supported in the workbench yet; the CLI's generate takes one).")
     var model: String?
     @Option(help: "Directory holding the shipped weights (toy/config.json …); default: next to the program, ./Assets or $L2S_ASSETS.")
     var assets: String?

@@ -4,6 +4,8 @@
 import ArgumentParser
 import Foundation
 import Workbench
+import Steering
+import ToyWorld
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -35,7 +37,15 @@ func runWorkbench(_ o: TUIOptions) throws {
         let ms = env["L2S_DEMO_STEP_MS"].flatMap(Double.init) ?? 120
         engine = ScriptedEngine(stepDelay: max(0, ms) / 1000)
     } else {
-        engine = LiveEngine(assets: o.assets)
+        // The shipped relation classifier, when present (without it the centroid loss steers).
+        var classifier: RelationClassifier? = nil
+        if let dir = AssetLocator.toyDirectory(override: o.assets), FileManager.default.fileExists(atPath: dir + "/classifier.safetensors") {
+            do { classifier = try RelationClassifier.load(path: dir + "/classifier.safetensors") } catch {
+                FileHandle.standardError.write(Data("l2s: cannot load \(dir)/classifier.safetensors: \(error)\n".utf8))
+                throw ExitCode(2)
+            }
+        }
+        engine = LiveEngine(assets: o.assets, classifier: classifier)
     }
     var options = WorkbenchOptions(logPath: o.log ?? WorkbenchOptions.defaultLogPath,
                                    saveDirectory: FileManager.default.currentDirectoryPath + "/l2s-out")
