@@ -180,16 +180,18 @@ public final class BaseTrainer {
         return value
     }
 
-    /// Trains until `config.steps`, checkpointing; `shouldStop` is polled between steps (Ctrl-C).
-    public func run(shouldStop: () -> Bool = { false }, progress: (TrainingProgress) -> Void) throws {
+    /// Trains until `config.steps` (or `stopAt`, for a run cut short on the same schedule),
+    /// checkpointing; `shouldStop` is polled between steps (Ctrl-C).
+    public func run(stopAt: Int? = nil, shouldStop: () -> Bool = { false }, progress: (TrainingProgress) -> Void) throws {
         var smoothed: Float = 0
         let start = Date()
         let firstStep = step
-        while step < config.steps {
+        let end = min(stopAt ?? config.steps, config.steps)
+        while step < end {
             if shouldStop() { try saveCheckpoint(); return }
             let loss = try trainStep()
             smoothed = step == firstStep + 1 ? loss : 0.98 * smoothed + 0.02 * loss
-            let due = step % config.checkpointEvery == 0 || step == config.steps
+            let due = step % config.checkpointEvery == 0 || step == end
             if due { try saveCheckpoint() }
             let elapsed = Date().timeIntervalSince(start)
             let done = Double(step - firstStep)

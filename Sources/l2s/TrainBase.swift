@@ -25,6 +25,7 @@ struct TrainBase: ParsableCommand {
     @Option(help: "Image size: 32, 48 or 64.") var size = 32
     @Option(help: "Where to export the trained weights (config.json, unet/text_encoder safetensors).") var export = "Assets/toy"
     @Flag(help: "Ignore an existing checkpoint and start over.") var fresh = false
+    @Option(help: "Stop at this step of the --steps schedule and export (a shorter run on the same LR schedule).") var stopAt: Int?
     @Flag(help: "Export the checkpoint's weights to --export without training (a snapshot of a running job).") var exportOnly = false
     @Flag(help: "With --export-only: export the raw weights instead of the EMA.") var raw = false
     @Flag(help: "Print the checkpoint's ε-prediction error per noise level on a held-out batch, then exit.") var diagnose = false
@@ -67,19 +68,22 @@ struct TrainBase: ParsableCommand {
              + "(UNet \(model.unet.parameterCount), text \(model.textEncoder.parameterCount)), batch \(batchSize), "
              + "\(steps) steps, \(Threads.count) thread(s)" + (resumed > 0 ? ", resuming at step \(resumed)" : ""))
         installInterruptHandler()
-        let bar = ProgressBar(total: steps, label: "train-base")
-        try trainer.run(shouldStop: { interruptRequested != 0 }) { p in
+        let bar = ProgressBar(total: stopAt ?? steps, label: "train-base")
+        if let stopAt, !(1...steps).contains(stopAt) { throw ValidationError("--stop-at must be in 1…\(steps)") }
+        let end = stopAt ?? steps
+        try trainer.run(stopAt: end, shouldStop: { interruptRequested != 0 }) { p in
             bar.update(p.step, detail: String(format: "loss %.4f (avg %.4f) lr %.2e %.2f it/s %.1f img/s%@",
                                               p.loss, p.smoothedLoss, p.learningRate, p.stepsPerSecond, p.imagesPerSecond,
                                               p.checkpointed ? " ✓ckpt" : ""))
         }
         bar.finish()
-        if trainer.step < steps {
+        if trainer.step < end {
             note("stopped at step \(trainer.step); checkpoint saved in \(runDir). Run the same command to resume.")
             throw ExitCode(130)
         }
         trainer.applyEMA()
-        try model.save(directory: export, metadata: ["seed": "\(seed)", "steps": "\(steps)", "batch_size": "\(batchSize)"])
-        note("exported EMA weights to \(export)")
+        try model.save(directory: export, metadata: ["seed": "\(seed)", "steps": "\(end)", "schedule_steps": "\(steps)",
+                                                     "batch_size": "\(batchSize)", "lr": "\(lr)"])
+        note("exported EMA weights of step \(end) to \(export)")
     }
 }
