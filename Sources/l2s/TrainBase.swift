@@ -16,7 +16,7 @@ struct TrainBase: ParsableCommand {
 
     @OptionGroup var common: CommonOptions
     @Option(help: "Run directory for checkpoints.") var runDir = "runs/toy-base"
-    @Option(help: "Total optimisation steps.") var steps = 3000
+    @Option(help: "Total optimisation steps (the shipped model: 3600).") var steps = 3600
     @Option(help: "Images per step.") var batchSize = 32
     @Option(help: "Peak learning rate (AdamW).") var lr: Float = 1e-3
     @Option(help: "Warm-up steps.") var warmup = 200
