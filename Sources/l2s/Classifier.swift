@@ -145,6 +145,7 @@ struct TrainClassifier: ParsableCommand {
         c.d_model = dModel; c.extractor_nhead = 4; c.extractor_num_layers = 2; c.extractor_dim_feedforward = dModel * 2
         c.extractor_layer_attn_nheads = 4; c.classifier_nhead = 4; c.classifier_num_layers = 2; c.classifier_dim_feedforward = dModel * 2
         c.dropout = dropout; c.max_channels = max(all.maps[0].shape[1], 64)
+        c.input_scale = Float(c.map_size * c.map_size)
         c.training_steps = Array(Set(all.steps)).sorted()
         let classifier = RelationClassifier(config: c, seed: seed)
         var tc = ClassifierTrainingConfig()
