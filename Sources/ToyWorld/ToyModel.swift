@@ -42,10 +42,14 @@ public struct ToyModelConfig: Codable, Equatable, Sendable {
 /// Where the shipped weights live: `--assets`/`L2S_ASSETS`, next to the executable's package
 /// (`.build/<config>/l2s` → `Assets/`), or `./Assets`.
 public enum AssetLocator {
+    /// An explicit directory (`override`, else `L2S_ASSETS`) is the only place looked at when given,
+    /// so a mistyped path is an error rather than a silent fall-back to other weights.
     public static func toyDirectory(override: String? = nil) -> String? {
         var candidates: [String] = []
-        if let override { candidates.append(override) }
-        if let env = ProcessInfo.processInfo.environment["L2S_ASSETS"] { candidates.append(env) }
+        if let explicit = override ?? ProcessInfo.processInfo.environment["L2S_ASSETS"] {
+            let dir = explicit.hasSuffix("/toy") ? explicit : explicit + "/toy"
+            return FileManager.default.fileExists(atPath: dir + "/config.json") ? URL(fileURLWithPath: dir).standardized.path : nil
+        }
         let exe = URL(fileURLWithPath: CommandLine.arguments.first ?? ".").resolvingSymlinksInPath().deletingLastPathComponent()
         candidates.append(exe.appendingPathComponent("../../Assets").path)
         candidates.append(exe.appendingPathComponent("../share/l2s/Assets").path)
@@ -62,7 +66,7 @@ public enum AssetLocator {
 public enum ToyModelError: Error, CustomStringConvertible {
     case assetsNotFound
     public var description: String {
-        "the embedded model's weights were not found (looked for Assets/toy/config.json next to the program, in ./Assets and in $L2S_ASSETS)"
+        "the embedded model's weights were not found (looked for toy/config.json in --assets or $L2S_ASSETS when given, else in Assets/ next to the program and in ./Assets)"
     }
 }
 
