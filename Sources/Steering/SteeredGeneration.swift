@@ -2,22 +2,27 @@ import Foundation
 import Tensors
 import Diffusion
 
+/// Converts tokens with Character ranges (the models' tokenizers) into the parser's `TokenPiece`s,
+/// whose ranges are UTF-8 byte offsets.
+public func tokenPieces(_ tokens: [(id: Int, text: String, range: Range<Int>)], in text: String) -> [TokenPiece] {
+    var utf8Offsets: [Int] = []
+    var offset = 0
+    for ch in text { utf8Offsets.append(offset); offset += ch.utf8.count }
+    utf8Offsets.append(offset)
+    return tokens.map { t in
+        let lo = utf8Offsets[min(t.range.lowerBound, utf8Offsets.count - 1)]
+        let hi = utf8Offsets[min(t.range.upperBound, utf8Offsets.count - 1)]
+        return TokenPiece(id: t.id, text: t.text, range: lo..<hi)
+    }
+}
+
 /// Adapts a model's tokenizer to the parser's `PromptTokenizer` (UTF-8 byte offsets).
 public struct ModelPromptTokenizer: PromptTokenizer {
     public let model: TextToImageModel
     public init(model: TextToImageModel) { self.model = model }
 
     public func tokenize(_ text: String) -> [TokenPiece] {
-        // Model tokens carry Character offsets; the parser's spans are UTF-8 offsets.
-        var utf8Offsets: [Int] = []
-        var offset = 0
-        for ch in text { utf8Offsets.append(offset); offset += ch.utf8.count }
-        utf8Offsets.append(offset)
-        return model.tokens(text).map { t in
-            let lo = utf8Offsets[min(t.range.lowerBound, utf8Offsets.count - 1)]
-            let hi = utf8Offsets[min(t.range.upperBound, utf8Offsets.count - 1)]
-            return TokenPiece(id: t.id, text: t.text, range: lo..<hi)
-        }
+        tokenPieces(model.tokens(text).map { ($0.id, $0.text, $0.range) }, in: text)
     }
 }
 

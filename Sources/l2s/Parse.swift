@@ -59,10 +59,6 @@ func quote(_ s: String) -> String {
 /// The embedded model's word tokenizer as a `PromptTokenizer` (UTF-8 offsets, as the parser uses).
 struct ToyWordTokenizer: PromptTokenizer {
     func tokenize(_ text: String) -> [TokenPiece] {
-        var offsets: [Int] = []
-        var o = 0
-        for ch in text { offsets.append(o); o += ch.utf8.count }
-        offsets.append(o)
-        return WordTokenizer().tokenize(text).map { TokenPiece(id: $0.id, text: $0.text, range: offsets[$0.range.lowerBound]..<offsets[$0.range.upperBound]) }
+        tokenPieces(WordTokenizer().tokenize(text).map { ($0.id, $0.text, $0.range) }, in: text)
     }
 }
