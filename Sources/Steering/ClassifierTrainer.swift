@@ -23,18 +23,15 @@ public struct RelationDataset {
         negative += other.negative; promptLabels += other.promptLabels; exampleIDs += other.exampleIDs
     }
 
-    /// Writes one shard (maps in fp16).
+    /// Writes one shard (maps in fp16, the per-sample columns in fp32).
     public func write(to path: String, metadata: [String: String] = [:]) throws {
         guard count > 0 else { return }
         let stacked = noGrad { Tensor.stack(maps, axis: 0) }
         func col(_ v: [Int]) -> Tensor { Tensor(v.map(Float.init)) }
-        try writeSafetensors([("maps", stacked)], to: path + ".maps.tmp", dtype: .f16)
-        let mapsFile = try SafetensorsFile(path: path + ".maps.tmp")
-        let half = try mapsFile.tensor("maps")
-        try writeSafetensors([("maps", half), ("labels", col(labels)), ("steps", col(steps)),
+        try writeSafetensors([("maps", stacked), ("labels", col(labels)), ("steps", col(steps)),
                               ("negative", col(negative.map { $0 ? 1 : 0 })), ("prompt_labels", col(promptLabels)),
-                              ("example_ids", col(exampleIDs))], to: path, dtype: .f32, metadata: metadata)
-        try? FileManager.default.removeItem(atPath: path + ".maps.tmp")
+                              ("example_ids", col(exampleIDs))], to: path, dtype: .f32, dtypes: ["maps": .f16],
+                             metadata: metadata)
     }
 
     /// Reads a shard written by `write`.

@@ -306,14 +306,15 @@ public final class SafetensorsFile: @unchecked Sendable {
 
 // MARK: Writing
 
-/// Writes `tensors` as a safetensors file at `path`, converting to `dtype` on the way.
+/// Writes `tensors` as a safetensors file at `path`, converting to `dtype` on the way (`dtypes`
+/// overrides it per tensor name, e.g. fp16 maps beside fp32 labels).
 ///
 /// The file is written to a temporary sibling, flushed to disk and renamed over `path`, so a crash
 /// leaves either the old file or the complete new one. Names must be unique, non-empty and not
 /// `__metadata__`. The layout matches the reference (Python/Rust) writer: keys sorted, data
 /// contiguous in key order, header padded with spaces to a multiple of 8 bytes.
 public func writeSafetensors(_ tensors: [(String, Tensor)], to path: String, dtype: SafetensorsDType = .f32,
-                             metadata: [String: String] = [:]) throws {
+                             dtypes: [String: SafetensorsDType] = [:], metadata: [String: String] = [:]) throws {
     var seen = Set<String>()
     for (name, _) in tensors {
         if name.isEmpty { throw SafetensorsError.invalidName(path: path, key: name, reason: "is empty") }
@@ -335,6 +336,7 @@ public func writeSafetensors(_ tensors: [(String, Tensor)], to path: String, dty
     }
     var offset = 0
     for (name, t) in sorted {
+        let dtype = dtypes[name] ?? dtype
         let length = t.count * dtype.byteSize
         if !first { json += "," }
         first = false
@@ -361,7 +363,8 @@ public func writeSafetensors(_ tensors: [(String, Tensor)], to path: String, dty
         let chunk = 1 << 20
         let scratch = UnsafeMutableRawPointer.allocate(byteCount: chunk * 2, alignment: 64)
         defer { scratch.deallocate() }
-        for (_, t) in sorted {
+        for (name, t) in sorted {
+            let dtype = dtypes[name] ?? dtype
             switch dtype {
             case .f32:
                 #if _endian(little)

@@ -122,26 +122,19 @@ public final class BaseTrainer {
         try writeSafetensors(tensors, to: checkpointPath, metadata: ["step": "\(step)", "config": cfg])
     }
 
-    /// A trainer-less view for drawing batches from another seed stream (held-out diagnostics).
-    private init(model: ToyModel, trainingFor config: BaseTrainingConfig, batchSeed: UInt64) {
-        self.model = model
-        var c = config
-        c.seed = batchSeed
-        self.config = c
-        runDirectory = ""
-        parameters = []
-        optimizer = AdamW(parameters: [], lr: 1)
-        ema = EMA(parameters: [], decay: 0)
-        schedule = WarmupCosineSchedule(peak: 1, warmupSteps: 0, totalSteps: 1)
+    /// The batch of step `s`: rendered images [B, 3, H, W] in [−1, 1] and their captions.
+    public func batch(at s: Int) -> (images: Tensor, captions: [String], rng: RNG) {
+        BaseTrainer.batch(seed: config.seed, step: s, count: config.batchSize, config: config, imageSize: model.config.image_size)
     }
 
-    /// The batch of step `s`: rendered images [B, 3, H, W] in [−1, 1] and their captions.
-    public func batch(at s: Int, count: Int? = nil) -> (images: Tensor, captions: [String], rng: RNG) {
-        var rng = RNG(seed: config.seed &* 0x9E37_79B9_7F4A_7C15 &+ UInt64(s))
-        let sampler = SceneSampler(size: model.config.image_size, objectCountWeights: config.objectCountWeights)
+    /// A batch drawn from the stream of `seed` at `step` (the same function for training and held-out batches).
+    static func batch(seed: UInt64, step s: Int, count: Int, config: BaseTrainingConfig, imageSize: Int)
+        -> (images: Tensor, captions: [String], rng: RNG) {
+        var rng = RNG(seed: seed &* 0x9E37_79B9_7F4A_7C15 &+ UInt64(s))
+        let sampler = SceneSampler(size: imageSize, objectCountWeights: config.objectCountWeights)
         let captioner = Captioner(rates: config.captionRates)
         var scenes: [Scene] = [], captions: [String] = []
-        for _ in 0..<(count ?? config.batchSize) {
+        for _ in 0..<count {
             let scene = sampler.sample(using: &rng)
             scenes.append(scene)
             captions.append(captioner.caption(for: scene, using: &rng).text)
@@ -205,8 +198,8 @@ public final class BaseTrainer {
     /// (timestep buckets of 100): shows which part of the schedule the model has learned.
     public func lossByNoiseLevel(images: Int = 64) -> [(timestep: Int, mse: Float)] {
         noGrad {
-            let held = BaseTrainer(model: model, trainingFor: config, batchSeed: 0xD1A9)
-            let (x0, captions, _) = held.batch(at: 0, count: images)
+            let (x0, captions, _) = BaseTrainer.batch(seed: 0xD1A9, step: 0, count: images, config: config,
+                                                      imageSize: model.config.image_size)
             let context = model.encode(captions)
             var rng = RNG(seed: 77)
             let alphas = model.scheduler.alphasCumprod

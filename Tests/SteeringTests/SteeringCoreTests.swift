@@ -140,6 +140,26 @@ final class TinyModel: TextToImageModel {
         try? FileManager.default.removeItem(atPath: path)
     }
 
+    @Test func datasetShardRoundTripsWithHalfPrecisionMaps() throws {
+        var rng = RNG(seed: 9)
+        var data = RelationDataset()
+        for i in 0..<3 {
+            data.append(RelationSample(maps: Self.blobMaps(.above, rng: &rng, channels: 2), label: 0, step: 10 * i,
+                                       negative: i == 1, promptLabel: 1, exampleID: 4000 + i))
+        }
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("shard-\(getpid()).safetensors").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try data.write(to: path)
+        let file = try SafetensorsFile(path: path)
+        #expect(file.info("maps")?.dtype == "F16")
+        #expect(file.info("example_ids")?.dtype == "F32")
+        let back = try RelationDataset.read(path)
+        #expect(back.exampleIDs == data.exampleIDs && back.steps == data.steps && back.negative == data.negative)
+        for (a, b) in zip(back.maps, data.maps) {
+            #expect(zip(a.array, b.array).allSatisfy { abs($0 - $1) <= 1e-3 * max(abs($1), 1e-3) + 1e-6 })
+        }
+    }
+
     @Test func classifierParameterNamesMatchTheAuthors() {
         let names = Set(RelationClassifier(config: RelationClassifierConfig()).namedParameters().map(\.name))
         for key in ["object_extractor.input_projection.weight", "object_extractor.timestep_embedding.weight",
