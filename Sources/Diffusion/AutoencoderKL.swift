@@ -36,16 +36,15 @@ public struct AutoencoderKLConfig: Codable, Equatable, Sendable {
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         var d = AutoencoderKLConfig()
-        func get<T: Decodable>(_ k: CodingKeys, _ v: inout T) throws { if let x = try c.decodeIfPresent(T.self, forKey: k) { v = x } }
-        try get(.in_channels, &d.in_channels); try get(.out_channels, &d.out_channels)
-        try get(.down_block_types, &d.down_block_types); try get(.up_block_types, &d.up_block_types)
-        try get(.block_out_channels, &d.block_out_channels); try get(.layers_per_block, &d.layers_per_block)
-        try get(.act_fn, &d.act_fn); try get(.latent_channels, &d.latent_channels)
-        try get(.norm_num_groups, &d.norm_num_groups); try get(.sample_size, &d.sample_size)
-        try get(.scaling_factor, &d.scaling_factor)
+        try c.update(.in_channels, &d.in_channels); try c.update(.out_channels, &d.out_channels)
+        try c.update(.down_block_types, &d.down_block_types); try c.update(.up_block_types, &d.up_block_types)
+        try c.update(.block_out_channels, &d.block_out_channels); try c.update(.layers_per_block, &d.layers_per_block)
+        try c.update(.act_fn, &d.act_fn); try c.update(.latent_channels, &d.latent_channels)
+        try c.update(.norm_num_groups, &d.norm_num_groups); try c.update(.sample_size, &d.sample_size)
+        try c.update(.scaling_factor, &d.scaling_factor)
         d.shift_factor = try c.decodeIfPresent(Float.self, forKey: .shift_factor)
-        try get(.use_quant_conv, &d.use_quant_conv); try get(.use_post_quant_conv, &d.use_post_quant_conv)
-        try get(.mid_block_add_attention, &d.mid_block_add_attention)
+        try c.update(.use_quant_conv, &d.use_quant_conv); try c.update(.use_post_quant_conv, &d.use_post_quant_conv)
+        try c.update(.mid_block_add_attention, &d.mid_block_add_attention)
         self = d
     }
 

@@ -65,17 +65,16 @@ public struct UNet2DConditionConfig: Codable, Equatable, Sendable {
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         var d = UNet2DConditionConfig()
-        func get<T: Decodable>(_ k: CodingKeys, _ v: inout T) throws { if let x = try c.decodeIfPresent(T.self, forKey: k) { v = x } }
-        try get(.in_channels, &d.in_channels); try get(.out_channels, &d.out_channels)
-        try get(.block_out_channels, &d.block_out_channels); try get(.layers_per_block, &d.layers_per_block)
-        try get(.down_block_types, &d.down_block_types); try get(.up_block_types, &d.up_block_types)
-        try get(.attention_head_dim, &d.attention_head_dim)
+        try c.update(.in_channels, &d.in_channels); try c.update(.out_channels, &d.out_channels)
+        try c.update(.block_out_channels, &d.block_out_channels); try c.update(.layers_per_block, &d.layers_per_block)
+        try c.update(.down_block_types, &d.down_block_types); try c.update(.up_block_types, &d.up_block_types)
+        try c.update(.attention_head_dim, &d.attention_head_dim)
         d.num_attention_heads = try c.decodeIfPresent(IntOrList.self, forKey: .num_attention_heads)
-        try get(.cross_attention_dim, &d.cross_attention_dim); try get(.use_linear_projection, &d.use_linear_projection)
-        try get(.norm_num_groups, &d.norm_num_groups); try get(.norm_eps, &d.norm_eps); try get(.act_fn, &d.act_fn)
-        try get(.flip_sin_to_cos, &d.flip_sin_to_cos); try get(.freq_shift, &d.freq_shift)
-        try get(.downsample_padding, &d.downsample_padding); try get(.mid_block_scale_factor, &d.mid_block_scale_factor)
-        try get(.center_input_sample, &d.center_input_sample); try get(.sample_size, &d.sample_size)
+        try c.update(.cross_attention_dim, &d.cross_attention_dim); try c.update(.use_linear_projection, &d.use_linear_projection)
+        try c.update(.norm_num_groups, &d.norm_num_groups); try c.update(.norm_eps, &d.norm_eps); try c.update(.act_fn, &d.act_fn)
+        try c.update(.flip_sin_to_cos, &d.flip_sin_to_cos); try c.update(.freq_shift, &d.freq_shift)
+        try c.update(.downsample_padding, &d.downsample_padding); try c.update(.mid_block_scale_factor, &d.mid_block_scale_factor)
+        try c.update(.center_input_sample, &d.center_input_sample); try c.update(.sample_size, &d.sample_size)
         d.transformer_layers_per_block = try? c.decodeIfPresent(Int.self, forKey: .transformer_layers_per_block)
         d.only_cross_attention = try? c.decodeIfPresent(Bool.self, forKey: .only_cross_attention)
         d.upcast_attention = try c.decodeIfPresent(Bool.self, forKey: .upcast_attention)
@@ -124,17 +123,24 @@ public struct CLIPTextConfig: Codable, Equatable, Sendable {
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         var d = CLIPTextConfig()
-        func get<T: Decodable>(_ k: CodingKeys, _ v: inout T) throws { if let x = try c.decodeIfPresent(T.self, forKey: k) { v = x } }
-        try get(.vocab_size, &d.vocab_size); try get(.hidden_size, &d.hidden_size)
-        try get(.intermediate_size, &d.intermediate_size); try get(.num_attention_heads, &d.num_attention_heads)
-        try get(.num_hidden_layers, &d.num_hidden_layers); try get(.max_position_embeddings, &d.max_position_embeddings)
-        try get(.hidden_act, &d.hidden_act); try get(.layer_norm_eps, &d.layer_norm_eps)
+        try c.update(.vocab_size, &d.vocab_size); try c.update(.hidden_size, &d.hidden_size)
+        try c.update(.intermediate_size, &d.intermediate_size); try c.update(.num_attention_heads, &d.num_attention_heads)
+        try c.update(.num_hidden_layers, &d.num_hidden_layers); try c.update(.max_position_embeddings, &d.max_position_embeddings)
+        try c.update(.hidden_act, &d.hidden_act); try c.update(.layer_norm_eps, &d.layer_norm_eps)
         self = d
     }
 
     public func validate() throws {
         guard ["quick_gelu", "gelu"].contains(hidden_act) else { throw ConfigError.unsupported("text_encoder/config.json: hidden_act \(hidden_act)") }
         guard hidden_size % num_attention_heads == 0 else { throw ConfigError.unsupported("text_encoder/config.json: hidden_size not divisible by heads") }
+    }
+}
+
+extension KeyedDecodingContainer {
+    /// Overwrites `value` with the key's value when the key is present, so config structs keep their
+    /// defaults for fields a JSON file leaves out.
+    public func update<T: Decodable>(_ key: Key, _ value: inout T) throws {
+        if let v = try decodeIfPresent(T.self, forKey: key) { value = v }
     }
 }
 

@@ -32,12 +32,11 @@ public struct SchedulerConfig: Codable, Equatable, Sendable {
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         var d = SchedulerConfig()
-        func get<T: Decodable>(_ k: CodingKeys, _ v: inout T) throws { if let x = try c.decodeIfPresent(T.self, forKey: k) { v = x } }
-        try get(.num_train_timesteps, &d.num_train_timesteps); try get(.beta_start, &d.beta_start)
-        try get(.beta_end, &d.beta_end); try get(.beta_schedule, &d.beta_schedule)
-        try get(.prediction_type, &d.prediction_type); try get(.steps_offset, &d.steps_offset)
-        try get(.set_alpha_to_one, &d.set_alpha_to_one); try get(.clip_sample, &d.clip_sample)
-        try get(.clip_sample_range, &d.clip_sample_range); try get(.timestep_spacing, &d.timestep_spacing)
+        try c.update(.num_train_timesteps, &d.num_train_timesteps); try c.update(.beta_start, &d.beta_start)
+        try c.update(.beta_end, &d.beta_end); try c.update(.beta_schedule, &d.beta_schedule)
+        try c.update(.prediction_type, &d.prediction_type); try c.update(.steps_offset, &d.steps_offset)
+        try c.update(.set_alpha_to_one, &d.set_alpha_to_one); try c.update(.clip_sample, &d.clip_sample)
+        try c.update(.clip_sample_range, &d.clip_sample_range); try c.update(.timestep_spacing, &d.timestep_spacing)
         self = d
     }
 

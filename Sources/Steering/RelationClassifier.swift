@@ -44,14 +44,13 @@ public struct RelationClassifierConfig: Codable, Equatable, Sendable {
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         var d = RelationClassifierConfig()
-        func get<T: Decodable>(_ k: CodingKeys, _ v: inout T) throws { if let x = try c.decodeIfPresent(T.self, forKey: k) { v = x } }
-        try get(.d_model, &d.d_model); try get(.map_size, &d.map_size); try get(.num_timesteps, &d.num_timesteps)
-        try get(.num_classes, &d.num_classes); try get(.extractor_nhead, &d.extractor_nhead)
-        try get(.extractor_num_layers, &d.extractor_num_layers); try get(.extractor_dim_feedforward, &d.extractor_dim_feedforward)
-        try get(.extractor_layer_attn_nheads, &d.extractor_layer_attn_nheads); try get(.classifier_nhead, &d.classifier_nhead)
-        try get(.classifier_num_layers, &d.classifier_num_layers); try get(.classifier_dim_feedforward, &d.classifier_dim_feedforward)
-        try get(.timestep_embedding_dim, &d.timestep_embedding_dim); try get(.dropout, &d.dropout)
-        try get(.max_channels, &d.max_channels); try get(.training_steps, &d.training_steps); try get(.input_scale, &d.input_scale)
+        try c.update(.d_model, &d.d_model); try c.update(.map_size, &d.map_size); try c.update(.num_timesteps, &d.num_timesteps)
+        try c.update(.num_classes, &d.num_classes); try c.update(.extractor_nhead, &d.extractor_nhead)
+        try c.update(.extractor_num_layers, &d.extractor_num_layers); try c.update(.extractor_dim_feedforward, &d.extractor_dim_feedforward)
+        try c.update(.extractor_layer_attn_nheads, &d.extractor_layer_attn_nheads); try c.update(.classifier_nhead, &d.classifier_nhead)
+        try c.update(.classifier_num_layers, &d.classifier_num_layers); try c.update(.classifier_dim_feedforward, &d.classifier_dim_feedforward)
+        try c.update(.timestep_embedding_dim, &d.timestep_embedding_dim); try c.update(.dropout, &d.dropout)
+        try c.update(.max_channels, &d.max_channels); try c.update(.training_steps, &d.training_steps); try c.update(.input_scale, &d.input_scale)
         self = d
     }
 
