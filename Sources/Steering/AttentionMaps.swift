@@ -46,3 +46,61 @@ public enum AttentionMaps {
         return parts.count == 1 ? parts[0] : Tensor.concat(parts, axis: 0)
     }
 }
+
+/// One captured cross-attention layer as it appears in a `MapStack`: its module path, native
+/// resolution and head count.
+public struct MapLayer: Sendable, Equatable {
+    public let name: String
+    public let place: UNetPlace
+    public let resolution: Int
+    public let heads: Int
+    public init(name: String, place: UNetPlace, resolution: Int, heads: Int) {
+        self.name = name; self.place = place; self.resolution = resolution; self.heads = heads
+    }
+}
+
+/// A token's maps [C, side, side] in `AttentionMaps`' channel order, with the layers the channels came
+/// from — what the workbench shows per layer and head. Plain values (no tensors), cheap to send across
+/// threads.
+public struct MapStack: Sendable, Equatable {
+    public let side: Int
+    /// Layers in channel order; channel count = Σ heads.
+    public let layers: [MapLayer]
+    /// C · side · side values, channel-major.
+    public let values: [Float]
+
+    public init(side: Int, layers: [MapLayer], values: [Float]) {
+        precondition(values.count == layers.reduce(0) { $0 + $1.heads } * side * side, "map stack: \(values.count) values for \(layers.count) layers of \(side)²")
+        self.side = side; self.layers = layers; self.values = values
+    }
+
+    /// The stack of `maps` [C, s, s] made by `AttentionMaps.maps` from `captured`.
+    public init(_ maps: Tensor, captured: [CapturedAttention]) {
+        let order = AttentionMaps.channelOrder(captured)
+        let layers = order.map { i in
+            MapLayer(name: captured[i].layer, place: captured[i].place, resolution: captured[i].height, heads: captured[i].heads)
+        }
+        self.init(side: maps.shape[maps.rank - 1], layers: layers, values: maps.array)
+    }
+
+    public var channelCount: Int { layers.reduce(0) { $0 + $1.heads } }
+
+    /// The mean map over the chosen channels: every channel (layer nil), one layer's heads (head nil),
+    /// or one head of one layer. Out-of-range choices fall back to the mean over all channels.
+    public func map(layer: Int? = nil, head: Int? = nil) -> [Float] {
+        let plane = side * side
+        var channels = 0..<channelCount
+        if let layer, layers.indices.contains(layer) {
+            let first = layers[..<layer].reduce(0) { $0 + $1.heads }
+            channels = first..<first + layers[layer].heads
+            if let head, (0..<layers[layer].heads).contains(head) { channels = first + head..<first + head + 1 }
+        }
+        var out = [Float](repeating: 0, count: plane)
+        guard !channels.isEmpty else { return out }
+        values.withUnsafeBufferPointer { v in
+            for c in channels { for i in 0..<plane { out[i] += v[c * plane + i] } }
+        }
+        let n = Float(channels.count)
+        return out.map { $0 / n }
+    }
+}

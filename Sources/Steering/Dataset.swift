@@ -132,15 +132,19 @@ public final class DatasetBuilder {
                 }
             case .inversion:
                 let deepest = steps.min() ?? 0
-                let (xT, _) = Inversion(model: model, fixedPointIterations: config.fixedPointIterations)
-                    .invert(x0, context: context, steps: config.steps, downTo: deepest)
+                let inversion = Inversion(model: model, fixedPointIterations: config.fixedPointIterations)
+                let (xT, _) = inversion.invert(x0, context: context, steps: config.steps, downTo: deepest)
+                // Reconstruct with the inversion's own (unclipped) scheduler: clipping x̂₀ on the way
+                // down bends the trajectory away from the inverted one (most reconstructions then
+                // failed the PSNR gate).
+                let unclipped = inversion.scheduler
                 var recorded: [[RelationSample]] = Array(repeating: [], count: jobs.count)
                 var x = xT, clean = xT
                 for step in deepest..<timesteps.count {
                     let t = timesteps[step]
                     let (eps, maps) = passWithMaps(x, timestep: t, context: context, jobs: jobs)
                     if steps.contains(step) { for i in jobs.indices { recorded[i].append(sample(jobs[i], maps[i], step)) } }
-                    (x, clean) = scheduler.step(modelOutput: eps, t: t, sample: x, steps: config.steps)
+                    (x, clean) = unclipped.step(modelOutput: eps, t: t, sample: x, steps: config.steps)
                 }
                 for (i, j) in jobs.enumerated() {
                     let quality = psnr(clean.sliced(axis: 0, i..<i + 1), j.example.latent)
@@ -176,13 +180,18 @@ public struct Inversion {
         self.fixedPointIterations = fixedPointIterations
     }
 
+    /// The model's DDIM scheduler without x̂₀ clipping (inversion and reconstruction both use it).
+    public var scheduler: DDIMScheduler {
+        var config = model.scheduler.config
+        config.clip_sample = false
+        return DDIMScheduler(config: config)
+    }
+
     /// Inverts clean latent x0 up to the latent at step index `downTo` of an `steps`-step schedule
     /// (0 = the noisiest). Returns that latent and the trajectory (noisiest first).
     public func invert(_ x0: Tensor, context: Tensor, steps: Int, downTo stepIndex: Int = 0) -> (Tensor, [Tensor]) {
         noGrad {
-            var config = model.scheduler.config
-            config.clip_sample = false
-            let s = DDIMScheduler(config: config)
+            let s = scheduler
             let timesteps = s.timesteps(steps: steps)
             var x = x0
             var trajectory: [Tensor] = [x0]
@@ -209,9 +218,7 @@ public struct Inversion {
     public func roundTrip(_ x0: Tensor, context: Tensor, steps: Int, from stepIndex: Int = 0) -> (Tensor, Double) {
         noGrad {
             let (xT, _) = invert(x0, context: context, steps: steps, downTo: stepIndex)
-            var config = model.scheduler.config
-            config.clip_sample = false
-            let s = DDIMScheduler(config: config)
+            let s = scheduler
             var x = xT
             for t in s.timesteps(steps: steps)[stepIndex...] {
                 let eps = model.unet(x, timesteps: [Float(t)], context: context)!

@@ -85,6 +85,9 @@ public struct SteeringIteration: Sendable {
     /// Mean over channels of the subject's and object's 16×16 maps (row-major).
     public let subjectMap: [Float]
     public let objectMap: [Float]
+    /// The same maps per layer and head (the classifier's C channels).
+    public let subjectStack: MapStack?
+    public let objectStack: MapStack?
     public let seconds: Double
     /// Set when the iteration was skipped (NaN/Inf) or ended the step's refinement.
     public let note: String?
@@ -156,7 +159,8 @@ public final class Steerer: StepHook {
             onIteration?(SteeringIteration(step: step, iteration: k, target: ti, probabilities: result.probabilities,
                                            targetProbability: result.targetProbability, loss: result.loss,
                                            gradientNorm: result.gradientNorm, subjectMap: result.subjectMap,
-                                           objectMap: result.objectMap, seconds: Date().timeIntervalSince(start), note: note))
+                                           objectMap: result.objectMap, subjectStack: result.subjectStack,
+                                           objectStack: result.objectStack, seconds: Date().timeIntervalSince(start), note: note))
             if satisfied.isSuperset(of: active) { break }
         }
         return z
@@ -170,12 +174,15 @@ public final class Steerer: StepHook {
         let gradientNorm: Float
         let subjectMap: [Float]
         let objectMap: [Float]
+        let subjectStack: MapStack
+        let objectStack: MapStack
     }
 
     /// Loss, class probabilities and ∂loss/∂z for one relation at latent z; nil if anything is non-finite.
     func evaluate(_ z: Tensor, step: Int, timestep: Int, totalSteps: Int, context: Tensor, target: SteeringTarget) -> Evaluation? {
         var probs: [Float] = []
         var mapsOut: (Tensor, Tensor)? = nil
+        var captured: [CapturedAttention] = []
         let layers = unet.crossAttentionLayerCount
         let (value, grads) = valueAndGradients(at: [z]) { inputs in
             let capture = AttentionCapture(keepOnTape: true)
@@ -183,6 +190,7 @@ public final class Steerer: StepHook {
             let subject = AttentionMaps.maps(capture.layers, tokenSpan: target.subjectTokens)
             let object = AttentionMaps.maps(capture.layers, tokenSpan: target.objectTokens)
             mapsOut = (subject, object)
+            captured = capture.layers
             switch schedule.loss {
             case .learned:
                 let c = classifier!
@@ -205,7 +213,8 @@ public final class Steerer: StepHook {
         func mean(_ m: Tensor) -> [Float] { noGrad { m.detached().mean(axes: [0]) }.array }
         let p = probs.indices.contains(target.relation.classIndex) ? probs[target.relation.classIndex] : 0
         return Evaluation(loss: value.item, probabilities: probs, targetProbability: p, gradient: g, gradientNorm: norm,
-                          subjectMap: mean(s), objectMap: mean(o))
+                          subjectMap: mean(s), objectMap: mean(o),
+                          subjectStack: MapStack(s, captured: captured), objectStack: MapStack(o, captured: captured))
     }
 }
 

@@ -65,13 +65,25 @@ public struct IterationRecord: Sendable, Equatable {
     /// 16×16 row-major maps (any square size works).
     public var subjectMap: [Float]
     public var objectMap: [Float]
+    /// The maps per layer and head (nil when the engine has none); the pane's layer/head selector.
+    public var subjectStack: MapStack?
+    public var objectStack: MapStack?
     public var note: String?
 
     public init(step: Int, iteration: Int, edge: Int, probabilities: [Float], targetProbability: Float, loss: Float,
-                gradientNorm: Float, subjectMap: [Float], objectMap: [Float], note: String? = nil) {
+                gradientNorm: Float, subjectMap: [Float], objectMap: [Float], subjectStack: MapStack? = nil,
+                objectStack: MapStack? = nil, note: String? = nil) {
         self.step = step; self.iteration = iteration; self.edge = edge; self.probabilities = probabilities
         self.targetProbability = targetProbability; self.loss = loss; self.gradientNorm = gradientNorm
-        self.subjectMap = subjectMap; self.objectMap = objectMap; self.note = note
+        self.subjectMap = subjectMap; self.objectMap = objectMap; self.subjectStack = subjectStack
+        self.objectStack = objectStack; self.note = note
+    }
+
+    /// The map of `token` for a layer/head choice (nil layer: the mean over all channels).
+    public func map(_ token: MapToken, layer: Int?, head: Int?) -> [Float] {
+        let stack = token == .subject ? subjectStack : objectStack
+        if let layer, let stack, stack.layers.indices.contains(layer) { return stack.map(layer: layer, head: head) }
+        return token == .subject ? subjectMap : objectMap
     }
 }
 

@@ -76,7 +76,7 @@ public enum Action: Equatable, Sendable {
     case moveRelation(Int)
     case toggleRelation
     case scrub(Int), scrubToStart, scrubToLive
-    case switchToken, cycleColormap, toggleZoom
+    case switchToken, cycleLayer(Int), cycleHead(Int), cycleColormap, toggleZoom
     case selectField(Int), adjustField(Int), editField, commitField, cancelField
     case adjustGuidance(Int)
     // Help and quitting
@@ -180,6 +180,10 @@ public enum Keymap {
         KeyBinding(keys: [.char("<")], action: .scrubToStart, context: .command, bar: "", help: "show the first step"),
         KeyBinding(keys: [.char(">")], action: .scrubToLive, context: .command, bar: "", help: "follow the newest step"),
         KeyBinding(keys: [.char("t")], action: .switchToken, context: .command, bar: "token", help: "attention: subject ↔ object"),
+        KeyBinding(keys: [.char("l")], action: .cycleLayer(1), context: .command, bar: "layer", help: "attention: next layer (all layers → each layer → all)"),
+        KeyBinding(keys: [.char("L")], action: .cycleLayer(-1), context: .command, bar: "", help: "attention: previous layer"),
+        KeyBinding(keys: [.char("h")], action: .cycleHead(1), context: .command, bar: "", help: "attention: next head of the layer (all heads → each head → all)"),
+        KeyBinding(keys: [.char("H")], action: .cycleHead(-1), context: .command, bar: "", help: "attention: previous head"),
         KeyBinding(keys: [.char("c")], action: .cycleColormap, context: .command, bar: "", help: "heatmap colours: magma, inferno, gray"),
         KeyBinding(keys: [.char("v")], action: .toggleZoom, context: .command, bar: "", help: "images only (zoom) / all panes"),
         KeyBinding(keys: [.char("["), .char("]")], action: .selectField(1), context: .command, bar: "", help: "select the next setting ([ previous)"),
@@ -256,6 +260,7 @@ public enum Keymap {
         if b.action == .adjustField(1) && b.context == .command { return "+/-" }
         if b.action == .adjustGuidance(1) { return "g/G" }
         if b.action == .scrub(-1) && b.context == .command { return ",/." }
+        if b.action == .cycleLayer(1) { return "l/h" }
         return b.keys.first?.label(ascii: ascii) ?? ""
     }
 

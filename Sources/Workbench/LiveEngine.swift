@@ -1,5 +1,5 @@
-// The real engine: the embedded toy model driven by `SteeredGenerator` on a worker thread. Loads the
-// weights in the background (a missing file becomes an `unavailable` status, not a crash), applies
+// The real engine: a model (the embedded toy model, or a Stable Diffusion folder) driven by
+// `SteeredGenerator` on a worker thread. Loads the weights in the background (a missing file becomes an `unavailable` status, not a crash), applies
 // the UI's versioned settings at step boundaries through `live:`, pauses there on a condition, and
 // cancels through the run's CancellationToken.
 
@@ -13,8 +13,11 @@ public final class LiveEngine: WorkbenchEngine, @unchecked Sendable {
     public private(set) var name: String
     public let vocabulary: ObjectVocabulary?
     public var defaults: LiveSettings
-    private let assets: String?
     private let classifier: RelationClassifier?
+    /// Loads the model on the worker thread: the model and the status line that says what loaded.
+    public typealias Loader = @Sendable () throws -> (model: TextToImageModel, description: String)
+    private let load: Loader
+    private let loadingMessage: String
     private var worker: WorkerThread?
     private let lock = NSLock()
     private var current: RunControl?
@@ -23,30 +26,46 @@ public final class LiveEngine: WorkbenchEngine, @unchecked Sendable {
 
     /// `assets`: a directory holding toy/ (default: `AssetLocator`'s search). Without a relation
     /// classifier the hand-made centroid loss steers (and reads out probabilities).
-    public init(assets: String? = nil, classifier: RelationClassifier? = nil) {
-        self.assets = assets
-        self.classifier = classifier
-        self.vocabulary = ObjectVocabulary(Catalogue.classes.map(\.name))
-        self.name = "toy model"
+    public convenience init(assets: String? = nil, classifier: RelationClassifier? = nil) {
         var d = LiveSettings()
-        d.steps = 50
-        d.guidance = 4
+        // The model's own defaults (config.json is tiny; the weights load later on the worker).
+        let config = AssetLocator.toyDirectory(override: assets).flatMap { try? ToyModelConfig.load(jsonFile: $0 + "/config.json") }
+        d.steps = config?.default_steps ?? 50
+        d.guidance = config?.default_guidance ?? ToyModelConfig.small.default_guidance
         d.seed = 1
+        let hasClassifier = classifier != nil
+        self.init(name: "toy model", defaults: d, vocabulary: ObjectVocabulary(Catalogue.classes.map(\.name)),
+                  classifier: classifier, loading: "loading the toy model") {
+            let model = try ToyModel.loadEmbedded(assets: assets)
+            let loss = hasClassifier ? "learned classifier" : "centroid loss (no relation classifier shipped)"
+            return (model, "toy model loaded (\(model.config.image_size)×\(model.config.image_size) px, weights \(model.weightsHash.prefix(8)), \(loss))")
+        }
+    }
+
+    /// Any model: `load` runs on the worker thread (a thrown error becomes an `unavailable` status).
+    /// Without a classifier the hand-made centroid loss steers.
+    public init(name: String, defaults: LiveSettings, vocabulary: ObjectVocabulary?, classifier: RelationClassifier?,
+                loading: String, load: @escaping Loader) {
+        self.name = name
+        self.vocabulary = vocabulary
+        self.classifier = classifier
+        self.load = load
+        self.loadingMessage = loading
+        var d = defaults
         if classifier == nil { d.schedule.loss = .handcrafted }
-        defaults = d
+        self.defaults = d
     }
 
     public func start(sink: @escaping @Sendable (EngineEvent) -> Void) {
         worker = WorkerThread(name: "l2s-sampler") { [self] in
-            sink(.status(.starting("loading the toy model")))
+            sink(.status(.starting(loadingMessage)))
             do {
-                let model = try ToyModel.loadEmbedded(assets: assets)
+                let (model, description) = try load()
                 lock.lock()
                 generator = SteeredGenerator(model: model, classifier: classifier, vocabulary: vocabulary)
-                name = "toy model \(model.weightsHash.prefix(8))"
+                name = "\(name) \(model.weightsHash.prefix(8))"
                 lock.unlock()
-                let loss = classifier == nil ? "centroid loss (no relation classifier shipped)" : "learned classifier"
-                sink(.status(.ready("toy model loaded (\(model.config.image_size)×\(model.config.image_size) px, weights \(model.weightsHash.prefix(8)), \(loss))")))
+                sink(.status(.ready(description)))
             } catch {
                 lock.lock()
                 loadError = "\(error)"
@@ -114,9 +133,11 @@ public final class LiveEngine: WorkbenchEngine, @unchecked Sendable {
                     sink(.iteration(run: id, IterationRecord(step: it.step, iteration: it.iteration, edge: edge,
                                                              probabilities: it.probabilities, targetProbability: it.targetProbability,
                                                              loss: it.loss, gradientNorm: it.gradientNorm,
-                                                             subjectMap: it.subjectMap, objectMap: it.objectMap, note: it.note)))
+                                                             subjectMap: it.subjectMap, objectMap: it.objectMap,
+                                                             subjectStack: it.subjectStack, objectStack: it.objectStack,
+                                                             note: it.note)))
                 case .step(let e):
-                    let image = LiveEngine.rgb(e.predictedClean)
+                    let image = LiveEngine.rgb(generator.model.preview(e.predictedClean))
                     let thumb = ImageFitter.thumbnail(image)
                     var rec = StepRecord(step: e.step, totalSteps: e.totalSteps, timestep: e.timestep,
                                          seconds: Date().timeIntervalSince(stepStart), preview: thumb)

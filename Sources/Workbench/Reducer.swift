@@ -121,6 +121,31 @@ extension ViewState {
             if let r = run, r.latestStep != nil { viewStep = 0 }
         case .scrubToLive: viewStep = nil
         case .switchToken: token = token.other
+        case .cycleLayer(let d):
+            guard let stack = shownIteration?.subjectStack, !stack.layers.isEmpty else {
+                note(run == nil ? "no maps yet: run a prompt" : "this engine sends only the mean map (no layers)"); return []
+            }
+            // nil (all layers) → 0 → … → n−1 → nil, either way round.
+            let n = stack.layers.count
+            let now = mapLayer.map { min($0, n - 1) + 1 } ?? 0
+            let next = ((now + d) % (n + 1) + n + 1) % (n + 1)
+            mapLayer = next == 0 ? nil : next - 1
+            mapHead = nil
+            if let l = mapLayer {
+                let layer = stack.layers[l]
+                note("attention: layer \(l + 1)/\(n) \(layer.name) (\(layer.resolution)×\(layer.resolution), \(layer.heads) heads)")
+            } else {
+                note("attention: mean of all \(n) layers")
+            }
+        case .cycleHead(let d):
+            guard let l = mapLayer, let stack = shownIteration?.subjectStack, stack.layers.indices.contains(l) else {
+                note("choose a layer first (l)"); return []
+            }
+            let n = stack.layers[l].heads
+            let now = mapHead.map { min($0, n - 1) + 1 } ?? 0
+            let next = ((now + d) % (n + 1) + n + 1) % (n + 1)
+            mapHead = next == 0 ? nil : next - 1
+            note(mapHead.map { "attention: layer \(l + 1) head \($0 + 1)/\(n)" } ?? "attention: layer \(l + 1), mean of its \(n) heads")
         case .cycleColormap:
             theme.colormap = theme.colormap.next
             note("heatmap colours: \(theme.colormap.rawValue)")

@@ -100,7 +100,20 @@ public struct ScriptedRun: Sendable {
         let om = map(center: positions[edge.object], ghost: positions[edge.subject], sigma: sigma)
         return IterationRecord(step: step, iteration: iteration, edge: e, probabilities: p, targetProbability: pt,
                                loss: -Foundation.log(pt), gradientNorm: Float(3 * (1 - Double(pt)) + 0.05 + 0.02 * rng.unit()),
-                               subjectMap: sm, objectMap: om)
+                               subjectMap: sm, objectMap: om, subjectStack: Self.stack(sm), objectStack: Self.stack(om))
+    }
+
+    /// A made-up per-layer/head stack around a mean map: two layers (8 px down, 16 px up) of two heads,
+    /// each channel the map shifted by a different pixel offset (no RNG, so the demo's other values stay put).
+    static func stack(_ map: [Float]) -> MapStack {
+        let n = ScriptedRun.mapSide
+        let layers = [MapLayer(name: "down_blocks.1.attentions.0.transformer_blocks.0.attn2", place: .down, resolution: 8, heads: 2),
+                      MapLayer(name: "up_blocks.1.attentions.0.transformer_blocks.0.attn2", place: .up, resolution: 16, heads: 2)]
+        var values: [Float] = []
+        for (dx, dy) in [(-2, 0), (2, 0), (0, -2), (0, 2)] {
+            for y in 0..<n { for x in 0..<n { values.append(map[min(max(y + dy, 0), n - 1) * n + min(max(x + dx, 0), n - 1)]) } }
+        }
+        return MapStack(side: n, layers: layers, values: values)
     }
 
     /// One steering iteration: move subject and object apart along the relation's axis.

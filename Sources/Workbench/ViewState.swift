@@ -233,6 +233,10 @@ public struct ViewState: Sendable {
     /// The step the image panes show (nil: the newest).
     public var viewStep: Int?
     public var token: MapToken = .subject
+    /// The attention pane's layer (index into the shown stack's layers; nil: mean of all layers) and
+    /// head within it (nil: mean of the layer's heads).
+    public var mapLayer: Int?
+    public var mapHead: Int?
     /// Images fitted to pane sizes (by the engine or the fitter queue).
     public var fitted: [FitKey: FittedImage] = [:]
 

@@ -273,7 +273,7 @@ public enum Widgets {
                             width: inner.width).map { [($0, t.dim)] }, in: inner, grid: &grid, theme: t)
             return
         }
-        let map = s.token == .subject ? it.subjectMap : it.objectMap
+        let map = it.map(s.token, layer: s.mapLayer, head: s.mapHead)
         let side = Int(Double(map.count).squareRoot())
         let mapRows = inner.height - 2
         guard side > 0, mapRows >= 1, inner.width >= 4 else {
@@ -331,7 +331,14 @@ public enum Widgets {
         grid.segments([(" max \(Fmt.value(hi))", t.dim), (t.tier == .palette256 ? " \(t.colormap.rawValue)" : "", t.dim)],
                       x: x, y: ly, clip: inner)
         let total = s.run?.totalSteps ?? 0
-        grid.segments([("step \(it.step + 1)/\(total) it \(it.iteration + 1) rel \(it.edge + 1)", t.text),
+        // Which channels: all layers, or layer L (its place and native size), all heads or head h.
+        var channels = ""
+        if let l = s.mapLayer, let stack = it.subjectStack, stack.layers.indices.contains(l) {
+            let layer = stack.layers[l]
+            channels = " L\(l + 1)/\(stack.layers.count) \(layer.place.rawValue)\(layer.resolution)"
+            channels += s.mapHead.map { " h\($0 + 1)/\(layer.heads)" } ?? " h*"
+        }
+        grid.segments([("step \(it.step + 1)/\(total) it \(it.iteration + 1) rel \(it.edge + 1)", t.text), (channels, t.pending),
                        (s.viewStep == nil ? "" : " (scrubbed)", t.pending), ("  t", t.keyName), (" token ", t.dim),
                        (",/.", t.keyName), (" step", t.dim)],
                       x: inner.x, y: inner.maxY - 1, clip: inner)

@@ -61,7 +61,7 @@ struct BuildDataset: ParsableCommand {
     @Option(help: "inversion or forward-noising.") var source: DatasetSource = .forwardNoising
     @Flag(help: "Positive prompts only (the single-prompt ablation).") var single = false
     @Option(help: "Denoising step indices to record, comma-separated.") var steps = "5,10,15,20,25,49"
-    @Option(help: "Fixed-point iterations per inversion step.") var fixedPoint = 0
+    @Option(help: "Fixed-point iterations per inversion step (1 lifts the embedded model's reconstructions from a median 36 dB, many < 20, to ≥ 45 dB; `l2s invert` measures it).") var fixedPoint = 1
     @Option(help: "Reconstruction PSNR gate in dB (inversion).") var psnrGate: Double = 20
     @Option(help: "Images per shard.") var shardSize = 250
     @Option(help: "Seed for scenes and noise.") var seed: UInt64 = 1
@@ -98,7 +98,10 @@ struct BuildDataset: ParsableCommand {
             var done = 0
             while done < examples.count {
                 let batch = Array(examples[done..<min(done + batchSize, examples.count)])
-                for s in builder.samples(for: batch, log: { _ in dropped += 1 }) { data.append(s) }
+                for s in builder.samples(for: batch, log: { line in
+                    dropped += 1
+                    if dropped <= 3 { note(line + (dropped == 3 ? " (further drops only counted)" : "")) }
+                }) { data.append(s) }
                 done += batch.count
                 let total = shard * shardSize + done
                 bar.update(total, detail: String(format: "%d samples, %d dropped, %.1f img/s", samples + data.count, dropped,

@@ -12,7 +12,7 @@ struct L2S: ParsableCommand {
         Runs on the CPU with the embedded toy model (no download) or a Stable Diffusion 1.x/2.x diffusers folder.
         Threads: --threads or the L2S_THREADS environment variable (default: all cores).
         """,
-        subcommands: [TUI.self, Generate.self, Eval.self, Parse.self, BuildDataset.self, TrainBase.self, TrainClassifier.self, Bench.self],
+        subcommands: [TUI.self, Generate.self, Eval.self, Parse.self, Invert.self, BuildDataset.self, TrainBase.self, TrainClassifier.self, Bench.self],
         defaultSubcommand: TUI.self)
 }
 
@@ -22,10 +22,8 @@ struct TUI: ParsableCommand {
         commandName: "tui",
         abstract: "The terminal workbench (the default when no subcommand is given).")
 
-    @Option(help: "A Stable Diffusion diffusers folder (not supported in the workbench yet; the CLI's generate takes one).")
-    var model: String?
-    @Option(help: "Directory holding the shipped weights (toy/config.json …); default: next to the program, ./Assets or $L2S_ASSETS.")
-    var assets: String?
+    @OptionGroup var common: CommonOptions
+    @OptionGroup var models: ModelOptions
     @Flag(help: "Run the workbench on the scripted demo engine (no model needed).")
     var demo = false
     @Flag(help: "No colours (also: a non-empty NO_COLOR environment variable).")
@@ -36,7 +34,8 @@ struct TUI: ParsableCommand {
     var log: String?
 
     func run() throws {
-        try runWorkbench(TUIOptions(model: model, assets: assets, demo: demo, noColor: noColor, ascii: ascii, log: log))
+        try common.apply()
+        try runWorkbench(TUIOptions(models: models, demo: demo, noColor: noColor, ascii: ascii, log: log))
     }
 }
 

@@ -1,5 +1,5 @@
-// `l2s` with no subcommand: the terminal workbench (Sources/Workbench) on the embedded toy model, or
-// on the scripted demo engine with --demo.
+// `l2s` with no subcommand: the terminal workbench (Sources/Workbench) on the embedded toy model, a
+// Stable Diffusion folder (--model), or the scripted demo engine (--demo).
 
 import ArgumentParser
 import Foundation
@@ -12,8 +12,7 @@ import Glibc
 
 /// The root command's workbench options.
 struct TUIOptions {
-    var model: String?
-    var assets: String?
+    var models: ModelOptions
     var demo: Bool
     var noColor: Bool
     var ascii: Bool
@@ -22,10 +21,7 @@ struct TUIOptions {
 
 /// Starts the workbench; exits 2 when there is no terminal or an option is not supported.
 func runWorkbench(_ o: TUIOptions) throws {
-    if o.model != nil {
-        FileHandle.standardError.write(Data("l2s: --model (Stable Diffusion folders) is not supported yet; run `l2s` without it to use the embedded toy model, or `l2s --demo`.\n".utf8))
-        throw ExitCode(2)
-    }
+    if let path = o.models.model { try checkDiffusersFolder(path) }
     guard isatty(0) == 1, isatty(1) == 1 else {
         FileHandle.standardError.write(Data("l2s: the workbench needs an interactive terminal (stdin and stdout must be a tty); see `l2s --help` for the subcommands.\n".utf8))
         throw ExitCode(2)
@@ -36,16 +32,20 @@ func runWorkbench(_ o: TUIOptions) throws {
         // L2S_DEMO_STEP_MS slows or speeds the scripted engine (the tmux tests use it).
         let ms = env["L2S_DEMO_STEP_MS"].flatMap(Double.init) ?? 120
         engine = ScriptedEngine(stepDelay: max(0, ms) / 1000)
+    } else if let path = o.models.model {
+        engine = try stableDiffusionEngine(path: path, options: o.models)
     } else {
         // The shipped relation classifier, when present (without it the centroid loss steers).
-        var classifier: RelationClassifier? = nil
-        if let dir = AssetLocator.toyDirectory(override: o.assets), FileManager.default.fileExists(atPath: dir + "/classifier.safetensors") {
-            do { classifier = try RelationClassifier.load(path: dir + "/classifier.safetensors") } catch {
-                FileHandle.standardError.write(Data("l2s: cannot load \(dir)/classifier.safetensors: \(error)\n".utf8))
-                throw ExitCode(2)
-            }
+        let classifier: RelationClassifier?
+        do { classifier = try o.models.loadClassifier(required: false) } catch {
+            FileHandle.standardError.write(Data("l2s: cannot load the relation classifier: \(error)\n".utf8))
+            throw ExitCode(2)
         }
-        engine = LiveEngine(assets: o.assets, classifier: classifier)
+        if o.models.size != nil || o.models.fp16 {
+            FileHandle.standardError.write(Data("l2s: --size and --fp16 apply to --model folders; the embedded model is 32×32\n".utf8))
+            throw ExitCode(2)
+        }
+        engine = LiveEngine(assets: o.models.assets, classifier: classifier)
     }
     var options = WorkbenchOptions(logPath: o.log ?? WorkbenchOptions.defaultLogPath,
                                    saveDirectory: FileManager.default.currentDirectoryPath + "/l2s-out")
@@ -61,4 +61,43 @@ func runWorkbench(_ o: TUIOptions) throws {
         throw ExitCode(2)
     }
     if status != 0 { throw ExitCode(status) }
+}
+
+/// The live engine on a Stable Diffusion folder. The folder is checked here (a missing or partial
+/// folder is one error and exit 2, before the screen opens); the weights load on the worker thread
+/// while the screen is up. Steering uses --classifier when given, else the centroid loss.
+func stableDiffusionEngine(path: String, options: ModelOptions) throws -> WorkbenchEngine {
+    try checkDiffusersFolder(path)
+    let classifier: RelationClassifier?
+    do { classifier = try options.loadClassifier(required: false) } catch {
+        FileHandle.standardError.write(Data("l2s: cannot load the relation classifier: \(error)\n".utf8))
+        throw ExitCode(2)
+    }
+    var defaults = LiveSettings()
+    defaults.steps = 50
+    defaults.guidance = 7.5
+    defaults.seed = 1
+    let name = URL(fileURLWithPath: path).lastPathComponent
+    let loss = classifier == nil ? "centroid loss (no --classifier)" : "learned classifier"
+    let opts = options
+    return LiveEngine(name: name, defaults: defaults, vocabulary: nil, classifier: classifier,
+                      loading: "loading \(name) (Stable Diffusion; this takes a while on a CPU)") {
+        let loaded = try opts.load()
+        let shape = loaded.model.latentShape
+        return (loaded.model, "\(name) loaded (latents \(shape.map(String.init).joined(separator: "×")), weights \(loaded.model.weightsHash.prefix(8)), \(loss))")
+    }
+}
+
+/// One clear error (exit 2) for a --model path that is not a Stable Diffusion diffusers folder.
+func checkDiffusersFolder(_ path: String) throws {
+    var isDir: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue else {
+        FileHandle.standardError.write(Data("l2s: --model \(path): no such directory (expected a diffusers folder with unet/, text_encoder/, tokenizer/, vae/, scheduler/)\n".utf8))
+        throw ExitCode(2)
+    }
+    for part in ["unet/config.json", "text_encoder/config.json", "tokenizer/vocab.json", "vae/config.json"]
+    where !FileManager.default.fileExists(atPath: path + "/" + part) {
+        FileHandle.standardError.write(Data("l2s: --model \(path): missing \(part) (not a Stable Diffusion diffusers folder)\n".utf8))
+        throw ExitCode(2)
+    }
 }

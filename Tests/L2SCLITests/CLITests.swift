@@ -45,7 +45,7 @@ import Tensors
     @Test func helpListsEverySubcommand() throws {
         let r = try Self.run(["--help"])
         #expect(r.status == 0)
-        for sub in ["generate", "eval", "parse", "build-dataset", "train-base", "train-classifier", "bench"] {
+        for sub in ["generate", "eval", "parse", "invert", "build-dataset", "train-base", "train-classifier", "bench"] {
             #expect(r.stdout.contains(sub), "--help does not mention \(sub)")
             let h = try Self.run([sub, "--help"])
             #expect(h.status == 0 && h.stdout.contains("USAGE"), "\(sub) --help failed")
@@ -71,6 +71,9 @@ import Tensors
             (["train-base", "--size", "40"], "size"),
             (["generate", "--prompt", "x", "--model", "/nonexistent/sd"], "not found"),
             (["eval", "--model", "/nonexistent/sd"], "embedded model only"),
+            (["invert", "--image", "/nonexistent.png", "--prompt", "a red circle"], "cannot read"),
+            (["invert", "--image", "/nonexistent.png"], "needs --prompt"),
+            (["invert", "--from-step", "60", "--steps", "50"], "from-step"),
         ]
         for (args, fragment) in cases {
             let r = try Self.run(args)
@@ -101,6 +104,22 @@ import Tensors
         _ = try Self.run(["generate", "--assets", Self.tinyAssets, "--prompt", "a red circle to the left of a blue square",
                           "--seed", "7", "--steps", "3", "--out", again, "--steer", "--loss", "handcrafted", "--iterations", "1"])
         #expect(try readPNG(path: again).rgb == png.rgb)
+    }
+
+    /// `l2s invert`: a PNG round trip under its prompt, and rendered scenes with the gate summary.
+    @Test func invertReportsTheReconstructionPSNR() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("l2s-inv-\(getpid())").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let img = dir + "/scene.png"
+        let g = try Self.run(["generate", "--assets", Self.tinyAssets, "--prompt", "a red circle", "--steps", "4", "--out", img])
+        #expect(g.status == 0, "stderr: \(g.stderr)")
+        let r = try Self.run(["invert", "--assets", Self.tinyAssets, "--image", img, "--prompt", "a red circle", "--steps", "4",
+                              "--fixed-point", "2", "--out", dir + "/recon.png"])
+        #expect(r.status == 0, "stderr: \(r.stderr)")
+        #expect(r.stdout.contains("PSNR") && r.stdout.contains("1 image(s)"))
+        #expect(try readPNG(path: dir + "/recon.png").width == 32)
+        let s = try Self.run(["invert", "--assets", Self.tinyAssets, "--scenes", "2", "--steps", "4", "--from-step", "1"])
+        #expect(s.status == 0 && s.stdout.contains("2 image(s)") && s.stdout.contains("/2 ≥ 20.0 dB"), "\(s.stdout) \(s.stderr)")
     }
 
     /// A Stable Diffusion folder (the tiny random SD-1.x-shaped fixture of the parity tests).

@@ -71,6 +71,16 @@ final class TinyModel: TextToImageModel {
         let e = expected / expected.sum()
         let got = maps.sliced(axis: 0, 0..<1)
         #expect(zip(got.array, e.array).map { abs($0 - $1) }.max()! < 1e-6)
+
+        // The per-layer/head stack the workbench shows: layers in channel order, means over the choice.
+        let stack = MapStack(maps, captured: layers)
+        #expect(stack.layers.map(\.name) == ["b", "a"] && stack.layers.map(\.heads) == [1, 2] && stack.side == 16)
+        func close(_ a: [Float], _ b: [Float]) -> Bool { zip(a, b).allSatisfy { abs($0 - $1) < 1e-6 } }
+        #expect(close(stack.map(), maps.mean(axes: [0]).array))
+        #expect(close(stack.map(layer: 0), got.array))
+        #expect(close(stack.map(layer: 1), maps.sliced(axis: 0, 1..<3).mean(axes: [0]).array))
+        #expect(close(stack.map(layer: 1, head: 1), maps.sliced(axis: 0, 2..<3).array))
+        #expect(close(stack.map(layer: 7, head: 0), stack.map()))  // out of range: all channels
     }
 
     @Test func inversionRoundTripReconstructs() throws {

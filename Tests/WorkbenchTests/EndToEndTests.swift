@@ -144,13 +144,44 @@ struct EndToEndTests {
     }
 }
 
+extension EndToEndTests {
+    /// The workbench on a Stable Diffusion diffusers folder (the tiny random-weight fixture): loads in
+    /// the background, runs a steered prompt with the centroid loss, and shows one layer's maps.
+    @Test(.enabled(if: haveBinary && Products.tmux != nil, "needs the l2s binary and tmux"))
+    func diffusersFolderRunsInTheWorkbench() throws {
+        let folder = Products.packageRoot.appendingPathComponent("Tests/DiffusionTests/Fixtures/tiny-sd").path
+        let t = TmuxSession(tmux: Products.tmux!, name: "sd", width: 120, height: 40, args: ["--model", folder])
+        try #require(t.waitFor(text: "tiny-sd loaded", timeout: 120) != nil)
+        t.sendText("a dog to the left of a teddy bear")
+        t.sendKeys("Escape")
+        t.sendKeys("]")
+        t.sendKeys("]")
+        t.sendKeys(":")
+        t.sendKeys("C-u")
+        t.sendText("6")
+        t.sendKeys("Enter")
+        try #require(t.waitFor(text: "steps 6") != nil)
+        t.sendKeys("Enter")
+        try #require(t.waitFor(text: "dog —left of→ teddy bear") != nil)
+        let done = try #require(t.waitFor("the run to finish", timeout: 300) { $0.contains("DONE") })
+        #expect(done.contains("step 6/6"))
+        t.sendKeys("l")
+        try #require(t.waitFor(text: "attention: layer 1/") != nil)
+        t.sendKeys("q")
+        try #require(t.waitFor(text: "l2s-exit=0", history: true) != nil)
+        #expect(t.terminalRestored().0)
+    }
+}
+
 @Suite struct NonInteractiveTests {
     @Test(.enabled(if: haveBinary, "the l2s binary is not built next to the test bundle"))
     func refusesWithoutATerminal() {
         let (status, out) = shell(Products.l2s, ["--demo"])
         #expect(status == 2)
         #expect(out.contains("needs an interactive terminal"))
-        let (s2, o2) = shell(Products.l2s, ["--model", "/tmp/sd"])
-        #expect(s2 == 2 && o2.contains("not supported yet"))
+        let (s2, o2) = shell(Products.l2s, ["--model", "/nonexistent/sd-folder"])
+        #expect(s2 == 2 && o2.contains("no such directory"))
+        let (s3, o3) = shell(Products.l2s, ["--model", NSTemporaryDirectory()])
+        #expect(s3 == 2 && o3.contains("missing unet/config.json"))
     }
 }

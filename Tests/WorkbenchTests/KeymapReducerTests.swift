@@ -29,6 +29,31 @@ import Steering
         #expect(Keymap.action(for: .enter, mode: .command, focus: .relations) == .run)
     }
 
+    @Test func layerAndHeadCycleThroughAllAndBack() {
+        var s = Fixture.state()
+        _ = s.apply(.cycleHead(1))
+        #expect(s.mapHead == nil && s.log.last == "choose a layer first (l)")
+        _ = s.apply(.cycleLayer(1))
+        #expect(s.mapLayer == nil && s.log.last?.hasPrefix("no maps yet") == true)
+        var r = Fixture.running("a red circle to the left of a blue square", steps: 6)
+        #expect(Keymap.action(for: .char("l"), mode: .command, focus: .relations) == .cycleLayer(1))
+        #expect(Keymap.action(for: .char("H"), mode: .command, focus: .relations) == .cycleHead(-1))
+        var seen: [Int?] = []
+        for _ in 0..<3 { _ = r.handle(key: .char("l")); seen.append(r.mapLayer) }
+        #expect(seen == [0, 1, nil])
+        _ = r.handle(key: .char("L"))
+        #expect(r.mapLayer == 1)
+        var heads: [Int?] = []
+        for _ in 0..<3 { _ = r.handle(key: .char("h")); heads.append(r.mapHead) }
+        #expect(heads == [0, 1, nil])
+        _ = r.handle(key: .char("h"))
+        _ = r.handle(key: .char("l"))  // a new layer starts at the mean of its heads
+        #expect(r.mapLayer == nil && r.mapHead == nil)
+        // The pane's map follows the choice: one head is not the mean of all layers.
+        let it = r.shownIteration!
+        #expect(it.map(.subject, layer: 0, head: 0) != it.map(.subject, layer: nil, head: nil))
+    }
+
     @Test func helpTakesEveryKey() {
         #expect(Keymap.action(for: .down, mode: .help, focus: .relations) == .helpScroll(1))
         #expect(Keymap.action(for: .char("x"), mode: .help, focus: .relations) == .closeHelp)

@@ -60,6 +60,13 @@ let messy = "a cat to the left of a dog, a dog to the left of a cat and a bird n
         _ = s.apply(.cycleColormap)
         let o = Fixture.pane(Size(width: 36, height: 13)) { Widgets.attention(s, in: $1, grid: &$0) }
         assertGolden("pane-attention-object-scrubbed-inferno", o.plainText() + "\n--- styles ---\n" + o.styleText())
+        // One layer, then one head of it (the scripted engine's made-up stack: 2 layers × 2 heads).
+        var layered = Fixture.running(twoRelations, steps: 12)
+        _ = layered.apply(.cycleLayer(1))
+        _ = layered.apply(.cycleLayer(1))
+        _ = layered.apply(.cycleHead(-1))
+        #expect(layered.mapLayer == 1 && layered.mapHead == 1)
+        assertGolden("pane-attention-layer2-head2", Fixture.pane(Size(width: 36, height: 13)) { Widgets.attention(layered, in: $1, grid: &$0) }.plainText())
         let mono = Fixture.running(twoRelations, steps: 12, tier: .none)
         assertGolden("pane-attention-nocolor", Fixture.pane(Size(width: 36, height: 13)) { Widgets.attention(mono, in: $1, grid: &$0) }.plainText())
         let ascii = Fixture.running(twoRelations, steps: 12, tier: .none, ascii: true)
