@@ -28,7 +28,15 @@ references were computed with.
   sd-structure.json: key → shape listings of SD 1.5/SD 2-shaped UNet, VAE and CLIP at reduced widths
     but full depth, with their configs (`--structure` writes only this file).
 
+  --full DIR [sd15|sd21]: the REAL SD 1.5 or SD 2.1-base configs (UNet 320/640/1280/1280, CLIP ViT-L/14 or
+    OpenCLIP ViT-H text encoder with the full 49,408-token vocabulary, VAE 128/256/512/512) with random weights,
+    saved as DIR/model (a diffusers folder, fp16 weight files; the references are computed with exactly those
+    rounded weights) and DIR/reference.safetensors with the same keys as the tiny references, at 512×512 for the
+    UNet call (latents 64×64) and 256×256 for the VAE and the 3 DDIM steps. Several GB; not committed.
+    Check with: l2s verify --against DIR --fp16
+
 Usage: python3 Scripts/make_sd_fixtures.py [--structure]   (needs torch, diffusers, transformers, open-clip-torch)
+       python3 Scripts/make_sd_fixtures.py --full /tmp/sd15-random sd15
 """
 import json
 import os
@@ -222,7 +230,91 @@ def structure():
     print(f"structure: {os.path.getsize(path) // 1024} KB; full-size counts {counts}")
 
 
+def build_full(out, which):
+    """The real SD 1.5 / SD 2.1-base configs with random weights and their reference outputs (see the docstring)."""
+    import time
+    sd2 = which == "sd21"
+    torch.manual_seed(23 if sd2 else 17)
+    g = torch.Generator().manual_seed(29 if sd2 else 19)
+    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    t0 = time.time()
+    tok_dir = os.path.join("/tmp", f"l2s-full-{which}-tokenizer")
+    write_folder(tok_dir, pad="!" if sd2 else "<|endoftext|>")
+    tokenizer = CLIPTokenizer.from_pretrained(tok_dir)
+    unet = UNet2DConditionModel(sample_size=64, cross_attention_dim=1024 if sd2 else 768,
+                                attention_head_dim=[5, 10, 20, 20] if sd2 else 8, use_linear_projection=sd2)
+    vae = AutoencoderKL(in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 4,
+                        up_block_types=("UpDecoderBlock2D",) * 4, block_out_channels=(128, 256, 512, 512),
+                        layers_per_block=2, latent_channels=4, norm_num_groups=32, sample_size=512)
+    width = 1024 if sd2 else 768
+    text_encoder = CLIPTextModel(CLIPTextConfig(
+        vocab_size=49408, hidden_size=width, intermediate_size=4 * width, num_attention_heads=width // 64,
+        num_hidden_layers=23 if sd2 else 12, max_position_embeddings=77, hidden_act="gelu" if sd2 else "quick_gelu",
+        layer_norm_eps=1e-5, bos_token_id=49406, eos_token_id=49407, pad_token_id=0 if sd2 else 49407,
+        projection_dim=512 if sd2 else 768))
+    scheduler = PNDMScheduler(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+                              steps_offset=1, set_alpha_to_one=False, skip_prk_steps=True)
+    for m in (unet, vae, text_encoder):
+        perturb_norms(m, g)
+        m.eval()
+        with torch.no_grad():  # fp16 files: compute the references with exactly the rounded weights
+            for p_ in m.parameters():
+                p_.copy_(p_.half().float())
+    pipe = StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
+                                   scheduler=DDIMScheduler.from_config(scheduler.config), safety_checker=None,
+                                   feature_extractor=None, requires_safety_checker=False)
+    pipe.set_progress_bar_config(disable=True)
+    print(f"{which}: built in {time.time() - t0:.0f} s; parameters: unet {sum(p_.numel() for p_ in unet.parameters()):,}, "
+          f"text {sum(p_.numel() for p_ in text_encoder.parameters()):,}, vae {sum(p_.numel() for p_ in vae.parameters()):,}", flush=True)
+    R = {}
+    with torch.no_grad():
+        ids = tokenizer([PROMPT, ""], padding="max_length", max_length=77, truncation=True, return_tensors="pt").input_ids
+        R["ids"] = ids.float()
+        text = text_encoder(ids)[0]
+        R["text"] = text
+        x = torch.randn(2, 4, 64, 64, generator=g)
+        t = torch.tensor([901, 37])
+        rec = RecordingProcessor()
+        original = dict(unet.attn_processors)
+        unet.set_attn_processor({k: (rec if k == CAPTURED + ".processor" else v) for k, v in original.items()})
+        t1 = time.time()
+        R["unet.x"], R["unet.t"] = x, t.float()
+        R["unet.out"] = unet(x, t, encoder_hidden_states=text).sample
+        print(f"{which}: UNet 64×64 batch 2 in {time.time() - t1:.1f} s", flush=True)
+        R["attn.probs"] = rec.probs.reshape(2, rec.probs.shape[0] // 2, rec.probs.shape[1], 77)
+        unet.set_attn_processor(original)
+        z = torch.randn(1, 4, 32, 32, generator=g)
+        R["vae.z"], R["vae.decoded"] = z, vae.decode(z).sample
+        img = torch.rand(1, 3, 256, 256, generator=g) * 2 - 1
+        R["vae.x"], R["vae.mean"] = img, vae.encode(img).latent_dist.mean
+        latents = torch.randn(1, 4, 32, 32, generator=g)
+        R["ddim.latents"] = latents
+        R["ddim.out"] = pipe(PROMPT, num_inference_steps=3, guidance_scale=7.5, latents=latents.clone(), height=256, width=256,
+                             output_type="latent").images
+        R["ddim.image"] = pipe(PROMPT, num_inference_steps=3, guidance_scale=7.5, latents=latents.clone(), height=256, width=256,
+                               output_type="pt").images
+    model_dir = os.path.join(out, "model")
+    shutil.rmtree(model_dir, ignore_errors=True)
+    pipe.to(torch.float16)
+    pipe.save_pretrained(model_dir, variant="fp16", safe_serialization=True)
+    scheduler.save_pretrained(os.path.join(model_dir, "scheduler"))
+    index_path = os.path.join(model_dir, "model_index.json")
+    index = json.load(open(index_path))
+    index["scheduler"] = ["diffusers", "PNDMScheduler"]
+    json.dump(index, open(index_path, "w"), indent=2)
+    shutil.rmtree(os.path.join(model_dir, "tokenizer"))
+    shutil.copytree(tok_dir, os.path.join(model_dir, "tokenizer"))
+    save_file({k: v.float().contiguous() for k, v in R.items()}, os.path.join(out, "reference.safetensors"),
+              metadata={"script": "Scripts/make_sd_fixtures.py --full", "config": which, "prompt": PROMPT, "captured": CAPTURED,
+                        "torch": torch.__version__, "diffusers": __import__("diffusers").__version__})
+    print(f"{which}: wrote {out} in {time.time() - t0:.0f} s; ids {ids[0, :12].tolist()}; unet.out max {R['unet.out'].abs().max():.3g}")
+
+
 if __name__ == "__main__":
+    if "--full" in sys.argv:
+        i = sys.argv.index("--full")
+        build_full(sys.argv[i + 1], sys.argv[i + 2] if len(sys.argv) > i + 2 else "sd15")
+        sys.exit(0)
     if "--structure" not in sys.argv:
         build("tiny-sd", sd2=False)
         build("tiny-sd2", sd2=True)

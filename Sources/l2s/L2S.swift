@@ -12,7 +12,7 @@ struct L2S: ParsableCommand {
         Runs on the CPU with the embedded toy model (no download) or a Stable Diffusion 1.x/2.x diffusers folder.
         Threads: --threads or the L2S_THREADS environment variable (default: all cores).
         """,
-        subcommands: [TUI.self, Generate.self, Eval.self, Parse.self, Invert.self, BuildDataset.self, TrainBase.self, TrainClassifier.self, Bench.self],
+        subcommands: [TUI.self, Generate.self, Eval.self, Parse.self, Invert.self, Verify.self, BuildDataset.self, TrainBase.self, TrainClassifier.self, Bench.self],
         defaultSubcommand: TUI.self)
 }
 
