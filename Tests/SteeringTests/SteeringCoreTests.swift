@@ -187,6 +187,22 @@ final class TinyModel: TextToImageModel {
         #expect(RelationClassifier(config: .stableDiffusion).parameterCount == 1_964_581)
     }
 
+    /// A classifier built in PyTorch from l2s-method.md §3 (random weights, the authors' checkpoint layout,
+    /// a different class order), converted by Scripts/convert_authors_classifier.py: same logits here.
+    @Test func convertedAuthorsCheckpointGivesTheirLogits() throws {
+        let folder = try #require(Bundle.module.url(forResource: "Fixtures", withExtension: nil)).path
+        let classifier = try RelationClassifier.load(path: folder + "/authors-classifier-converted.safetensors")
+        let ref = try SafetensorsFile(path: folder + "/authors-classifier-reference.safetensors")
+        let file = try SafetensorsFile(path: folder + "/authors-classifier-converted.safetensors")
+        #expect(classifier.namedParameters().count == file.names.count, "every converted tensor is a parameter and vice versa")
+        let steps = try ref.tensor("steps").array.map { Int($0) }
+        let logits = GradMode.withoutGrad { classifier(try! ref.tensor("maps"), steps: steps) }
+        let expected = try ref.tensor("logits")
+        let err = zip(logits.array, expected.array).map { abs($0 - $1) }.max()!
+        print("converted authors' classifier: max-abs logit error \(err)")
+        #expect(logits.shape == [3, 5] && err < 1e-4)
+    }
+
     /// Steering with the handcrafted loss moves the maps: the loss falls over refinement iterations.
     @Test func steeringLowersTheLoss() throws {
         let model = try TinyModel(seed: 4)
