@@ -51,12 +51,20 @@ func toyRelationExamples(count: Int, seed: UInt64, size: Int, startID: Int = 0) 
 struct BuildDataset: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "build-dataset",
-        abstract: "Record cross-attention maps of rendered scenes under the true- and wrong-relation prompts (dual), as shards.",
-        discussion: "Resumable: shards already in --out are kept and their examples skipped.")
+        abstract: "Record cross-attention maps of images under the true- and wrong-relation prompts (dual), as shards.",
+        discussion: """
+        The images: rendered toy scenes with a clear relation (the embedded model; --scenes of them), or your own \
+        images with --images DIR --annotations FILE.jsonl, one record a line: \
+        {"image": "a.png", "subject": "dog", "relation": "to the left of", "object": "teddy bear"} (PNG files; \
+        center-cropped and resized to the model's size; with --model they are VAE-encoded). \
+        Resumable: shards already in --out are kept and their examples skipped.
+        """)
 
     @OptionGroup var common: CommonOptions
     @OptionGroup var models: ModelOptions
-    @Option(help: "Number of scenes (images).") var images = 2000
+    @Option(help: "Number of rendered scenes (embedded model, without --annotations).") var scenes = 2000
+    @Option(help: "Directory of your images (with --annotations).") var images: String?
+    @Option(help: "JSON-lines file of (image, subject, relation, object) records (with --images).") var annotations: String?
     @Option(help: "Where the shards go.") var out = "runs/dataset"
     @Option(help: "inversion or forward-noising.") var source: DatasetSource = .forwardNoising
     @Flag(help: "Positive prompts only (the single-prompt ablation).") var single = false
@@ -69,23 +77,49 @@ struct BuildDataset: ParsableCommand {
 
     func run() throws {
         try common.apply()
-        guard images >= 1, shardSize >= 1, batchSize >= 1 else { throw ValidationError("--images, --shard-size and --batch-size must be ≥ 1") }
+        guard scenes >= 1, shardSize >= 1, batchSize >= 1 else { throw ValidationError("--scenes, --shard-size and --batch-size must be ≥ 1") }
         let recordSteps = steps.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
         guard !recordSteps.isEmpty, recordSteps.allSatisfy({ (0..<1000).contains($0) }) else { throw ValidationError("--steps must be step indices like 5,10,25") }
-        let model = try models.loadToy(for: "build-dataset")
+        let loaded = try models.load()
+        let model = loaded.model
+        // Where the examples come from: the user's annotated images, or rendered toy scenes.
+        let total: Int
+        let examplesFor: (Range<Int>) throws -> [RelationExample]
+        switch (images, annotations) {
+        case let (dir?, file?):
+            let records: [ResolvedAnnotation]
+            do { records = try Annotations.read(path: file, seed: seed) } catch { throw ValidationError("\(error)") }
+            total = records.count
+            examplesFor = { range in try range.map { i in
+                let r = records[i]
+                let latent = try imageLatent(path: dir + "/" + r.record.image, model: loaded, context: "\(file):\(r.line)")
+                return RelationExample(id: i, latent: latent, positivePrompt: r.positivePrompt, negativePrompt: r.negativePrompt, relation: r.relation)
+            } }
+        case (nil, nil):
+            guard let toy = loaded.toy else { throw ValidationError("with --model, give --images DIR and --annotations FILE (rendered scenes are for the embedded model)") }
+            total = scenes
+            examplesFor = { range in
+                let shard = range.lowerBound / shardSize
+                return toyRelationExamples(count: range.count, seed: seed &+ UInt64(shard) &* 1_000_003, size: toy.config.image_size,
+                                           startID: range.lowerBound)
+            }
+        default:
+            throw ValidationError("--images DIR and --annotations FILE go together")
+        }
+        guard total >= 1 else { throw ValidationError("--scenes must be ≥ 1") }
         var config = DatasetConfig()
-        config.source = source; config.single = single; config.recordSteps = recordSteps; config.steps = model.config.default_steps
+        config.source = source; config.single = single; config.recordSteps = recordSteps; config.steps = loaded.defaultSteps
         config.fixedPointIterations = fixedPoint; config.psnrGate = psnrGate; config.seed = seed
         let builder = DatasetBuilder(model: model, config: config)
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
-        let shards = (images + shardSize - 1) / shardSize
-        let bar = ProgressBar(total: images, label: "build-dataset")
+        let shards = (total + shardSize - 1) / shardSize
+        let bar = ProgressBar(total: total, label: "build-dataset")
         installInterruptHandler()
         var dropped = 0, samples = 0, skipped = 0
         let start = Date()
         for shard in 0..<shards {
             let path = "\(out)/shard-\(String(format: "%04d", shard)).safetensors"
-            let count = min(shardSize, images - shard * shardSize)
+            let count = min(shardSize, total - shard * shardSize)
             if FileManager.default.fileExists(atPath: path) {
                 skipped += count
                 bar.update(shard * shardSize + count, detail: "shard \(shard) exists")
@@ -93,8 +127,7 @@ struct BuildDataset: ParsableCommand {
             }
             if interruptRequested != 0 { note("interrupted; finished shards are kept, run again to continue"); throw ExitCode(130) }
             var data = RelationDataset()
-            let examples = toyRelationExamples(count: count, seed: seed &+ UInt64(shard) &* 1_000_003, size: model.config.image_size,
-                                               startID: shard * shardSize)
+            let examples = try examplesFor(shard * shardSize..<shard * shardSize + count)
             var done = 0
             while done < examples.count {
                 let batch = Array(examples[done..<min(done + batchSize, examples.count)])
@@ -108,7 +141,8 @@ struct BuildDataset: ParsableCommand {
                                                  Double(total - skipped) / Date().timeIntervalSince(start)))
             }
             samples += data.count
-            let meta = ["source": source.rawValue, "single": "\(single)", "steps": steps, "model_hash": model.weightsHash]
+            let meta = ["source": source.rawValue, "single": "\(single)", "steps": steps, "model_hash": model.weightsHash,
+                        "images": annotations ?? "rendered scenes"]
             try data.write(to: path, metadata: meta)
         }
         note(String(format: "dataset in %@: %d samples this run, %d dropped, %.0f s", out, samples, dropped, Date().timeIntervalSince(start)))
@@ -119,10 +153,20 @@ struct BuildDataset: ParsableCommand {
 struct TrainClassifier: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train-classifier",
-        abstract: "Train the relation classifier on shards from build-dataset; reports held-out accuracy per step and prompt type.")
+        abstract: "Train the relation classifier on shards from build-dataset; reports held-out accuracy per step and prompt type.",
+        discussion: """
+        With --images DIR --annotations FILE (and --model PATH for Stable Diffusion) it first records the \
+        dual-inversion data from your images into the first --data directory (as `l2s build-dataset --source \
+        inversion` does; resumable), then trains on it.
+        """)
 
     @OptionGroup var common: CommonOptions
     @Option(help: "Shard directories (comma-separated).") var data = "runs/dataset"
+    @Option(help: "With --images: a Stable Diffusion diffusers folder whose attention is recorded (default: the embedded model).") var model: String?
+    @Option(help: "Directory of your PNG images (records from --annotations).") var images: String?
+    @Option(help: "JSON-lines (image, subject, relation, object) records for --images.") var annotations: String?
+    @Option(help: "With --model: image size 256 or 512 (default: the model's own).") var size: Int?
+    @Option(help: "With --images: fixed-point iterations per inversion step (the paper: 5).") var fixedPoint = 5
     @Option(help: "Output weights.") var out = "runs/classifier.safetensors"
     @Option(help: "Model width d_model.") var dModel = 64
     @Option(help: "Learning rate.") var lr: Float = 5e-4
@@ -134,6 +178,16 @@ struct TrainClassifier: ParsableCommand {
 
     func run() throws {
         try common.apply()
+        if images != nil || annotations != nil || model != nil {
+            guard let images, let annotations else { throw ValidationError("--images DIR and --annotations FILE go together (--model needs them)") }
+            let dir = data.split(separator: ",").first.map(String.init) ?? "runs/dataset"
+            var args = ["--images", images, "--annotations", annotations, "--out", dir, "--source", "inversion", "--fixed-point", "\(fixedPoint)"]
+            if let model { args += ["--model", model] }
+            if let size { args += ["--size", "\(size)"] }
+            if let threads = common.threads { args += ["--threads", "\(threads)"] }
+            let build = try BuildDataset.parse(args)
+            try build.run()
+        }
         var all = RelationDataset()  // every shard, before the split
         for dir in data.split(separator: ",").map(String.init) {
             guard let files = try? FileManager.default.contentsOfDirectory(atPath: dir) else { throw ValidationError("cannot read \(dir)") }
@@ -167,5 +221,34 @@ struct TrainClassifier: ParsableCommand {
                      best.epoch, best.accuracy, best.accuracyPositive, best.accuracyNegative, best.leakage))
         for (s, a) in best.accuracyByStep.sorted(by: { $0.key < $1.key }) { print(String(format: "  step %2d: %.3f", s, a)) }
         note("wrote \(out)")
+    }
+}
+
+/// A PNG as the model's clean latent [1, C, h, w]: center-cropped to a square, resized (PyTorch-exact
+/// bilinear) to the model's image size, scaled to [−1, 1]; VAE-encoded (mean × scaling) for Stable
+/// Diffusion. Errors name the file and the annotation line.
+func imageLatent(path: String, model: LoadedModel, context: String) throws -> Tensor {
+    let png: (rgb: [UInt8], width: Int, height: Int)
+    do { png = try readPNG(path: path) } catch {
+        throw ValidationError("\(context): cannot read \(path) (\(error)); images must be PNG files")
+    }
+    let side = min(png.width, png.height)
+    let x0 = (png.width - side) / 2, y0 = (png.height - side) / 2
+    let pixels = Tensor(zeros: [1, 3, side, side])
+    let plane = side * side
+    for y in 0..<side {
+        for x in 0..<side {
+            let src = 3 * ((y + y0) * png.width + x + x0)
+            for c in 0..<3 { pixels.pointer[c * plane + y * side + x] = Float(png.rgb[src + c]) / 127.5 - 1 }
+        }
+    }
+    return noGrad {
+        if let sd = model.model as? StableDiffusionModel {
+            let size = sd.imageSize
+            let resized = side == size ? pixels : pixels.resizeBilinear(height: size, width: size)
+            return sd.encodeImages(resized)
+        }
+        let size = model.model.latentShape[1]
+        return side == size ? pixels : pixels.resizeBilinear(height: size, width: size)
     }
 }

@@ -13,8 +13,8 @@ struct Invert: ParsableCommand {
         commandName: "invert",
         abstract: "DDIM-invert an image under a prompt and reconstruct it; print the reconstruction PSNR.",
         discussion: """
-        With --image and --prompt: one image (PNG; resized to the model's size is not done — give an image of \
-        the model's size). Without --image (embedded model only): --scenes rendered two-object scenes with their \
+        With --image and --prompt: one PNG, center-cropped and resized to the model's size (VAE-encoded with \
+        --model). Without --image (embedded model only): --scenes rendered two-object scenes with their \
         true-relation captions, the images the dataset builder inverts; prints each PSNR and the share above \
         --psnr-gate.
         """)
@@ -43,22 +43,7 @@ struct Invert: ParsableCommand {
         var cases: [(name: String, latent: Tensor, prompt: String)] = []
         if let image {
             guard let prompt, !prompt.trimmingCharacters(in: .whitespaces).isEmpty else { throw ValidationError("--image needs --prompt") }
-            let png: (rgb: [UInt8], width: Int, height: Int)
-            do { png = try readPNG(path: image) } catch { throw ValidationError("cannot read \(image): \(error)") }
-            let pixels = Tensor(zeros: [1, 3, png.height, png.width])
-            let plane = png.width * png.height
-            for i in 0..<plane { for c in 0..<3 { pixels.pointer[c * plane + i] = Float(png.rgb[3 * i + c]) / 127.5 - 1 } }
-            let latent: Tensor
-            if let sd = model as? StableDiffusionModel {
-                guard png.width % 8 == 0, png.height % 8 == 0 else { throw ValidationError("the image's sides must be multiples of 8") }
-                latent = noGrad { sd.encodeImages(pixels) }
-            } else {
-                let shape = model.latentShape
-                guard png.width == shape[2], png.height == shape[1] else {
-                    throw ValidationError("the image is \(png.width)×\(png.height); the embedded model takes \(shape[2])×\(shape[1])")
-                }
-                latent = pixels
-            }
+            let latent = try imageLatent(path: image, model: loaded, context: "--image")
             cases.append((image, latent, prompt))
         } else {
             guard let toy = loaded.toy else { throw ValidationError("with --model, give --image and --prompt") }

@@ -122,6 +122,39 @@ import Tensors
         #expect(s.status == 0 && s.stdout.contains("2 image(s)") && s.stdout.contains("/2 ≥ 20.0 dB"), "\(s.stdout) \(s.stderr)")
     }
 
+    /// `train-classifier --model --images --annotations`: dual-inversion data from the user's PNGs on a
+    /// diffusers folder (the tiny fixture), then training; bad records are one error naming file and line.
+    @Test func trainClassifierFromAnnotatedImagesOnADiffusersFolder() throws {
+        let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("DiffusionTests/Fixtures/tiny-sd").path
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("l2s-ann-\(getpid())").path
+        try? FileManager.default.removeItem(atPath: dir)
+        try FileManager.default.createDirectory(atPath: dir + "/img", withIntermediateDirectories: true)
+        var lines: [String] = []
+        for (i, rel) in ["left of", "on top of", "under", "to the right of", "left of", "below"].enumerated() {
+            var rgb = [UInt8](repeating: 20, count: 24 * 20 * 3)  // 24×20: cropped to 20×20, resized to 16×16
+            for y in 4..<10 { for x in (2 + 2 * i)..<(8 + 2 * i) { rgb[3 * (y * 24 + x)] = 230 } }
+            try writePNG(rgb: rgb, width: 24, height: 20, to: dir + "/img/\(i).png")
+            lines.append(#"{"image": "\#(i).png", "subject": "dog", "relation": "\#(rel)", "object": "cat"}"#)
+        }
+        try lines.joined(separator: "\n").write(toFile: dir + "/ann.jsonl", atomically: true, encoding: .utf8)
+        let r = try Self.run(["train-classifier", "--model", folder, "--images", dir + "/img", "--annotations", dir + "/ann.jsonl",
+                              "--data", dir + "/data", "--out", dir + "/c.safetensors", "--epochs", "1", "--fixed-point", "1",
+                              "--d-model", "16", "--batch-size", "8"])
+        #expect(r.status == 0, "stderr: \(r.stderr)")
+        #expect(FileManager.default.fileExists(atPath: dir + "/data/shard-0000.safetensors"))
+        #expect(FileManager.default.fileExists(atPath: dir + "/c.safetensors"))
+        #expect(r.stderr.contains("held-out"))
+        // One bad record: the file and line are named, nothing is written.
+        try (lines + [#"{"image": "0.png", "subject": "dog", "relation": "next to", "object": "cat"}"#]).joined(separator: "\n")
+            .write(toFile: dir + "/bad.jsonl", atomically: true, encoding: .utf8)
+        let bad = try Self.run(["build-dataset", "--model", folder, "--images", dir + "/img", "--annotations", dir + "/bad.jsonl", "--out", dir + "/bad"])
+        #expect(bad.status != 0 && bad.stderr.contains("bad.jsonl:7") && bad.stderr.contains("next to"), "\(bad.stderr)")
+        let missing = try Self.run(["build-dataset", "--images", dir + "/nope", "--annotations", dir + "/ann.jsonl", "--out", dir + "/m",
+                                    "--assets", Self.tinyAssets])
+        #expect(missing.status != 0 && missing.stderr.contains("ann.jsonl:1") && missing.stderr.contains("PNG"), "\(missing.stderr)")
+    }
+
     /// A Stable Diffusion folder (the tiny random SD-1.x-shaped fixture of the parity tests).
     @Test func generateRunsOnADiffusersFolder() throws {
         let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
