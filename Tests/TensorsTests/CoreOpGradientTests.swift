@@ -96,6 +96,24 @@ struct CoreOpGradientTests {
         }
     }
 
+    /// The no-grad path scores query chunks in scratch blocks; it must give the fused op's output, with a
+    /// ragged last chunk, a broadcast mask and one-row chunks.
+    @Test func chunkedInferenceAttentionMatchesTheFusedOp() {
+        let q = randomTensor([2, 3, 37, 8], seed: 21), k = randomTensor([2, 3, 29, 8], seed: 22), v = randomTensor([2, 3, 29, 5], seed: 23)
+        let mask = randomTensor([37, 29], seed: 24)
+        for m in [nil, mask] {
+            let (fused, _) = fusedAttention(q, k, v, scale: 0.3, mask: m)
+            for rows in [1, 5, 16, 37, 100] {
+                let chunked = chunkedAttention(q, k, v, scale: 0.3, mask: m, chunkRows: rows)
+                let err = zip(fused.array, chunked.array).map { abs($0 - $1) }.max()!
+                #expect(err < 1e-6, "chunk rows \(rows): error \(err)")
+            }
+        }
+        // scaledDotProductAttention takes the chunked path without grad and gives the same values.
+        let plain = GradMode.withoutGrad { scaledDotProductAttention(query: q, key: k, value: v).output }
+        #expect(zip(plain.array, fusedAttention(q, k, v, scale: 1 / Float(8).squareRoot(), mask: nil).0.array).allSatisfy { abs($0 - $1) < 1e-6 })
+    }
+
     @Test func dropoutMasksAndScales() {
         var rng = RNG(seed: 1)
         let x = Tensor(ones: [1000])

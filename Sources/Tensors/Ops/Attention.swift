@@ -28,8 +28,42 @@ public func scaledDotProductAttention(query q: Tensor, key k: Tensor, value v: T
         let out = probs.matmul(v)
         return AttentionResult(output: out, probabilities: returnProbabilities ? probs : nil)
     }
+    if !tracked && !returnProbabilities {
+        return AttentionResult(output: chunkedAttention(q, k, v, scale: s, mask: mask), probabilities: nil)
+    }
     let (out, probs) = fusedAttention(q, k, v, scale: s, mask: mask)
     return AttentionResult(output: out, probabilities: returnProbabilities ? probs.detached() : nil)
+}
+
+/// Inference attention over query chunks: each task scores `chunkRows` queries against all keys in a
+/// scratch block, so memory is O(threads · chunkRows · Lk) instead of the full [batch, Lq, Lk]
+/// probabilities (SD at 512×512: 4096 × 4096 scores per head — 1 GiB for CFG's batch of 2 × 8 heads).
+/// The default chunk keeps the scratch near 2 MB.
+func chunkedAttention(_ q: Tensor, _ k: Tensor, _ v: Tensor, scale: Float, mask: Tensor?, chunkRows: Int? = nil) -> Tensor {
+    let lq = q.shape[q.rank - 2], d = q.shape[q.rank - 1]
+    let lk = k.shape[k.rank - 2], dv = v.shape[v.rank - 1]
+    precondition(k.shape[k.rank - 1] == d && v.shape[v.rank - 2] == lk, "attention: q \(q.shape), k \(k.shape), v \(v.shape)")
+    let batch = q.count / max(lq * d, 1)
+    let rows = max(1, min(lq, chunkRows ?? max(64, (1 << 19) / max(lk, 1))))
+    let chunks = (lq + rows - 1) / rows
+    let out = Tensor(uninitialized: Array(q.shape.dropLast()) + [dv])
+    let maskRows: Tensor? = mask.map { m in m.count == lq * lk ? m : m.expanded(to: [lq, lk]) }
+    let pq = q.pointer, pk = k.pointer, pv = v.pointer, po = out.pointer
+    let pm = maskRows?.pointer
+    parallelFor(batch * chunks, costPerItem: rows * lk * (2 * d + dv), grain: 1 << 16) { range in
+        let P = UnsafeMutablePointer<Float>.allocate(capacity: rows * lk)
+        defer { P.deallocate() }
+        for task in range {
+            let b = task / chunks, r0 = (task % chunks) * rows, m = min(rows, lq - r0)
+            sgemm(transA: false, transB: true, m: m, n: lk, k: d, alpha: scale, a: pq + (b * lq + r0) * d, lda: d,
+                  b: pk + b * lk * d, ldb: d, c: P, ldc: lk)
+            if let pm { for i in 0..<(m * lk) { P[i] += pm[r0 * lk + i] } }
+            softmaxRows(P, P, rows: m, n: lk, log: false)
+            sgemm(transA: false, transB: false, m: m, n: dv, k: lk, a: P, lda: lk, b: pv + b * lk * dv, ldb: dv,
+                  c: po + (b * lq + r0) * dv, ldc: dv)
+        }
+    }
+    return out
 }
 
 /// The fused op: returns the output (recorded on the tape) and P (a plain tensor).
