@@ -1,12 +1,13 @@
 import ArgumentParser
 import Foundation
 import Tensors
+import Diffusion
 
 /// `l2s bench`: speed measurements, reported as rates and ratios measured in one run.
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks (GFLOP/s and ratios measured in one run; never timed assertions).",
-        subcommands: [BenchEngine.self])
+        subcommands: [BenchEngine.self, BenchUNet.self])
 }
 
 /// One measured op: name, FLOPs per call and the best-of-N wall time.
@@ -61,6 +62,47 @@ struct BenchEngine: ParsableCommand {
         for r in results {
             let name = r.name.padding(toLength: 36, withPad: " ", startingAt: 0)
             print(name + String(format: "%8.2f  %8.1f   %6.2f", r.seconds * 1e3, r.gflops, r.gflops / sgemm))
+        }
+    }
+}
+
+/// `l2s bench unet`: seconds per denoising step of a Stable Diffusion UNet (CFG: batch 2) at given sizes.
+struct BenchUNet: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "unet",
+        abstract: "Seconds per UNet step with CFG (batch 2) of a diffusers folder at 256/512 px.",
+        discussion: "Scripts/bench_sd_unet.py times diffusers on the same folder and threads in the same run and prints our time ÷ PyTorch's.")
+
+    @OptionGroup var common: CommonOptions
+    @Option(help: "The diffusers folder.") var model: String
+    @Option(help: "Image sizes, comma-separated.") var sizes = "256,512"
+    @Option(help: "Timed repetitions per size (median reported).") var repeats: Int = 3
+    @Flag(help: "Load the folder's .fp16.safetensors weights (computed in fp32).") var fp16 = false
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() throws {
+        try common.apply()
+        let list = sizes.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard !list.isEmpty, list.allSatisfy({ $0 >= 64 && $0 % 64 == 0 && $0 <= 1024 }) else {
+            throw ValidationError("--sizes must be multiples of 64 in 64…1024, e.g. 256,512")
+        }
+        guard repeats >= 1 && repeats <= 100 else { throw ValidationError("--repeats must be in 1…100") }
+        let sd: StableDiffusionModel
+        do { sd = try StableDiffusionModel(path: model, preferFP16: fp16) } catch { throw ValidationError("\(error)") }
+        var rng = RNG(seed: 1)
+        let context = noGrad { sd.encode(["a photo of a dog to the left of a teddy bear", ""]) }
+        var results: [BenchResult] = []
+        for size in list {
+            let latent = size / sd.vae.config.downscale
+            let x = Tensor.randn([2, sd.unet.config.in_channels, latent, latent], rng: &rng)
+            let seconds = measure(repeats: repeats) { _ = noGrad { sd.unet(x, timesteps: [500, 500], context: context) } }
+            results.append(BenchResult(name: "unet step cfg \(size)", flops: 0, seconds: seconds))
+            if !json { print(String(format: "UNet step (CFG, batch 2) at %d×%d: %.2f s (median of %d, %d thread(s))", size, size, seconds, repeats, Threads.count)) }
+        }
+        if json {
+            let enc = JSONEncoder()
+            enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+            print(String(data: try enc.encode(EngineReport(threads: Threads.count, results: results)), encoding: .utf8)!)
         }
     }
 }
