@@ -37,10 +37,11 @@ struct Verify: ParsableCommand {
         do { ref = try SafetensorsFile(path: refPath) } catch { throw ValidationError("\(refPath): \(error)") }
         note(String(format: "loaded %@ in %.1f s; reference %@ (%@)", folder, Date().timeIntervalSince(start), refPath,
                     ref.metadata["config"] ?? ref.metadata["script"] ?? "no metadata"))
-        print("component                                   error/scale   result   seconds")
+        print("component                                   error/scale   result   seconds (cumulative per group)")
         let results = try ParityCheck(model: sd, reference: ref, tolerance: tolerance).run { r in
             let e = r.error.map { String(format: "%.2e", $0) } ?? "exact"
-            print(String(format: "%-43@ %11@   %@   %7.1f", r.component as NSString, e as NSString, r.passed ? "ok  " : "FAIL", r.seconds))
+            let name = r.component.count > 44 ? String(r.component.prefix(43)) + "…" : r.component.padding(toLength: 44, withPad: " ", startingAt: 0)
+            print(name + e.padding(toLength: 11, withPad: " ", startingAt: 0) + "   " + (r.passed ? "ok  " : "FAIL") + String(format: "   %7.1f", r.seconds))
         }
         let failed = results.filter { !$0.passed }
         if failed.isEmpty {
