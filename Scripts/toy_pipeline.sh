@@ -1,39 +1,56 @@
 #!/usr/bin/env bash
 # The embedded model's whole pipeline, in order, as it produced the numbers in README.md.
 # Each step is resumable or cheap to repeat; logs and results go to runs/ (not committed).
-#   bash Scripts/toy_pipeline.sh [from-step]     steps: base dataset classifier steered single handcrafted chains paper
+#   bash Scripts/toy_pipeline.sh [from-step]
+#   steps: base data classifiers steered single handcrafted paper chains table
+# Evaluations run as two one-thread shards side by side (the machine has 2 cores) and are merged.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 L2S=${L2S:-.build/release/l2s}
+STEPS=5,10,15,20,25,30,35,49        # denoising steps whose maps are recorded
 mkdir -p runs/eval
 from=${1:-base}
 started=0
 step() { [ "$1" = "$from" ] && started=1; [ $started = 1 ]; }
 
-# 0. The base model (≈ 1 h 15 min on 2 cores): l2s train-base --steps 3600 --batch-size 32 --lr 1e-3 --export Assets/toy
-if step base; then
-  $L2S eval --seeds 1 --out runs/eval/base.jsonl | tee runs/eval/base.txt
+# Two shards of one evaluation in parallel, then merged: eval2 NAME ARGS...
+eval2() {
+  local name=$1; shift
+  for i in 0 1; do $L2S eval --threads 1 --shard $i/2 --out runs/eval/$name-$i.jsonl "$@" >/dev/null 2>runs/eval/$name-$i.err & done
+  wait
+  cat runs/eval/$name-0.jsonl runs/eval/$name-1.jsonl > runs/eval/$name.jsonl
+  $L2S eval merge runs/eval/$name.jsonl | tee runs/eval/$name.txt
+}
+
+# 0. The base model (≈ 1 h on 2 cores): l2s train-base --steps 3600 --batch-size 32 --lr 1e-3 --export Assets/toy
+if step base; then eval2 base --seeds 1; fi
+
+# 1. Classifier data from the base model's own attention, both sources, the same step set:
+#    300 scenes by DDIM inversion (the paper's source; 1 fixed-point iteration per step, PSNR gate 20 dB)
+#    and 2000 by forward noising (the first 300 of which are the same scenes).
+if step data; then
+  $L2S build-dataset --source inversion --scenes 300 --shard-size 100 --steps $STEPS --out runs/dataset-inv --seed 1 2>&1 | tail -1
+  $L2S build-dataset --source forward-noising --scenes 2000 --shard-size 100 --steps $STEPS --out runs/dataset-fn8 --seed 1 2>&1 | tail -1
+  mkdir -p runs/dataset-fn300 && for k in 0 1 2; do ln -sf ../dataset-fn8/shard-000$k.safetensors runs/dataset-fn300/; done
 fi
-if step dataset; then
-  $L2S build-dataset --images 2000 --out runs/dataset-fn 2>&1 | tail -1
+
+# 2. Classifiers: inversion vs forward noising at equal size, the larger forward-noising set, and both together.
+if step classifiers; then
+  for d in inv fn300 fn8; do
+    $L2S train-classifier --data runs/dataset-$d --epochs 12 --lr 1e-3 --out runs/classifier-$d.safetensors 2>runs/classifier-$d.log | tee runs/classifier-$d.txt
+  done
+  $L2S train-classifier --data runs/dataset-inv,runs/dataset-fn8 --epochs 12 --lr 1e-3 --out runs/classifier-both.safetensors 2>runs/classifier-both.log | tee runs/classifier-both.txt
 fi
-if step classifier; then
-  $L2S train-classifier --data runs/dataset-fn --out Assets/toy/classifier.safetensors 2>runs/classifier-dual.log | tee runs/classifier-dual.txt
-fi
-if step steered; then
-  $L2S eval --seeds 1 --steer --label steered-dual --out runs/eval/steered-dual.jsonl | tee runs/eval/steered-dual.txt
-fi
+
+CLS=${CLS:-Assets/toy/classifier.safetensors}
+if step steered; then eval2 steered-dual --seeds 1 --steer --classifier $CLS --label steered-dual; fi
 if step single; then
-  $L2S train-classifier --data runs/dataset-fn --positive-only --out runs/classifier-single.safetensors 2>runs/classifier-single.log | tee runs/classifier-single.txt
-  $L2S eval --seeds 1 --steer --classifier runs/classifier-single.safetensors --label steered-single --out runs/eval/steered-single.jsonl | tee runs/eval/steered-single.txt
+  $L2S train-classifier --data runs/dataset-inv,runs/dataset-fn8 --epochs 12 --lr 1e-3 --positive-only --out runs/classifier-single.safetensors 2>runs/classifier-single.log | tee runs/classifier-single.txt
+  eval2 steered-single --seeds 1 --steer --classifier runs/classifier-single.safetensors --label steered-single
 fi
-if step handcrafted; then
-  $L2S eval --seeds 1 --steer --loss handcrafted --label steered-handcrafted --out runs/eval/handcrafted.jsonl | tee runs/eval/handcrafted.txt
+if step handcrafted; then eval2 handcrafted --seeds 1 --steer --loss handcrafted --label steered-handcrafted; fi
+if step paper; then eval2 paper --seeds 1 --steer --paper --classifier $CLS --label steered-paper; fi
+if step chains; then eval2 chains --preset chains --seeds 1 --compare --classifier $CLS --label steered-dual; fi
+if step table; then
+  $L2S eval merge runs/eval/base.jsonl runs/eval/steered-dual.jsonl runs/eval/steered-single.jsonl runs/eval/handcrafted.jsonl runs/eval/paper.jsonl
 fi
-if step chains; then
-  $L2S eval --preset chains --seeds 1 --compare --label steered-dual --out runs/eval/chains.jsonl | tee runs/eval/chains.txt
-fi
-if step paper; then
-  $L2S eval --seeds 1 --steer --paper --label steered-paper --out runs/eval/paper.jsonl | tee runs/eval/paper.txt
-fi
-$L2S eval merge runs/eval/base.jsonl runs/eval/steered-*.jsonl runs/eval/handcrafted.jsonl runs/eval/paper.jsonl 2>/dev/null || true

@@ -81,7 +81,38 @@ public struct ClassifierTrainingConfig: Codable, Equatable, Sendable {
     public var earlyStoppingPatience: Int = 10
     public var validationEvery: Int = 10
     public var seed: UInt64 = 0
+    /// Mirror training maps at random: left–right (label left of ↔ right of) and top–bottom (above ↔
+    /// below), each with probability ½ — the relation's geometry mirrored with the image.
+    public var augmentFlips: Bool = false
     public init() {}
+}
+
+/// Mirrors item `b` of maps [B, …, H, W] in place along the width (`horizontal`) or height axis.
+func mirror(_ maps: Tensor, item b: Int, horizontal: Bool) {
+    let h = maps.shape[maps.rank - 2], w = maps.shape[maps.rank - 1]
+    let perItem = maps.count / maps.shape[0], planes = perItem / (h * w)
+    let base = maps.pointer + b * perItem
+    for p in 0..<planes {
+        let m = base + p * h * w
+        if horizontal {
+            for y in 0..<h { var i = y * w, j = y * w + w - 1; while i < j { swap(&m[i], &m[j]); i += 1; j -= 1 } }
+        } else {
+            for y in 0..<h / 2 { for x in 0..<w { swap(&m[y * w + x], &m[(h - 1 - y) * w + x]) } }
+        }
+    }
+}
+
+extension SpatialRelation {
+    /// The class index after mirroring the image left–right or top–bottom.
+    static func mirroredClass(_ index: Int, horizontal: Bool) -> Int {
+        switch (index, horizontal) {
+        case (3, true): return 4
+        case (4, true): return 3
+        case (0, false): return 1
+        case (1, false): return 0
+        default: return index
+        }
+    }
 }
 
 /// Held-out accuracy broken down the ways the method cares about.
@@ -161,7 +192,16 @@ public final class ClassifierTrainer {
             var start = 0
             while start < order.count {
                 let idx = order[start..<min(start + config.batchSize, order.count)]
-                let (maps, steps, labels) = batchTensor(trainSet, idx)
+                var (maps, steps, labels) = batchTensor(trainSet, idx)
+                if config.augmentFlips {
+                    if maps.storage === trainSet.maps[idx.first!].storage { maps = maps.copy() }  // never flip the dataset itself
+                    for b in labels.indices {
+                        for horizontal in [true, false] where rng.uniform() < 0.5 {
+                            mirror(maps, item: b, horizontal: horizontal)
+                            labels[b] = SpatialRelation.mirroredClass(labels[b], horizontal: horizontal)
+                        }
+                    }
+                }
                 let loss = crossEntropy(classifier(maps, steps: steps), targets: labels)
                 total += Double(loss.item) * Double(idx.count)
                 loss.backward()

@@ -174,6 +174,7 @@ struct TrainClassifier: ParsableCommand {
     @Option(help: "Batch size.") var batchSize = 64
     @Option(help: "Dropout.") var dropout: Float = 0.1
     @Flag(help: "Train on positive-prompt samples only (the single-prompt ablation).") var positiveOnly = false
+    @Flag(help: "Mirror training maps at random (left–right swaps left of/right of, top–bottom swaps above/below).") var flips = false
     @Option(help: "Seed.") var seed: UInt64 = 0
 
     func run() throws {
@@ -206,7 +207,7 @@ struct TrainClassifier: ParsableCommand {
         c.training_steps = Array(Set(all.steps)).sorted()
         let classifier = RelationClassifier(config: c, seed: seed)
         var tc = ClassifierTrainingConfig()
-        tc.learningRate = lr; tc.maxEpochs = epochs; tc.batchSize = batchSize; tc.seed = seed
+        tc.learningRate = lr; tc.maxEpochs = epochs; tc.batchSize = batchSize; tc.seed = seed; tc.augmentFlips = flips
         note("train-classifier: \(trainSet.count) train / \(validation.count) held-out samples, C = \(all.maps[0].shape[1]), \(classifier.parameterCount) parameters")
         installInterruptHandler()
         let trainer = ClassifierTrainer(classifier: classifier, config: tc)

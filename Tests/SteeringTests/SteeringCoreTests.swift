@@ -187,6 +187,22 @@ final class TinyModel: TextToImageModel {
         #expect(RelationClassifier(config: .stableDiffusion).parameterCount == 1_964_581)
     }
 
+    /// Flip augmentation mirrors every plane of one batch item and swaps the matching labels.
+    @Test func mirroringMapsSwapsTheRelation() {
+        let maps = Tensor(zeros: [2, 2, 1, 4, 4])
+        maps.pointer[0 * 16 + 1 * 4 + 0] = 1  // item 0, subject plane: row 1, column 0
+        maps.pointer[1 * 16 + 2 * 4 + 3] = 1  // item 0, object plane: row 2, column 3
+        mirror(maps, item: 0, horizontal: true)
+        #expect(maps.pointer[1 * 4 + 3] == 1 && maps.pointer[16 + 2 * 4 + 0] == 1 && maps.sum().item == 2)
+        mirror(maps, item: 0, horizontal: false)
+        #expect(maps.pointer[2 * 4 + 3] == 1 && maps.pointer[16 + 1 * 4 + 0] == 1)
+        #expect(maps.sliced(axis: 0, 1..<2).sum().item == 0, "the other item is untouched")
+        let swapped = (0..<5).map { SpatialRelation.mirroredClass($0, horizontal: true) }
+        #expect(swapped == [0, 1, 2, 4, 3])
+        #expect((0..<5).map { SpatialRelation.mirroredClass($0, horizontal: false) } == [1, 0, 2, 3, 4])
+        #expect(SpatialRelation.leftOf.classIndex == 3 && SpatialRelation.above.classIndex == 0)
+    }
+
     /// A classifier built in PyTorch from l2s-method.md §3 (random weights, the authors' checkpoint layout,
     /// a different class order), converted by Scripts/convert_authors_classifier.py: same logits here.
     @Test func convertedAuthorsCheckpointGivesTheirLogits() throws {
