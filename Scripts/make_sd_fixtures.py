@@ -37,6 +37,7 @@ references were computed with.
 
 Usage: python3 Scripts/make_sd_fixtures.py [--structure]   (needs torch, diffusers, transformers, open-clip-torch)
        python3 Scripts/make_sd_fixtures.py --full /tmp/sd15-random sd15
+       python3 Scripts/make_sd_fixtures.py --dpm      (DPM-Solver++ references for the committed tiny folders)
 """
 import json
 import os
@@ -230,6 +231,34 @@ def structure():
     print(f"structure: {os.path.getsize(path) // 1024} KB; full-size counts {counts}")
 
 
+def dpm_references():
+    """DPM-Solver++(2M) (diffusers' DPMSolverMultistepScheduler defaults, from the folder's scheduler config)
+    on the committed tiny folders, from the DDIM references' start latents: 4 and 16 steps, CFG 7.5.
+    Writes Fixtures/<name>-dpm-reference.safetensors (ids of steps, final latents)."""
+    from diffusers import DPMSolverMultistepScheduler
+    from safetensors.torch import load_file as load
+    for name, sd2 in [("tiny-sd", False), ("tiny-sd2", True)]:
+        folder = os.path.join(FIX, name)
+        # the latents are compared, so the VAE only gives the scale factor (tiny-sd2's legacy 1×1-conv-shaped VAE
+        # attention weights do not load in diffusers' from_pretrained)
+        vae = AutoencoderKL.from_config(AutoencoderKL.load_config(folder, subfolder="vae"))
+        pipe = StableDiffusionPipeline.from_pretrained(folder, variant="fp16" if sd2 else None, torch_dtype=torch.float32,
+                                                       vae=vae, safety_checker=None, requires_safety_checker=False)
+        pipe.scheduler = DPMSolverMultistepScheduler.from_config(pipe.scheduler.config)
+        pipe.set_progress_bar_config(disable=True)
+        latents = load(os.path.join(FIX, f"{name}-reference.safetensors"))["ddim.latents"]
+        R = {}
+        with torch.no_grad():
+            for n in (4, 16):
+                R[f"dpm{n}.out"] = pipe(PROMPT, num_inference_steps=n, guidance_scale=7.5, latents=latents.clone(),
+                                        output_type="latent").images
+                R[f"dpm{n}.timesteps"] = pipe.scheduler.timesteps.float()
+        save_file({k: v.float().contiguous() for k, v in R.items()}, os.path.join(FIX, f"{name}-dpm-reference.safetensors"),
+                  metadata={"script": "Scripts/make_sd_fixtures.py --dpm", "prompt": PROMPT,
+                            "scheduler": json.dumps(dict(pipe.scheduler.config))})
+        print(f"{name}: dpm timesteps 4 steps {R['dpm4.timesteps'].tolist()}, out max {R['dpm16.out'].abs().max():.3g}")
+
+
 def build_full(out, which):
     """The real SD 1.5 / SD 2.1-base configs with random weights and their reference outputs (see the docstring)."""
     import time
@@ -311,6 +340,9 @@ def build_full(out, which):
 
 
 if __name__ == "__main__":
+    if "--dpm" in sys.argv:
+        dpm_references()
+        sys.exit(0)
     if "--full" in sys.argv:
         i = sys.argv.index("--full")
         build_full(sys.argv[i + 1], sys.argv[i + 2] if len(sys.argv) > i + 2 else "sd15")

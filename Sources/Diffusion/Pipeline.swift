@@ -47,12 +47,15 @@ public struct SamplerSettings: Sendable, Equatable, Codable {
     public var seed: UInt64 = 0
     public var steps: Int = 50
     public var guidanceScale: Float = 4
-    public init(prompt: String, negativePrompt: String = "", seed: UInt64 = 0, steps: Int = 50, guidanceScale: Float = 4) {
+    public var sampler: SamplerKind = .ddim
+    public init(prompt: String, negativePrompt: String = "", seed: UInt64 = 0, steps: Int = 50, guidanceScale: Float = 4,
+                sampler: SamplerKind = .ddim) {
         self.prompt = prompt
         self.negativePrompt = negativePrompt
         self.seed = seed
         self.steps = steps
         self.guidanceScale = guidanceScale
+        self.sampler = sampler
     }
 
     /// Checks ranges; returns a user-facing message for the first bad value.
@@ -105,7 +108,7 @@ public enum SamplerError: Error, CustomStringConvertible {
     }
 }
 
-/// DDIM sampling with classifier-free guidance, a per-step hook (steering) and per-step events.
+/// DDIM (or DPM-Solver++ 2M) sampling with classifier-free guidance, a per-step hook (steering) and per-step events.
 public final class Sampler {
     public let model: TextToImageModel
     public init(model: TextToImageModel) { self.model = model }
@@ -142,7 +145,8 @@ public final class Sampler {
             let uncond = model.encode([settings.negativePrompt])
             var x = startLatents ?? initialNoise(seed: settings.seed)
             let scheduler = model.scheduler
-            let timesteps = scheduler.timesteps(steps: settings.steps)
+            var solver = settings.sampler == .dpmSolverPP2M ? DPMSolverMultistep(config: scheduler.config, steps: settings.steps) : nil
+            let timesteps = solver?.timesteps ?? scheduler.timesteps(steps: settings.steps)
             for (i, t) in timesteps.enumerated() {
                 if cancel?.isCancelled == true { throw SamplerError.cancelled(atStep: i) }
                 let start = Date()
@@ -150,7 +154,8 @@ public final class Sampler {
                 if let hook { x = hook.refine(latents: x, step: i, timestep: t, totalSteps: settings.steps, context: cond) }
                 let capture = captureAttention ? AttentionCapture() : nil
                 let eps = guidedPrediction(x, timestep: t, cond: cond, uncond: uncond, guidance: current.guidanceScale, capture: capture)
-                let (prev, x0) = scheduler.step(modelOutput: eps, t: t, sample: x, steps: settings.steps)
+                let (prev, x0) = solver != nil ? solver!.step(modelOutput: eps, index: i, sample: x)
+                                                : scheduler.step(modelOutput: eps, t: t, sample: x, steps: settings.steps)
                 x = prev
                 onStep?(StepEvent(step: i, totalSteps: settings.steps, timestep: t, latents: x, predictedClean: x0,
                                   attention: capture?.layers ?? [], seconds: Date().timeIntervalSince(start)))

@@ -133,3 +133,79 @@ public struct DDIMScheduler: Sendable {
         return x0 * Float(a.squareRoot()) + noise * Float((1 - a).squareRoot())
     }
 }
+
+/// Which sampler the denoising loop runs.
+public enum SamplerKind: String, Codable, Sendable, CaseIterable {
+    /// DDIM (η = 0): deterministic and invertible (the default; inversion and the paper use it).
+    case ddim
+    /// DPM-Solver++ (2M), diffusers' DPMSolverMultistepScheduler defaults (second order, data
+    /// prediction, first order at the first and the last step, final σ = 0): good images in ~20 steps.
+    case dpmSolverPP2M = "dpm++2m"
+}
+
+/// DPM-Solver++(2M) as diffusers' `DPMSolverMultistepScheduler` with its defaults (algorithm
+/// "dpmsolver++", solver_order 2, midpoint second-order update, lower-order final step, final sigma
+/// zero, no thresholding), on the folder's betas, prediction type, timestep spacing and steps offset.
+/// Stateful: it keeps the previous step's x̂₀.
+public struct DPMSolverMultistep: Sendable {
+    public let config: SchedulerConfig
+    public let timesteps: [Int]
+    /// σ_t = √((1 − ᾱ)/ᾱ) at each timestep, then 0.
+    let sigmas: [Double]
+    private var previousX0: Tensor?
+
+    public init(config: SchedulerConfig, steps: Int) {
+        self.config = config
+        let T = config.num_train_timesteps
+        let ts: [Int]
+        switch config.timestep_spacing {
+        case "linspace":
+            let points: [Int] = (0...steps).map { k in Int((Double(T - 1) * Double(k) / Double(steps)).rounded()) }
+            ts = Array(points.reversed().dropLast())
+        case "trailing":
+            let ratio = Double(T) / Double(steps)
+            ts = (0..<steps).map { Int((Double(T) - Double($0) * ratio).rounded()) - 1 }
+        default:  // leading
+            let ratio = T / (steps + 1)
+            let points: [Int] = (0...steps).map { k in k * ratio + config.steps_offset }
+            ts = Array(points.reversed().dropLast())
+        }
+        timesteps = ts
+        let ac = config.alphasCumprod()
+        sigmas = ts.map { t in let a = ac[min(max(t, 0), ac.count - 1)]; return ((1 - a) / a).squareRoot() } + [0]
+    }
+
+    /// (α_t, σ_t) of the variance-preserving latent for a σ of the variance-exploding form.
+    static func alphaSigma(_ sigma: Double) -> (Double, Double) {
+        let alpha = 1 / (sigma * sigma + 1).squareRoot()
+        return (alpha, sigma * alpha)
+    }
+
+    /// One step at index `i` of `timesteps`: returns x at the next timestep and x̂₀.
+    public mutating func step(modelOutput: Tensor, index i: Int, sample: Tensor) -> (previous: Tensor, x0: Tensor) {
+        let (alphaS, sigmaS) = Self.alphaSigma(sigmas[i])
+        let x0: Tensor
+        if config.prediction_type == "v_prediction" {
+            x0 = sample * Float(alphaS) - modelOutput * Float(sigmaS)
+        } else {
+            x0 = (sample - modelOutput * Float(sigmaS)) / Float(alphaS)
+        }
+        defer { previousX0 = x0 }
+        let next = sigmas[i + 1]
+        if next == 0 { return (x0, x0) }  // the final step to σ = 0 lands on x̂₀
+        let (alphaT, sigmaT) = Self.alphaSigma(next)
+        let lambdaT = log(alphaT) - log(sigmaT), lambdaS = log(alphaS) - log(sigmaS)
+        let h = lambdaT - lambdaS
+        let firstOrder = i == 0 || previousX0 == nil || i == timesteps.count - 1
+        let coefficient = Float(alphaT * (exp(-h) - 1))
+        var x = sample * Float(sigmaT / sigmaS) - x0 * coefficient
+        if !firstOrder, let m1 = previousX0 {
+            let (alphaS1, sigmaS1) = Self.alphaSigma(sigmas[i - 1])
+            let lambdaS1 = log(alphaS1) - log(sigmaS1)
+            let r0 = (lambdaS - lambdaS1) / h
+            let d1 = (x0 - m1) * Float(1 / r0)
+            x = x - d1 * (0.5 * coefficient)
+        }
+        return (x, x0)
+    }
+}

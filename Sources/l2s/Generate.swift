@@ -16,7 +16,8 @@ struct Generate: ParsableCommand {
     @Option(help: "The prompt, e.g. \"a red circle to the left of a blue square\".") var prompt: String
     @Option(help: "Random seed (printed and saved).") var seed: UInt64?
     @Option(help: "Negative prompt (the unconditional branch of classifier-free guidance).") var negativePrompt = ""
-    @Option(help: "Denoising steps (DDIM).") var steps: Int?
+    @Option(help: "Denoising steps.") var steps: Int?
+    @Option(name: .customLong("sampler"), help: "Sampler: ddim (default; the paper's, invertible) or dpm++2m (DPM-Solver++ 2M: ~20 steps suffice).") var samplerKind: SamplerKind = .ddim
     @Option(help: "Classifier-free guidance scale.") var guidance: Float?
     @Option(help: "Output PNG path (a .json sidecar is written beside it).") var out: String?
     @Option(help: "Upscale the saved PNG by this integer factor (nearest neighbour) for viewing.") var upscale = 1
@@ -36,7 +37,7 @@ struct Generate: ParsableCommand {
         let classifier = steering.steer && steering.loss == .learned ? try models.loadClassifier(required: true) : nil
         let seed = self.seed ?? UInt64.random(in: 0..<1_000_000)
         let sampler = SamplerSettings(prompt: prompt, negativePrompt: negativePrompt, seed: seed, steps: steps ?? loaded.defaultSteps,
-                                      guidanceScale: guidance ?? loaded.defaultGuidance)
+                                      guidanceScale: guidance ?? loaded.defaultGuidance, sampler: samplerKind)
         let generator = SteeredGenerator(model: model, classifier: classifier, vocabulary: loaded.vocabulary)
         let outPath = out ?? "out/\(slug(prompt))-\(seed).png"
         let sidecarPath = (outPath as NSString).deletingPathExtension + ".json"
@@ -81,7 +82,7 @@ struct Generate: ParsableCommand {
                                                 withIntermediateDirectories: true)
         try writePNG(rgb: rgb, width: side * upscale, height: side * upscale, to: outPath)
         let sidecar: [String: Any] = [
-            "prompt": prompt, "seed": seed, "steps": sampler.steps, "guidance": sampler.guidanceScale,
+            "prompt": prompt, "seed": seed, "steps": sampler.steps, "guidance": sampler.guidanceScale, "sampler": sampler.sampler.rawValue,
             "model": loaded.name, "model_hash": model.weightsHash, "negative_prompt": negativePrompt, "steered": schedule.enabled,
             "steering": (try? JSONSerialization.jsonObject(with: JSONEncoder().encode(schedule))) ?? [:],
             "relations": result.graph.triplets().map { "\($0.0) \($0.1.displayName) \($0.2)" },
@@ -102,3 +103,5 @@ func slug(_ text: String) -> String {
     let s = text.lowercased().map { $0.isLetter || $0.isNumber ? $0 : "-" }
     return String(String(s).split(separator: "-").joined(separator: "-").prefix(60))
 }
+
+extension SamplerKind: ExpressibleByArgument {}

@@ -165,6 +165,11 @@ import Tensors
         #expect(r.status == 0, "stderr: \(r.stderr)")
         let png = try readPNG(path: out)
         #expect(png.width == 128 && png.height == 128)
+        let dpm = try Self.run(["generate", "--model", folder, "--prompt", "a photo of a dog to the left of a cat", "--steps", "3",
+                                "--sampler", "dpm++2m", "--seed", "3", "--out", out])
+        #expect(dpm.status == 0, "stderr: \(dpm.stderr)")
+        let sidecar = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out.replacingOccurrences(of: ".png", with: ".json")))) as? [String: Any]
+        #expect(sidecar?["sampler"] as? String == "dpm++2m")
     }
 
     @Test func evalShardsMergeToTheWholeGrid() throws {
