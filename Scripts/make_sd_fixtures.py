@@ -232,10 +232,10 @@ def structure():
 
 
 def dpm_references():
-    """DPM-Solver++(2M) (diffusers' DPMSolverMultistepScheduler defaults, from the folder's scheduler config)
-    on the committed tiny folders, from the DDIM references' start latents: 4 and 16 steps, CFG 7.5.
+    """DPM-Solver++(2M) and Euler (diffusers' DPMSolverMultistepScheduler / EulerDiscreteScheduler defaults, from
+    the folder's scheduler config) on the committed tiny folders, from the DDIM references' start latents: 4 and 16 steps, CFG 7.5.
     Writes Fixtures/<name>-dpm-reference.safetensors (ids of steps, final latents)."""
-    from diffusers import DPMSolverMultistepScheduler
+    from diffusers import DPMSolverMultistepScheduler, EulerDiscreteScheduler
     from safetensors.torch import load_file as load
     for name, sd2 in [("tiny-sd", False), ("tiny-sd2", True)]:
         folder = os.path.join(FIX, name)
@@ -253,6 +253,12 @@ def dpm_references():
                 R[f"dpm{n}.out"] = pipe(PROMPT, num_inference_steps=n, guidance_scale=7.5, latents=latents.clone(),
                                         output_type="latent").images
                 R[f"dpm{n}.timesteps"] = pipe.scheduler.timesteps.float()
+        pipe.scheduler = EulerDiscreteScheduler.from_config(pipe.scheduler.config)
+        with torch.no_grad():
+            for n in (4, 16):
+                R[f"euler{n}.out"] = pipe(PROMPT, num_inference_steps=n, guidance_scale=7.5, latents=latents.clone(),
+                                          output_type="latent").images
+                R[f"euler{n}.timesteps"] = pipe.scheduler.timesteps.float()
         save_file({k: v.float().contiguous() for k, v in R.items()}, os.path.join(FIX, f"{name}-dpm-reference.safetensors"),
                   metadata={"script": "Scripts/make_sd_fixtures.py --dpm", "prompt": PROMPT,
                             "scheduler": json.dumps(dict(pipe.scheduler.config))})

@@ -108,7 +108,7 @@ public enum SamplerError: Error, CustomStringConvertible {
     }
 }
 
-/// DDIM (or DPM-Solver++ 2M) sampling with classifier-free guidance, a per-step hook (steering) and per-step events.
+/// DDIM (or DPM-Solver++ 2M, or Euler) sampling with classifier-free guidance, a per-step hook (steering) and per-step events.
 public final class Sampler {
     public let model: TextToImageModel
     public init(model: TextToImageModel) { self.model = model }
@@ -146,16 +146,30 @@ public final class Sampler {
             var x = startLatents ?? initialNoise(seed: settings.seed)
             let scheduler = model.scheduler
             var solver = settings.sampler == .dpmSolverPP2M ? DPMSolverMultistep(config: scheduler.config, steps: settings.steps) : nil
-            let timesteps = solver?.timesteps ?? scheduler.timesteps(steps: settings.steps)
+            let euler = settings.sampler == .euler ? EulerDiscrete(config: scheduler.config, steps: settings.steps) : nil
+            let timesteps = solver?.timesteps ?? euler?.timesteps ?? scheduler.timesteps(steps: settings.steps)
+            if let euler { x = x * euler.initialNoiseSigma }
             for (i, t) in timesteps.enumerated() {
                 if cancel?.isCancelled == true { throw SamplerError.cancelled(atStep: i) }
                 let start = Date()
                 let current = settingsAtStep?(i) ?? settings
-                if let hook { x = hook.refine(latents: x, step: i, timestep: t, totalSteps: settings.steps, context: cond) }
+                // Euler works on x·√(σ²+1); the UNet and the steering hook see the variance-preserving latent.
+                let scale = euler?.inputScale(index: i) ?? 1
+                if let hook {
+                    let refined = hook.refine(latents: scale == 1 ? x : x * scale, step: i, timestep: t, totalSteps: settings.steps, context: cond)
+                    x = scale == 1 ? refined : refined / scale
+                }
                 let capture = captureAttention ? AttentionCapture() : nil
-                let eps = guidedPrediction(x, timestep: t, cond: cond, uncond: uncond, guidance: current.guidanceScale, capture: capture)
-                let (prev, x0) = solver != nil ? solver!.step(modelOutput: eps, index: i, sample: x)
-                                                : scheduler.step(modelOutput: eps, t: t, sample: x, steps: settings.steps)
+                let eps = guidedPrediction(scale == 1 ? x : x * scale, timestep: t, cond: cond, uncond: uncond,
+                                           guidance: current.guidanceScale, capture: capture)
+                let (prev, x0): (Tensor, Tensor)
+                if solver != nil {
+                    (prev, x0) = solver!.step(modelOutput: eps, index: i, sample: x)
+                } else if let euler {
+                    (prev, x0) = euler.step(modelOutput: eps, index: i, sample: x)
+                } else {
+                    (prev, x0) = scheduler.step(modelOutput: eps, t: t, sample: x, steps: settings.steps)
+                }
                 x = prev
                 onStep?(StepEvent(step: i, totalSteps: settings.steps, timestep: t, latents: x, predictedClean: x0,
                                   attention: capture?.layers ?? [], seconds: Date().timeIntervalSince(start)))

@@ -141,6 +141,8 @@ public enum SamplerKind: String, Codable, Sendable, CaseIterable {
     /// DPM-Solver++ (2M), diffusers' DPMSolverMultistepScheduler defaults (second order, data
     /// prediction, first order at the first and the last step, final σ = 0): good images in ~20 steps.
     case dpmSolverPP2M = "dpm++2m"
+    /// Euler, diffusers' EulerDiscreteScheduler defaults.
+    case euler
 }
 
 /// DPM-Solver++(2M) as diffusers' `DPMSolverMultistepScheduler` with its defaults (algorithm
@@ -207,5 +209,58 @@ public struct DPMSolverMultistep: Sendable {
             x = x - d1 * (0.5 * coefficient)
         }
         return (x, x0)
+    }
+}
+
+/// Euler (diffusers' `EulerDiscreteScheduler` defaults: no churn, σ interpolation "linear", final σ = 0)
+/// on the folder's betas, prediction type, timestep spacing and steps offset. It works on
+/// x = x_vp · √(σ² + 1): the sampler scales the initial noise by `initialNoiseSigma` and the UNet
+/// input by `inputScale(index:)`.
+public struct EulerDiscrete: Sendable {
+    public let config: SchedulerConfig
+    public let timesteps: [Int]
+    let sigmas: [Double]
+
+    public init(config: SchedulerConfig, steps: Int) {
+        self.config = config
+        let T = config.num_train_timesteps
+        let ts: [Int]
+        switch config.timestep_spacing {
+        case "linspace":
+            let points: [Int] = (0..<steps).map { k in Int((Double(T - 1) * Double(k) / Double(max(steps - 1, 1))).rounded()) }
+            ts = points.reversed()
+        case "trailing":
+            let ratio = Double(T) / Double(steps)
+            ts = (0..<steps).map { Int((Double(T) - Double($0) * ratio).rounded()) - 1 }
+        default:  // leading
+            let ratio = T / steps
+            let points: [Int] = (0..<steps).map { k in k * ratio + config.steps_offset }
+            ts = points.reversed()
+        }
+        timesteps = ts
+        let ac = config.alphasCumprod()
+        sigmas = ts.map { t in let a = ac[min(max(t, 0), ac.count - 1)]; return ((1 - a) / a).squareRoot() } + [0]
+    }
+
+    /// What the initial N(0, I) noise is multiplied by.
+    public var initialNoiseSigma: Float {
+        let m = sigmas.max() ?? 1
+        return Float(["linspace", "trailing"].contains(config.timestep_spacing) ? m : (m * m + 1).squareRoot())
+    }
+
+    /// 1/√(σ² + 1): the UNet input (and the variance-preserving latent) is x times this.
+    public func inputScale(index i: Int) -> Float { Float(1 / (sigmas[i] * sigmas[i] + 1).squareRoot()) }
+
+    /// One Euler step at index `i`: returns x at the next σ and x̂₀.
+    public func step(modelOutput: Tensor, index i: Int, sample: Tensor) -> (previous: Tensor, x0: Tensor) {
+        let sigma = sigmas[i]
+        let x0: Tensor
+        if config.prediction_type == "v_prediction" {
+            x0 = modelOutput * Float(-sigma / (sigma * sigma + 1).squareRoot()) + sample / Float(sigma * sigma + 1)
+        } else {
+            x0 = sample - modelOutput * Float(sigma)
+        }
+        let derivative = (sample - x0) / Float(sigma)
+        return (sample + derivative * Float(sigmas[i + 1] - sigma), x0)
     }
 }

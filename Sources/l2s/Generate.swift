@@ -17,7 +17,7 @@ struct Generate: ParsableCommand {
     @Option(help: "Random seed (printed and saved).") var seed: UInt64?
     @Option(help: "Negative prompt (the unconditional branch of classifier-free guidance).") var negativePrompt = ""
     @Option(help: "Denoising steps.") var steps: Int?
-    @Option(name: .customLong("sampler"), help: "Sampler: ddim (default; the paper's, invertible) or dpm++2m (DPM-Solver++ 2M: ~20 steps suffice).") var samplerKind: SamplerKind = .ddim
+    @Option(name: .customLong("sampler"), help: "Sampler: ddim (default; the paper's, invertible), dpm++2m (DPM-Solver++ 2M: ~20 steps suffice) or euler.") var samplerKind: SamplerKind = .ddim
     @Option(help: "Classifier-free guidance scale.") var guidance: Float?
     @Option(help: "Output PNG path (a .json sidecar is written beside it).") var out: String?
     @Option(help: "Upscale the saved PNG by this integer factor (nearest neighbour) for viewing.") var upscale = 1

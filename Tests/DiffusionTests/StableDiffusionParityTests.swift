@@ -49,21 +49,24 @@ enum TinySD {
         #expect(timesteps == [667, 334, 1])
     }
 
-    /// DPM-Solver++(2M) against diffusers' DPMSolverMultistepScheduler (Scripts/make_sd_fixtures.py --dpm):
+    /// DPM-Solver++(2M) and Euler against diffusers' DPMSolverMultistepScheduler / EulerDiscreteScheduler
+    /// (Scripts/make_sd_fixtures.py --dpm):
     /// the same timesteps and the same final latents after 4 and 16 steps with CFG 7.5.
     @Test(arguments: ["tiny-sd", "tiny-sd2"])
     func dpmSolverMatchesDiffusers(name: String) throws {
         let model = try StableDiffusionModel(path: TinySD.folder(name))
         let ref = try SafetensorsFile(path: TinySD.fixtures + "/\(name)-dpm-reference.safetensors")
         let start = try TinySD.reference(name).tensor("ddim.latents")
-        for n in [4, 16] {
-            var timesteps: [Int] = []
-            let settings = SamplerSettings(prompt: TinySD.prompt, steps: n, guidanceScale: 7.5, sampler: .dpmSolverPP2M)
-            let out = try Sampler(model: model).run(settings, startLatents: start, onStep: { timesteps.append($0.timestep) })
-            #expect(timesteps == (try ref.tensor("dpm\(n).timesteps")).array.map { Int($0) })
-            let e = relativeError(out, try ref.tensor("dpm\(n).out"))
-            print("parity \(name) DPM-Solver++(2M) \(n) steps: max-abs error / scale = \(String(format: "%.2e", e))")
-            #expect(e <= Self.tolerance)
+        for (kind, key) in [(SamplerKind.dpmSolverPP2M, "dpm"), (.euler, "euler")] {
+            for n in [4, 16] {
+                var timesteps: [Int] = []
+                let settings = SamplerSettings(prompt: TinySD.prompt, steps: n, guidanceScale: 7.5, sampler: kind)
+                let out = try Sampler(model: model).run(settings, startLatents: start, onStep: { timesteps.append($0.timestep) })
+                #expect(timesteps == (try ref.tensor("\(key)\(n).timesteps")).array.map { Int($0) })
+                let e = relativeError(out, try ref.tensor("\(key)\(n).out"))
+                print("parity \(name) \(kind.rawValue) \(n) steps: max-abs error / scale = \(String(format: "%.2e", e))")
+                #expect(e <= Self.tolerance)
+            }
         }
     }
 }
