@@ -3,6 +3,7 @@
 # Each step is resumable or cheap to repeat; logs and results go to runs/ (not committed).
 #   bash Scripts/toy_pipeline.sh [from-step]
 #   steps: base data classifiers steered single handcrafted paper chains table
+# (The README's numbers came from these commands run one by one; the paper row's eval ran as 8 shards.)
 # Evaluations run as two one-thread shards side by side (the machine has 2 cores) and are merged.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,23 +35,30 @@ if step data; then
   mkdir -p runs/dataset-fn300 && for k in 0 1 2; do ln -sf ../dataset-fn8/shard-000$k.safetensors runs/dataset-fn300/; done
 fi
 
-# 2. Classifiers: inversion vs forward noising at equal size, the larger forward-noising set, and both together.
+# 2. Classifiers (d_model 64): inversion vs forward noising at equal size, with and without mirrored
+#    maps (--flips), and both sources together — the last, with flips, is the shipped one.
 if step classifiers; then
-  for d in inv fn300 fn8; do
-    $L2S train-classifier --data runs/dataset-$d --epochs 12 --lr 1e-3 --out runs/classifier-$d.safetensors 2>runs/classifier-$d.log | tee runs/classifier-$d.txt
-  done
-  $L2S train-classifier --data runs/dataset-inv,runs/dataset-fn8 --epochs 12 --lr 1e-3 --out runs/classifier-both.safetensors 2>runs/classifier-both.log | tee runs/classifier-both.txt
+  train() { local name=$1; shift; $L2S train-classifier --epochs 12 --lr 1e-3 "$@" --out runs/classifier-$name.safetensors 2>runs/classifier-$name.log | tee runs/classifier-$name.txt; }
+  train inv --data runs/dataset-inv
+  train fn300 --data runs/dataset-fn300
+  train inv-flips --data runs/dataset-inv --flips --epochs 16
+  train fn300-flips --data runs/dataset-fn300 --flips --epochs 16
+  train both --data runs/dataset-inv,runs/dataset-fn8
+  train both-flips --data runs/dataset-inv,runs/dataset-fn8 --flips
+  cp runs/classifier-both-flips.safetensors Assets/toy/classifier.safetensors
 fi
 
-CLS=${CLS:-Assets/toy/classifier.safetensors}
-if step steered; then eval2 steered-dual --seeds 1 --steer --classifier $CLS --label steered-dual; fi
+# 3. Steering, on the same prompts and seeds as the base run. Settings from a sweep on the 56 "left of"
+#    prompts (README): 5 iterations, normalised step 0.1, steps [0, 30) of 50.
+S="--iterations 5 --step-size 0.1 --steer-steps 0:30"
+if step steered; then eval2 steered-dual --seeds 1 --steer $S --label steered-dual; fi
 if step single; then
-  $L2S train-classifier --data runs/dataset-inv,runs/dataset-fn8 --epochs 12 --lr 1e-3 --positive-only --out runs/classifier-single.safetensors 2>runs/classifier-single.log | tee runs/classifier-single.txt
-  eval2 steered-single --seeds 1 --steer --classifier runs/classifier-single.safetensors --label steered-single
+  $L2S train-classifier --data runs/dataset-inv,runs/dataset-fn8 --epochs 12 --lr 1e-3 --flips --positive-only --out runs/classifier-single.safetensors 2>runs/classifier-single.log | tee runs/classifier-single.txt
+  eval2 steered-single --seeds 1 --steer $S --classifier runs/classifier-single.safetensors --label steered-single
 fi
-if step handcrafted; then eval2 handcrafted --seeds 1 --steer --loss handcrafted --label steered-handcrafted; fi
-if step paper; then eval2 paper --seeds 1 --steer --paper --classifier $CLS --label steered-paper; fi
-if step chains; then eval2 chains --preset chains --seeds 1 --compare --classifier $CLS --label steered-dual; fi
+if step handcrafted; then eval2 handcrafted --seeds 1 --steer --loss handcrafted $S --label steered-handcrafted; fi
+if step paper; then eval2 paper --seeds 1 --steer --paper --label steered-paper; fi   # the paper's plain step: ~7× base time
+if step chains; then eval2 chains --preset chains --seeds 1 --compare $S --label steered-dual; fi
 if step table; then
   $L2S eval merge runs/eval/base.jsonl runs/eval/steered-dual.jsonl runs/eval/steered-single.jsonl runs/eval/handcrafted.jsonl runs/eval/paper.jsonl
 fi
