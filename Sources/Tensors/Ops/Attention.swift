@@ -48,22 +48,40 @@ func chunkedAttention(_ q: Tensor, _ k: Tensor, _ v: Tensor, scale: Float, mask:
     let chunks = (lq + rows - 1) / rows
     let out = Tensor(uninitialized: Array(q.shape.dropLast()) + [dv])
     let maskRows: Tensor? = mask.map { m in m.count == lq * lk ? m : m.expanded(to: [lq, lk]) }
-    let pq = q.pointer, pk = k.pointer, pv = v.pointer, po = out.pointer
-    let pm = maskRows?.pointer
+    let blocks = AttentionBlocks(q: q, k: k, v: v, out: out, mask: maskRows, scale: scale)
     parallelFor(batch * chunks, costPerItem: rows * lk * (2 * d + dv), grain: 1 << 16) { range in
         let P = UnsafeMutablePointer<Float>.allocate(capacity: rows * lk)
         defer { P.deallocate() }
         for task in range {
-            let b = task / chunks, r0 = (task % chunks) * rows, m = min(rows, lq - r0)
-            sgemm(transA: false, transB: true, m: m, n: lk, k: d, alpha: scale, a: pq + (b * lq + r0) * d, lda: d,
-                  b: pk + b * lk * d, ldb: d, c: P, ldc: lk)
-            if let pm { for i in 0..<(m * lk) { P[i] += pm[r0 * lk + i] } }
-            softmaxRows(P, P, rows: m, n: lk, log: false)
-            sgemm(transA: false, transB: false, m: m, n: dv, k: lk, a: P, lda: lk, b: pv + b * lk * dv, ldb: dv,
-                  c: po + (b * lq + r0) * dv, ldc: dv)
+            let r0 = (task % chunks) * rows
+            blocks.attend(block: task / chunks, rows: r0..<min(r0 + rows, lq), probabilities: P)
         }
     }
     return out
+}
+
+/// The forward pass over raw pointers, shared by the fused op and the chunked one: for query rows
+/// `rows` of block b, scores = scale·q·kᵀ (+ mask rows) into P, softmax in place, out rows = P·v.
+struct AttentionBlocks {
+    let pq: UnsafeMutablePointer<Float>, pk: UnsafeMutablePointer<Float>, pv: UnsafeMutablePointer<Float>
+    let po: UnsafeMutablePointer<Float>, pm: UnsafeMutablePointer<Float>?
+    let lq: Int, lk: Int, d: Int, dv: Int, scale: Float
+
+    init(q: Tensor, k: Tensor, v: Tensor, out: Tensor, mask: Tensor?, scale: Float) {
+        pq = q.pointer; pk = k.pointer; pv = v.pointer; po = out.pointer; pm = mask?.pointer
+        lq = q.shape[q.rank - 2]; d = q.shape[q.rank - 1]; lk = k.shape[k.rank - 2]; dv = v.shape[v.rank - 1]
+        self.scale = scale
+    }
+
+    func attend(block b: Int, rows: Range<Int>, probabilities P: UnsafeMutablePointer<Float>) {
+        let r0 = rows.lowerBound, m = rows.count
+        sgemm(transA: false, transB: true, m: m, n: lk, k: d, alpha: scale, a: pq + (b * lq + r0) * d, lda: d,
+              b: pk + b * lk * d, ldb: d, c: P, ldc: lk)
+        if let pm { for i in 0..<(m * lk) { P[i] += pm[r0 * lk + i] } }
+        softmaxRows(P, P, rows: m, n: lk, log: false)
+        sgemm(transA: false, transB: false, m: m, n: dv, k: lk, a: P, lda: lk, b: pv + b * lk * dv, ldb: dv,
+              c: po + (b * lq + r0) * dv, ldc: dv)
+    }
 }
 
 /// The fused op: returns the output (recorded on the tape) and P (a plain tensor).
@@ -76,18 +94,10 @@ func fusedAttention(_ q: Tensor, _ k: Tensor, _ v: Tensor, scale: Float, mask: T
     let out = Tensor(uninitialized: Array(q.shape.dropLast()) + [dv])
     // The mask as [lq, lk] (it must broadcast over the batch axes).
     let maskRows: Tensor? = mask.map { m in m.count == lq * lk ? m : m.expanded(to: [lq, lk]) }
-    let pq = q.pointer, pk = k.pointer, pv = v.pointer, pp = probs.pointer, po = out.pointer
-    let pm = maskRows?.pointer
+    let pq = q.pointer, pk = k.pointer, pv = v.pointer, pp = probs.pointer
+    let blocks = AttentionBlocks(q: q, k: k, v: v, out: out, mask: maskRows, scale: scale)
     parallelFor(batch, costPerItem: lq * lk * (2 * d + dv), grain: 1 << 16) { range in
-        for b in range {
-            let P = pp + b * lq * lk
-            sgemm(transA: false, transB: true, m: lq, n: lk, k: d, alpha: scale, a: pq + b * lq * d, lda: d,
-                  b: pk + b * lk * d, ldb: d, c: P, ldc: lk)
-            if let pm { for i in 0..<(lq * lk) { P[i] += pm[i] } }
-            softmaxRows(P, P, rows: lq, n: lk, log: false)
-            sgemm(transA: false, transB: false, m: lq, n: dv, k: lk, a: P, lda: lk, b: pv + b * lk * dv, ldb: dv,
-                  c: po + b * lq * dv, ldc: dv)
-        }
+        for b in range { blocks.attend(block: b, rows: 0..<lq, probabilities: pp + b * lq * lk) }
     }
     let result = out.recorded("attention", [q, k, v]) { [probs] g in
         let pp = probs.pointer  // the closure owns P (raw pointers alone would not keep it alive)
