@@ -78,8 +78,7 @@ public struct DDIMScheduler: Sendable {
         let T = config.num_train_timesteps
         switch config.timestep_spacing {
         case "trailing":
-            let ratio = Double(T) / Double(steps)
-            return (0..<steps).map { Int((Double(T) - Double($0) * ratio).rounded()) - 1 }
+            return config.trailingTimesteps(steps: steps)
         case "linspace":
             return (0..<steps).map { Int((Double(T - 1) * Double(steps - 1 - $0) / Double(max(steps - 1, 1))).rounded()) }
         default:
@@ -134,6 +133,20 @@ public struct DDIMScheduler: Sendable {
     }
 }
 
+extension SchedulerConfig {
+    /// "trailing" timestep spacing, the same in DDIM, DPM-Solver and Euler: T − k·T/N rounded, minus one.
+    func trailingTimesteps(steps: Int) -> [Int] {
+        let T = num_train_timesteps, ratio = Double(T) / Double(steps)
+        return (0..<steps).map { Int((Double(T) - Double($0) * ratio).rounded()) - 1 }
+    }
+
+    /// σ_t = √((1 − ᾱ_t)/ᾱ_t) at each timestep, then the final σ = 0 (DPM-Solver and Euler).
+    func sigmas(at timesteps: [Int]) -> [Double] {
+        let ac = alphasCumprod()
+        return timesteps.map { t in let a = ac[min(max(t, 0), ac.count - 1)]; return ((1 - a) / a).squareRoot() } + [0]
+    }
+}
+
 /// Which sampler the denoising loop runs.
 public enum SamplerKind: String, Codable, Sendable, CaseIterable {
     /// DDIM (η = 0): deterministic and invertible (the default; inversion and the paper use it).
@@ -165,16 +178,14 @@ public struct DPMSolverMultistep: Sendable {
             let points: [Int] = (0...steps).map { k in Int((Double(T - 1) * Double(k) / Double(steps)).rounded()) }
             ts = Array(points.reversed().dropLast())
         case "trailing":
-            let ratio = Double(T) / Double(steps)
-            ts = (0..<steps).map { Int((Double(T) - Double($0) * ratio).rounded()) - 1 }
+            ts = config.trailingTimesteps(steps: steps)
         default:  // leading
             let ratio = T / (steps + 1)
             let points: [Int] = (0...steps).map { k in k * ratio + config.steps_offset }
             ts = Array(points.reversed().dropLast())
         }
         timesteps = ts
-        let ac = config.alphasCumprod()
-        sigmas = ts.map { t in let a = ac[min(max(t, 0), ac.count - 1)]; return ((1 - a) / a).squareRoot() } + [0]
+        sigmas = config.sigmas(at: ts)
     }
 
     /// (α_t, σ_t) of the variance-preserving latent for a σ of the variance-exploding form.
@@ -230,16 +241,14 @@ public struct EulerDiscrete: Sendable {
             let points: [Int] = (0..<steps).map { k in Int((Double(T - 1) * Double(k) / Double(max(steps - 1, 1))).rounded()) }
             ts = points.reversed()
         case "trailing":
-            let ratio = Double(T) / Double(steps)
-            ts = (0..<steps).map { Int((Double(T) - Double($0) * ratio).rounded()) - 1 }
+            ts = config.trailingTimesteps(steps: steps)
         default:  // leading
             let ratio = T / steps
             let points: [Int] = (0..<steps).map { k in k * ratio + config.steps_offset }
             ts = points.reversed()
         }
         timesteps = ts
-        let ac = config.alphasCumprod()
-        sigmas = ts.map { t in let a = ac[min(max(t, 0), ac.count - 1)]; return ((1 - a) / a).squareRoot() } + [0]
+        sigmas = config.sigmas(at: ts)
     }
 
     /// What the initial N(0, I) noise is multiplied by.
