@@ -76,11 +76,19 @@ public struct MapStack: Sendable, Equatable {
 
     /// The stack of `maps` [C, s, s] made by `AttentionMaps.maps` from `captured`.
     public init(_ maps: Tensor, captured: [CapturedAttention]) {
-        let order = AttentionMaps.channelOrder(captured)
-        let layers = order.map { i in
+        self.init(maps, layers: MapStack.layers(of: captured))
+    }
+
+    /// The stack of `maps` [C, s, s] whose channels come from `layers` (in channel order).
+    public init(_ maps: Tensor, layers: [MapLayer]) {
+        self.init(side: maps.shape[maps.rank - 1], layers: layers, values: maps.array)
+    }
+
+    /// The captured layers in `AttentionMaps`' channel order, as plain descriptions.
+    public static func layers(of captured: [CapturedAttention]) -> [MapLayer] {
+        AttentionMaps.channelOrder(captured).map { i in
             MapLayer(name: captured[i].layer, place: captured[i].place, resolution: captured[i].height, heads: captured[i].heads)
         }
-        self.init(side: maps.shape[maps.rank - 1], layers: layers, values: maps.array)
     }
 
     public var channelCount: Int { layers.reduce(0) { $0 + $1.heads } }

@@ -156,11 +156,13 @@ public final class Steerer: StepHook {
                     z = noGrad { z - g * s }
                 }
             }
-            onIteration?(SteeringIteration(step: step, iteration: k, target: ti, probabilities: result.probabilities,
-                                           targetProbability: result.targetProbability, loss: result.loss,
-                                           gradientNorm: result.gradientNorm, subjectMap: result.subjectMap,
-                                           objectMap: result.objectMap, subjectStack: result.subjectStack,
-                                           objectStack: result.objectStack, seconds: Date().timeIntervalSince(start), note: note))
+            if let onIteration {  // the maps are copied out only for a listener (not in evaluations)
+                let sm = MapStack(result.subjectMaps, layers: result.layers), om = MapStack(result.objectMaps, layers: result.layers)
+                onIteration(SteeringIteration(step: step, iteration: k, target: ti, probabilities: result.probabilities,
+                                              targetProbability: result.targetProbability, loss: result.loss,
+                                              gradientNorm: result.gradientNorm, subjectMap: sm.map(), objectMap: om.map(),
+                                              subjectStack: sm, objectStack: om, seconds: Date().timeIntervalSince(start), note: note))
+            }
             if satisfied.isSuperset(of: active) { break }
         }
         return z
@@ -172,17 +174,17 @@ public final class Steerer: StepHook {
         let targetProbability: Float
         let gradient: Tensor
         let gradientNorm: Float
-        let subjectMap: [Float]
-        let objectMap: [Float]
-        let subjectStack: MapStack
-        let objectStack: MapStack
+        /// The subject's and object's maps [C, 16, 16] and the layers of their channels (for `onIteration`).
+        let subjectMaps: Tensor
+        let objectMaps: Tensor
+        let layers: [MapLayer]
     }
 
     /// Loss, class probabilities and ∂loss/∂z for one relation at latent z; nil if anything is non-finite.
     func evaluate(_ z: Tensor, step: Int, timestep: Int, totalSteps: Int, context: Tensor, target: SteeringTarget) -> Evaluation? {
         var probs: [Float] = []
         var mapsOut: (Tensor, Tensor)? = nil
-        var captured: [CapturedAttention] = []
+        var mapLayers: [MapLayer] = []
         let layers = unet.crossAttentionLayerCount
         let (value, grads) = valueAndGradients(at: [z]) { inputs in
             let capture = AttentionCapture(keepOnTape: true)
@@ -190,7 +192,7 @@ public final class Steerer: StepHook {
             let subject = AttentionMaps.maps(capture.layers, tokenSpan: target.subjectTokens)
             let object = AttentionMaps.maps(capture.layers, tokenSpan: target.objectTokens)
             mapsOut = (subject, object)
-            captured = capture.layers
+            mapLayers = MapStack.layers(of: capture.layers)
             switch schedule.loss {
             case .learned:
                 let c = classifier!
@@ -210,11 +212,9 @@ public final class Steerer: StepHook {
         for i in 0..<g.count { sq += Double(g.pointer[i]) * Double(g.pointer[i]) }
         let norm = Float(sq.squareRoot())
         guard value.item.isFinite, norm.isFinite, let (s, o) = mapsOut else { return nil }
-        func mean(_ m: Tensor) -> [Float] { noGrad { m.detached().mean(axes: [0]) }.array }
         let p = probs.indices.contains(target.relation.classIndex) ? probs[target.relation.classIndex] : 0
         return Evaluation(loss: value.item, probabilities: probs, targetProbability: p, gradient: g, gradientNorm: norm,
-                          subjectMap: mean(s), objectMap: mean(o),
-                          subjectStack: MapStack(s, captured: captured), objectStack: MapStack(o, captured: captured))
+                          subjectMaps: s, objectMaps: o, layers: mapLayers)
     }
 }
 
