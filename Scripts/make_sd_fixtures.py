@@ -89,6 +89,79 @@ def perturb_norms(module, g):
                 m.bias.add_(0.2 * torch.randn(m.bias.shape, generator=g))
 
 
+def make_pipeline(unet, vae, text_encoder, tokenizer, scheduler, g, round_fp16):
+    """Perturbed norm affines (so they are tested too), eval mode, optionally the weights rounded to fp16
+    (the fp16 files hold rounded weights: the references are computed with exactly those), and the
+    pipeline sampling with DDIM from the scheduler's config."""
+    for m in (unet, vae, text_encoder):
+        perturb_norms(m, g)
+        m.eval()
+        if round_fp16:
+            with torch.no_grad():
+                for p in m.parameters():
+                    p.copy_(p.half().float())
+    pipe = StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
+                                   scheduler=DDIMScheduler.from_config(scheduler.config), safety_checker=None,
+                                   feature_extractor=None, requires_safety_checker=False)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def record_references(pipe, g, latent, small, log=None):
+    """The reference outputs (see the docstring) for fixed inputs drawn from `g`: a UNet call on
+    latent×latent latents, the VAE and 3 DDIM steps on small×small latents."""
+    import time
+    tokenizer, text_encoder, unet, vae = pipe.tokenizer, pipe.text_encoder, pipe.unet, pipe.vae
+    R = {}
+    with torch.no_grad():
+        ids = tokenizer([PROMPT, ""], padding="max_length", max_length=77, truncation=True, return_tensors="pt").input_ids
+        R["ids"] = ids.float()
+        text = text_encoder(ids)[0]
+        R["text"] = text
+        x = torch.randn(2, 4, latent, latent, generator=g)
+        t = torch.tensor([901, 37])
+        rec = RecordingProcessor()
+        original = dict(unet.attn_processors)
+        unet.set_attn_processor({k: (rec if k == CAPTURED + ".processor" else v) for k, v in original.items()})
+        t1 = time.time()
+        R["unet.x"], R["unet.t"] = x, t.float()
+        R["unet.out"] = unet(x, t, encoder_hidden_states=text).sample
+        if log:
+            log(f"UNet {latent}×{latent} batch 2 in {time.time() - t1:.1f} s")
+        assert rec.probs is not None
+        R["attn.probs"] = rec.probs.reshape(2, rec.probs.shape[0] // 2, rec.probs.shape[1], 77)
+        unet.set_attn_processor(original)
+        z = torch.randn(1, 4, small, small, generator=g)
+        R["vae.z"], R["vae.decoded"] = z, vae.decode(z).sample
+        side = small * pipe.vae_scale_factor
+        img = torch.rand(1, 3, side, side, generator=g) * 2 - 1
+        R["vae.x"], R["vae.mean"] = img, vae.encode(img).latent_dist.mean
+        latents = torch.randn(1, 4, small, small, generator=g)
+        R["ddim.latents"] = latents
+        for key, kind in [("ddim.out", "latent"), ("ddim.image", "pt")]:
+            R[key] = pipe(PROMPT, num_inference_steps=3, guidance_scale=7.5, latents=latents.clone(), height=side, width=side,
+                          output_type=kind).images
+    return R, ids
+
+
+def save_folder(pipe, out, scheduler, tok_dir, fp16):
+    """The pipeline as a diffusers folder, with the scheduler as shipped (SD 1.5: PNDM) and the tokenizer
+    as the plain vocab.json/merges.txt folder."""
+    shutil.rmtree(out, ignore_errors=True)
+    if fp16:
+        pipe.to(torch.float16)
+        pipe.save_pretrained(out, variant="fp16", safe_serialization=True)
+    else:
+        pipe.save_pretrained(out, safe_serialization=True)
+    scheduler.save_pretrained(os.path.join(out, "scheduler"))
+    index_path = os.path.join(out, "model_index.json")
+    index = json.load(open(index_path))
+    index["scheduler"] = ["diffusers", type(scheduler).__name__]
+    json.dump(index, open(index_path, "w"), indent=2)
+    shutil.rmtree(os.path.join(out, "tokenizer"))
+    shutil.copytree(tok_dir, os.path.join(out, "tokenizer"))
+
+
 def build(name, sd2):
     g = torch.Generator().manual_seed(7 if sd2 else 3)
     torch.manual_seed(11 if sd2 else 5)
@@ -114,59 +187,10 @@ def build(name, sd2):
         scheduler = DDIMScheduler(prediction_type="v_prediction", timestep_spacing="leading", **sched_args)
     else:
         scheduler = PNDMScheduler(skip_prk_steps=True, **{k: v for k, v in sched_args.items() if k != "clip_sample"})
-    for m in (unet, vae, text_encoder):
-        perturb_norms(m, g)
-        m.eval()
-        if sd2:  # the fp16 files hold rounded weights: compute the references with exactly those
-            with torch.no_grad():
-                for p in m.parameters():
-                    p.copy_(p.half().float())
-    pipe = StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
-                                   scheduler=DDIMScheduler.from_config(scheduler.config), safety_checker=None,
-                                   feature_extractor=None, requires_safety_checker=False)
-    pipe.set_progress_bar_config(disable=True)
-
-    R = {}
-    with torch.no_grad():
-        ids = tokenizer([PROMPT, ""], padding="max_length", max_length=77, truncation=True, return_tensors="pt").input_ids
-        R["ids"] = ids.float()
-        text = text_encoder(ids)[0]
-        R["text"] = text
-        x = torch.randn(2, 4, 8, 8, generator=g)
-        t = torch.tensor([901, 37])
-        rec = RecordingProcessor()
-        original = dict(unet.attn_processors)
-        procs = {k: (rec if k == CAPTURED + ".processor" else v) for k, v in original.items()}
-        unet.set_attn_processor(procs)
-        R["unet.x"], R["unet.t"] = x, t.float()
-        R["unet.out"] = unet(x, t, encoder_hidden_states=text).sample
-        R["attn.probs"] = rec.probs.reshape(2, rec.probs.shape[0] // 2, 64, 77)
-        assert rec.probs is not None
-        unet.set_attn_processor(original)
-        z = torch.randn(1, 4, 8, 8, generator=g)
-        R["vae.z"], R["vae.decoded"] = z, vae.decode(z).sample
-        img = torch.rand(1, 3, 16, 16, generator=g) * 2 - 1
-        R["vae.x"], R["vae.mean"] = img, vae.encode(img).latent_dist.mean
-        latents = torch.randn(1, 4, 8, 8, generator=g)
-        R["ddim.latents"] = latents
-        R["ddim.out"] = pipe(PROMPT, num_inference_steps=3, guidance_scale=7.5, latents=latents.clone(), output_type="latent").images
-        R["ddim.image"] = pipe(PROMPT, num_inference_steps=3, guidance_scale=7.5, latents=latents.clone(), output_type="pt").images
-
+    pipe = make_pipeline(unet, vae, text_encoder, tokenizer, scheduler, g, round_fp16=sd2)
+    R, ids = record_references(pipe, g, latent=8, small=8)
     out = os.path.join(FIX, name)
-    shutil.rmtree(out, ignore_errors=True)
-    if sd2:
-        pipe.to(torch.float16)
-        pipe.save_pretrained(out, variant="fp16", safe_serialization=True)
-    else:
-        pipe.save_pretrained(out, safe_serialization=True)
-    # scheduler as shipped (SD 1.5: PNDM), tokenizer as the plain vocab.json/merges.txt folder
-    scheduler.save_pretrained(os.path.join(out, "scheduler"))
-    index_path = os.path.join(out, "model_index.json")
-    index = json.load(open(index_path))
-    index["scheduler"] = ["diffusers", type(scheduler).__name__]
-    json.dump(index, open(index_path, "w"), indent=2)
-    shutil.rmtree(os.path.join(out, "tokenizer"))
-    shutil.copytree(tok_dir, os.path.join(out, "tokenizer"))
+    save_folder(pipe, out, scheduler, tok_dir, fp16=sd2)
     assert CLIPTokenizer.from_pretrained(os.path.join(out, "tokenizer"))([PROMPT, ""], padding="max_length", max_length=77).input_ids == ids.tolist()
     suffix = ".fp16.safetensors" if sd2 else ".safetensors"
     if sd2:  # legacy VAE attention names, 1×1-conv-shaped
@@ -289,56 +313,11 @@ def build_full(out, which):
         projection_dim=512 if sd2 else 768))
     scheduler = PNDMScheduler(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
                               steps_offset=1, set_alpha_to_one=False, skip_prk_steps=True)
-    for m in (unet, vae, text_encoder):
-        perturb_norms(m, g)
-        m.eval()
-        with torch.no_grad():  # fp16 files: compute the references with exactly the rounded weights
-            for p_ in m.parameters():
-                p_.copy_(p_.half().float())
-    pipe = StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
-                                   scheduler=DDIMScheduler.from_config(scheduler.config), safety_checker=None,
-                                   feature_extractor=None, requires_safety_checker=False)
-    pipe.set_progress_bar_config(disable=True)
+    pipe = make_pipeline(unet, vae, text_encoder, tokenizer, scheduler, g, round_fp16=True)
     print(f"{which}: built in {time.time() - t0:.0f} s; parameters: unet {sum(p_.numel() for p_ in unet.parameters()):,}, "
           f"text {sum(p_.numel() for p_ in text_encoder.parameters()):,}, vae {sum(p_.numel() for p_ in vae.parameters()):,}", flush=True)
-    R = {}
-    with torch.no_grad():
-        ids = tokenizer([PROMPT, ""], padding="max_length", max_length=77, truncation=True, return_tensors="pt").input_ids
-        R["ids"] = ids.float()
-        text = text_encoder(ids)[0]
-        R["text"] = text
-        x = torch.randn(2, 4, 64, 64, generator=g)
-        t = torch.tensor([901, 37])
-        rec = RecordingProcessor()
-        original = dict(unet.attn_processors)
-        unet.set_attn_processor({k: (rec if k == CAPTURED + ".processor" else v) for k, v in original.items()})
-        t1 = time.time()
-        R["unet.x"], R["unet.t"] = x, t.float()
-        R["unet.out"] = unet(x, t, encoder_hidden_states=text).sample
-        print(f"{which}: UNet 64×64 batch 2 in {time.time() - t1:.1f} s", flush=True)
-        R["attn.probs"] = rec.probs.reshape(2, rec.probs.shape[0] // 2, rec.probs.shape[1], 77)
-        unet.set_attn_processor(original)
-        z = torch.randn(1, 4, 32, 32, generator=g)
-        R["vae.z"], R["vae.decoded"] = z, vae.decode(z).sample
-        img = torch.rand(1, 3, 256, 256, generator=g) * 2 - 1
-        R["vae.x"], R["vae.mean"] = img, vae.encode(img).latent_dist.mean
-        latents = torch.randn(1, 4, 32, 32, generator=g)
-        R["ddim.latents"] = latents
-        R["ddim.out"] = pipe(PROMPT, num_inference_steps=3, guidance_scale=7.5, latents=latents.clone(), height=256, width=256,
-                             output_type="latent").images
-        R["ddim.image"] = pipe(PROMPT, num_inference_steps=3, guidance_scale=7.5, latents=latents.clone(), height=256, width=256,
-                               output_type="pt").images
-    model_dir = os.path.join(out, "model")
-    shutil.rmtree(model_dir, ignore_errors=True)
-    pipe.to(torch.float16)
-    pipe.save_pretrained(model_dir, variant="fp16", safe_serialization=True)
-    scheduler.save_pretrained(os.path.join(model_dir, "scheduler"))
-    index_path = os.path.join(model_dir, "model_index.json")
-    index = json.load(open(index_path))
-    index["scheduler"] = ["diffusers", "PNDMScheduler"]
-    json.dump(index, open(index_path, "w"), indent=2)
-    shutil.rmtree(os.path.join(model_dir, "tokenizer"))
-    shutil.copytree(tok_dir, os.path.join(model_dir, "tokenizer"))
+    R, ids = record_references(pipe, g, latent=64, small=32, log=lambda m: print(f"{which}: {m}", flush=True))
+    save_folder(pipe, os.path.join(out, "model"), scheduler, tok_dir, fp16=True)
     save_file({k: v.float().contiguous() for k, v in R.items()}, os.path.join(out, "reference.safetensors"),
               metadata={"script": "Scripts/make_sd_fixtures.py --full", "config": which, "prompt": PROMPT, "captured": CAPTURED,
                         "torch": torch.__version__, "diffusers": __import__("diffusers").__version__})
