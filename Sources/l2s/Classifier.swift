@@ -106,7 +106,6 @@ struct BuildDataset: ParsableCommand {
         default:
             throw ValidationError("--images DIR and --annotations FILE go together")
         }
-        guard total >= 1 else { throw ValidationError("--scenes must be ≥ 1") }
         var config = DatasetConfig()
         config.source = source; config.single = single; config.recordSteps = recordSteps; config.steps = loaded.defaultSteps
         config.fixedPointIterations = fixedPoint; config.psnrGate = psnrGate; config.seed = seed

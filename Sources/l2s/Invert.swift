@@ -21,7 +21,7 @@ struct Invert: ParsableCommand {
 
     @OptionGroup var common: CommonOptions
     @OptionGroup var models: ModelOptions
-    @Option(help: "PNG to invert (the model's image size).") var image: String?
+    @Option(help: "PNG to invert (center-cropped and resized to the model's size).") var image: String?
     @Option(help: "Prompt for the inversion (with --image).") var prompt: String?
     @Option(help: "Without --image: number of rendered toy scenes.") var scenes = 8
     @Option(help: "Seed of the rendered scenes.") var seed: UInt64 = 1

@@ -29,6 +29,13 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "Relation classifier weights (default: classifier.safetensors in the model's assets).")
     var classifier: String?
 
+    /// Checked when the command line is parsed, before any weights are read.
+    func validate() throws {
+        if let size, !(size % 64 == 0 && size >= 64 && size <= 1024) {
+            throw ValidationError("--size must be a multiple of 64 in 64…1024 (presets 256, 512)")
+        }
+    }
+
     /// Loads the embedded toy model or, with --model, a Stable Diffusion folder.
     func load() throws -> LoadedModel {
         if let model {
@@ -36,12 +43,7 @@ struct ModelOptions: ParsableArguments {
             do { sd = try StableDiffusionModel(path: model, preferFP16: fp16) } catch {
                 throw ValidationError("\(error)")
             }
-            if let size {
-                guard [256, 512].contains(size) || (size % 64 == 0 && size >= 64 && size <= 1024) else {
-                    throw ValidationError("--size must be a multiple of 64 in 64…1024 (presets 256, 512)")
-                }
-                sd.latentSize = size / sd.vae.config.downscale
-            }
+            if let size { sd.latentSize = size / sd.vae.config.downscale }
             return LoadedModel(model: sd, name: "stable-diffusion", defaultSteps: 50, defaultGuidance: 7.5, vocabulary: nil)
         }
         if size != nil { throw ValidationError("--size applies to --model folders; the embedded model is 32×32") }

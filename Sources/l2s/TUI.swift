@@ -32,20 +32,22 @@ func runWorkbench(_ o: TUIOptions) throws {
         // L2S_DEMO_STEP_MS slows or speeds the scripted engine (the tmux tests use it).
         let ms = env["L2S_DEMO_STEP_MS"].flatMap(Double.init) ?? 120
         engine = ScriptedEngine(stepDelay: max(0, ms) / 1000)
-    } else if let path = o.models.model {
-        engine = try stableDiffusionEngine(path: path, options: o.models)
     } else {
-        // The shipped relation classifier, when present (without it the centroid loss steers).
+        // --classifier, else the toy model's shipped one; without one the centroid loss steers.
         let classifier: RelationClassifier?
         do { classifier = try o.models.loadClassifier(required: false) } catch {
             FileHandle.standardError.write(Data("l2s: cannot load the relation classifier: \(error)\n".utf8))
             throw ExitCode(2)
         }
-        if o.models.size != nil || o.models.fp16 {
-            FileHandle.standardError.write(Data("l2s: --size and --fp16 apply to --model folders; the embedded model is 32×32\n".utf8))
-            throw ExitCode(2)
+        if let path = o.models.model {
+            engine = stableDiffusionEngine(path: path, options: o.models, classifier: classifier)
+        } else {
+            if o.models.size != nil || o.models.fp16 {
+                FileHandle.standardError.write(Data("l2s: --size and --fp16 apply to --model folders; the embedded model is 32×32\n".utf8))
+                throw ExitCode(2)
+            }
+            engine = LiveEngine(assets: o.models.assets, classifier: classifier)
         }
-        engine = LiveEngine(assets: o.models.assets, classifier: classifier)
     }
     var options = WorkbenchOptions(logPath: o.log ?? WorkbenchOptions.defaultLogPath,
                                    saveDirectory: FileManager.default.currentDirectoryPath + "/l2s-out")
@@ -63,16 +65,9 @@ func runWorkbench(_ o: TUIOptions) throws {
     if status != 0 { throw ExitCode(status) }
 }
 
-/// The live engine on a Stable Diffusion folder. The folder is checked here (a missing or partial
-/// folder is one error and exit 2, before the screen opens); the weights load on the worker thread
-/// while the screen is up. Steering uses --classifier when given, else the centroid loss.
-func stableDiffusionEngine(path: String, options: ModelOptions) throws -> WorkbenchEngine {
-    try checkDiffusersFolder(path)
-    let classifier: RelationClassifier?
-    do { classifier = try options.loadClassifier(required: false) } catch {
-        FileHandle.standardError.write(Data("l2s: cannot load the relation classifier: \(error)\n".utf8))
-        throw ExitCode(2)
-    }
+/// The live engine on a Stable Diffusion folder (already checked by `checkDiffusersFolder`): the
+/// weights load on the worker thread while the screen is up.
+func stableDiffusionEngine(path: String, options: ModelOptions, classifier: RelationClassifier?) -> WorkbenchEngine {
     var defaults = LiveSettings()
     defaults.steps = 50
     defaults.guidance = 7.5
