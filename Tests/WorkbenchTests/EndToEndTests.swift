@@ -126,14 +126,7 @@ struct EndToEndTests {
         try #require(t.waitFor(text: "toy model loaded", timeout: 120) != nil)
         t.sendText("a red circle to the left of a blue square")
         t.sendKeys("Escape")
-        // Steps: select the field (guidance → seed → steps) and type 8.
-        t.sendKeys("]")
-        t.sendKeys("]")
-        t.sendKeys(":")
-        t.sendKeys("C-u")
-        t.sendText("8")
-        t.sendKeys("Enter")
-        try #require(t.waitFor(text: "steps 8") != nil)
+        try t.typeSteps(8)
         t.sendKeys("Enter")
         try #require(t.waitFor(text: "red circle —left of→ blue square") != nil)
         let done = try #require(t.waitFor("the run to finish", timeout: 600) { $0.contains("DONE") })
@@ -154,13 +147,7 @@ extension EndToEndTests {
         try #require(t.waitFor(text: "tiny-sd loaded", timeout: 120) != nil)
         t.sendText("a dog to the left of a teddy bear")
         t.sendKeys("Escape")
-        t.sendKeys("]")
-        t.sendKeys("]")
-        t.sendKeys(":")
-        t.sendKeys("C-u")
-        t.sendText("6")
-        t.sendKeys("Enter")
-        try #require(t.waitFor(text: "steps 6") != nil)
+        try t.typeSteps(6)
         t.sendKeys("Enter")
         try #require(t.waitFor(text: "dog —left of→ teddy bear") != nil)
         let done = try #require(t.waitFor("the run to finish", timeout: 300) { $0.contains("DONE") })
@@ -170,6 +157,19 @@ extension EndToEndTests {
         t.sendKeys("q")
         try #require(t.waitFor(text: "l2s-exit=0", history: true) != nil)
         #expect(t.terminalRestored().0)
+    }
+}
+
+extension TmuxSession {
+    /// In command mode: select the steps field (guidance → seed → steps), type `n`, and wait for it.
+    func typeSteps(_ n: Int, sourceLocation: SourceLocation = #_sourceLocation) throws {
+        sendKeys("]")
+        sendKeys("]")
+        sendKeys(":")
+        sendKeys("C-u")
+        sendText("\(n)")
+        sendKeys("Enter")
+        try #require(waitFor(text: "steps \(n)", sourceLocation: sourceLocation) != nil, sourceLocation: sourceLocation)
     }
 }
 
