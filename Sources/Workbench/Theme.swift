@@ -149,26 +149,23 @@ public enum Palette {
 
     /// Nearest palette index in 16–255 by CIELAB distance.
     public static func nearest256(_ r: UInt8, _ g: UInt8, _ b: UInt8) -> UInt8 {
-        let p = lab(Int(r), Int(g), Int(b))
-        var best = 0
-        var bestD = Double.infinity
-        for (i, q) in labs256.enumerated() {
-            let d = distance(p, q)
-            if d < bestD { bestD = d; best = i }
-        }
-        return UInt8(16 + best)
+        UInt8(16 + nearest(lab(Int(r), Int(g), Int(b)), in: labs256))
     }
 
     /// Nearest of the eight basic colours (assuming xterm's defaults) by CIELAB distance.
     public static func nearest8(_ r: UInt8, _ g: UInt8, _ b: UInt8) -> UInt8 {
-        let p = lab(Int(r), Int(g), Int(b))
+        UInt8(nearest(lab(Int(r), Int(g), Int(b)), in: labs8))
+    }
+
+    /// Index of the entry of `table` closest to `p` (the first on ties).
+    static func nearest(_ p: (Double, Double, Double), in table: [(Double, Double, Double)]) -> Int {
         var best = 0
         var bestD = Double.infinity
-        for (i, q) in labs8.enumerated() {
+        for (i, q) in table.enumerated() {
             let d = distance(p, q)
             if d < bestD { bestD = d; best = i }
         }
-        return UInt8(best)
+        return best
     }
 
     static func distance(_ p: (Double, Double, Double), _ q: (Double, Double, Double)) -> Double {
