@@ -69,7 +69,7 @@ struct BuildDataset: ParsableCommand {
     @Option(help: "inversion or forward-noising.") var source: DatasetSource = .forwardNoising
     @Flag(help: "Positive prompts only (the single-prompt ablation).") var single = false
     @Option(help: "Denoising step indices to record, comma-separated.") var steps = "5,10,15,20,25,49"
-    @Option(help: "Fixed-point iterations per inversion step (1 lifts the embedded model's reconstructions from a median 36 dB, many < 20, to ≥ 45 dB; `l2s invert` measures it).") var fixedPoint = 1
+    @Option(help: "Fixed-point iterations per inversion step (1 lifts the embedded model's reconstructions from a median 35.5 dB, some < 20, to ≥ 45 dB; `l2s invert` measures it).") var fixedPoint = 1
     @Option(help: "Reconstruction PSNR gate in dB (inversion).") var psnrGate: Double = 20
     @Option(help: "Images per shard.") var shardSize = 250
     @Option(help: "Seed for scenes and noise.") var seed: UInt64 = 1
