@@ -45,6 +45,14 @@ public struct EvalRecord: Codable, Equatable, Sendable {
     public var seconds: Double
     /// The classifier's reading of the final step for each relation (optional diagnostics).
     public var finalTargetProbability: [Float]?
+    /// Instances the detector counts per class name (every blob that passes, not only the largest).
+    /// Nil in records written before fidelity was measured.
+    public var instances: [String: Int]?
+    /// Fidelity: `exact` — exactly the named objects, one each, nothing else; `duplicate` — a named
+    /// object appears more than once; `unasked` — an object the prompt does not name appears.
+    public var exact: Bool?
+    public var duplicate: Bool?
+    public var unasked: Bool?
 
     public var allPresent: Bool { found.allSatisfy { $0 } }
     /// GenEval-style: every object present and every relation satisfied.
@@ -56,6 +64,15 @@ public struct EvalRecord: Codable, Equatable, Sendable {
         self.found = found; self.relations = relations; self.satisfied = satisfied; self.seconds = seconds
         self.finalTargetProbability = finalTargetProbability
     }
+
+    /// Records the detector's instance counts and the fidelity they give for the named classes.
+    public mutating func setInstances(_ counts: [String: Int], named: [String]) {
+        let named = Set(named)
+        instances = counts.filter { $0.value > 0 }
+        duplicate = named.contains { counts[$0, default: 0] > 1 }
+        unasked = counts.contains { $0.value > 0 && !named.contains($0.key) }
+        exact = named.allSatisfy { counts[$0, default: 0] == 1 } && unasked == false
+    }
 }
 
 /// Aggregates of a set of records.
@@ -66,12 +83,24 @@ public struct EvalSummary: Codable, Equatable, Sendable {
     /// Accuracy by relation phrase (single-relation prompts: by their relation).
     public var perRelation: [String: Double]
     public var meanSeconds: Double
+    /// Fractions of the records that carry fidelity (nil when none does): exactly the named objects,
+    /// a named object duplicated, an unasked object present.
+    public var exact: Double?
+    public var duplicate: Double?
+    public var unasked: Double?
 
     public init(records: [EvalRecord]) {
         images = records.count
         let n = Double(max(records.count, 1))
         presence = Double(records.filter(\.allPresent).count) / n
         accuracy = Double(records.filter(\.correct).count) / n
+        let judged = records.filter { $0.exact != nil }
+        if !judged.isEmpty {
+            let m = Double(judged.count)
+            exact = Double(judged.filter { $0.exact == true }.count) / m
+            duplicate = Double(judged.filter { $0.duplicate == true }.count) / m
+            unasked = Double(judged.filter { $0.unasked == true }.count) / m
+        }
         meanSeconds = records.map(\.seconds).reduce(0, +) / n
         var groups: [String: [Bool]] = [:]
         for r in records {

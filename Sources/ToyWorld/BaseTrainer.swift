@@ -16,6 +16,10 @@ public struct BaseTrainingConfig: Codable, Equatable, Sendable {
     public var seed: UInt64 = 0
     public var checkpointEvery: Int = 100
     public var captionRates: CaptionRates = CaptionRates()
+    /// True reproduces the v1 captions (a single-object caption may name one object of several);
+    /// nil or false: every caption names every object (see `Captioner.namesEveryObject`). Optional
+    /// so checkpoints written before the field existed still decode.
+    public var partialCaptions: Bool? = nil
     /// Weights of 1, 2 and 3 objects per scene.
     public var objectCountWeights: [Float] = [0.2, 0.45, 0.35]
 
@@ -132,7 +136,7 @@ public final class BaseTrainer {
         -> (images: Tensor, captions: [String], rng: RNG) {
         var rng = RNG(seed: seed &* 0x9E37_79B9_7F4A_7C15 &+ UInt64(s))
         let sampler = SceneSampler(size: imageSize, objectCountWeights: config.objectCountWeights)
-        let captioner = Captioner(rates: config.captionRates)
+        let captioner = Captioner(rates: config.captionRates, namesEveryObject: !(config.partialCaptions ?? false))
         var scenes: [Scene] = [], captions: [String] = []
         for _ in 0..<count {
             let scene = sampler.sample(using: &rng)

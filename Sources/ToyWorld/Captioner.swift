@@ -38,7 +38,8 @@ public enum CaptionKind: String, CaseIterable, Codable, Hashable, Sendable {
     case relation
     /// "a red circle and a blue square", objects in random order.
     case and
-    /// "a red circle": one object of the scene.
+    /// "a red circle": the one object of a one-object scene (with `namesEveryObject` off, also one
+    /// object of a larger scene — the v1 captions, which taught the model that unnamed objects may appear).
     case single
     /// "": the unconditional caption for classifier-free guidance.
     case empty
@@ -87,16 +88,21 @@ public struct Caption: Hashable, Sendable {
 
 /// Writes captions for scenes. Relation captions state only relations that hold clearly under the
 /// GenEval rule on the ground-truth boxes (`clearRelation` with `margin`), always with the canonical
-/// phrase. Fallbacks: a relation draw with no clear relation gives an "and" caption; an "and" draw on
-/// a one-object scene gives a single-object caption.
+/// phrase. Every non-empty caption names every object of the scene (unless `namesEveryObject` is off).
+/// Fallbacks: a relation draw with no clear relation gives an "and" caption; an "and" draw on a
+/// one-object scene, or a single draw on a larger one, gives the caption that fits the object count.
 public struct Captioner: Sendable {
     public var rates: CaptionRates
     /// Margin of the clear-relation test (see `clearRelation(subject:object:margin:)`).
     public var margin: Float
+    /// True: a single-object draw on a multi-object scene becomes an "and" caption, so no caption
+    /// leaves an object of its image unnamed. False: the v1 captions (one object of several named).
+    public var namesEveryObject: Bool
 
-    public init(rates: CaptionRates = CaptionRates(), margin: Float = 0.1) {
+    public init(rates: CaptionRates = CaptionRates(), margin: Float = 0.1, namesEveryObject: Bool = true) {
         self.rates = rates
         self.margin = margin
+        self.namesEveryObject = namesEveryObject
     }
 
     /// "a red circle", "an orange ring".
@@ -156,6 +162,7 @@ public struct Captioner: Sendable {
             }
             kind = .and
         }
+        if kind == .single && objects.count >= 2 && namesEveryObject { kind = .and }
         if kind == .and && objects.count >= 2 {
             var order = Array(objects.indices)
             rng.shuffle(&order)

@@ -64,6 +64,27 @@ public struct Detector: Sendable {
 
     /// Detections in a CHW image of `width`×`height` pixels with values in [-1, 1].
     public func detect(pixels: UnsafeBufferPointer<Float>, width: Int, height: Int) -> [Detection] {
+        read(pixels: pixels, width: width, height: height, instances: false).detections
+    }
+
+    /// Every object instance in a square CHW image: each colour blob of at least the minimum area
+    /// that passes the shape check, measured like a detection (so two blue squares are two instances).
+    public func instances(image: [Float], size: Int) -> [Detection] {
+        precondition(image.count == 3 * size * size, "expected 3×\(size)×\(size) values, got \(image.count)")
+        return image.withUnsafeBufferPointer { read(pixels: $0, width: size, height: size, instances: true).instances }
+    }
+
+    /// Every object instance in a CHW image tensor [3, H, W] (or [1, 3, H, W]) with values in [-1, 1].
+    public func instances(image: Tensor) -> [Detection] {
+        let h = image.shape[image.rank - 2], w = image.shape[image.rank - 1]
+        precondition(image.count == 3 * h * w, "expected one 3-channel image, got \(image.shape)")
+        return read(pixels: UnsafeBufferPointer(start: image.pointer, count: image.count), width: w, height: h,
+                    instances: true).instances
+    }
+
+    /// The largest blob per class (`detections`) and, when `instances` is set, every blob that passes.
+    func read(pixels: UnsafeBufferPointer<Float>, width: Int, height: Int, instances wantInstances: Bool)
+        -> (detections: [Detection], instances: [Detection]) {
         let n = width * height
         precondition(pixels.count == 3 * n && width >= 3 && height >= 3, "bad image size")
         // [0, 1] colours, planar.
@@ -113,6 +134,7 @@ public struct Detector: Sendable {
         var bestComponent = [Int](repeating: -1, count: classes.count)
         var bestSize = [Int](repeating: 0, count: classes.count)
         var stack: [Int] = []
+        var componentSizes: [(cls: Int, size: Int)] = []
         var nextID = 0
         for start in 0..<n where label[start] >= 0 && component[start] < 0 {
             let c = label[start], id = nextID
@@ -135,13 +157,13 @@ public struct Detector: Sendable {
                 }
             }
             if count > bestSize[c] { bestSize[c] = count; bestComponent[c] = id }
+            componentSizes.append((c, count))
         }
 
         // 3. Measure each kept blob.
         let minArea = max(3, Int((minAreaFraction * Float(n)).rounded()))
-        var detections: [Detection] = []
-        for (c, cls) in classes.enumerated() where bestSize[c] >= minArea {
-            let id = bestComponent[c]
+        func measure(class c: Int, component id: Int, size: Int) -> Detection? {
+            let cls = classes[c]
             var i0 = width, i1 = -1, j0 = height, j1 = -1
             var residualSum: Float = 0
             for k in 0..<n where component[k] == id {
@@ -181,7 +203,7 @@ public struct Detector: Sendable {
                 }
             }
             let box = Box(x0: x0, y0: y0, x1: x1, y1: y1)
-            guard box.width > 0, box.height > 0 else { continue }
+            guard box.width > 0, box.height > 0 else { return nil }
             var mass: Float = 0, mx: Float = 0, my: Float = 0
             for j in 0..<wh {
                 for i in 0..<ww {
@@ -199,13 +221,20 @@ public struct Detector: Sendable {
                 if shape == cls.shape { own = fit }
                 if fit > nearestFit { nearestFit = fit; nearest = shape }
             }
-            guard own >= minShapeScore else { continue }
-            let colourFit = max(0, 1 - residualSum / Float(bestSize[c]) / tol)
-            detections.append(Detection(objectClass: cls, box: box, centre: box.centre, area: mass,
-                                        centroid: SIMD2(mx / mass, my / mass), shapeScore: own, nearestShape: nearest,
-                                        confidence: colourFit * own))
+            guard own >= minShapeScore else { return nil }
+            let colourFit = max(0, 1 - residualSum / Float(size) / tol)
+            return Detection(objectClass: cls, box: box, centre: box.centre, area: mass,
+                             centroid: SIMD2(mx / mass, my / mass), shapeScore: own, nearestShape: nearest,
+                             confidence: colourFit * own)
         }
-        return detections
+        let detections = classes.indices.compactMap { c in
+            bestSize[c] >= minArea ? measure(class: c, component: bestComponent[c], size: bestSize[c]) : nil
+        }
+        guard wantInstances else { return (detections, []) }
+        let instances = componentSizes.enumerated().compactMap { id, blob in
+            blob.size >= minArea ? measure(class: blob.cls, component: id, size: blob.size) : nil
+        }
+        return (detections, instances)
     }
 
     /// Soft IoU, Σ min / Σ max, between measured coverage and `shape` drawn to fill `box` (its

@@ -2,12 +2,13 @@ import ArgumentParser
 import Foundation
 import Tensors
 import Diffusion
+import ToyWorld
 
 /// `l2s bench`: speed measurements, reported as rates and ratios measured in one run.
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks (GFLOP/s and ratios measured in one run; never timed assertions).",
-        subcommands: [BenchEngine.self, BenchUNet.self])
+        subcommands: [BenchEngine.self, BenchUNet.self, BenchTrain.self])
 }
 
 /// One measured op: name, FLOPs per call and the best-of-N wall time.
@@ -98,6 +99,58 @@ struct BenchUNet: ParsableCommand {
             let seconds = measure(repeats: repeats) { _ = noGrad { sd.unet(x, timesteps: [500, 500], context: context) } }
             results.append(BenchResult(name: "unet step cfg \(size)", flops: 0, seconds: seconds))
             if !json { print(String(format: "UNet step (CFG, batch 2) at %d×%d: %.2f s (median of %d, %d thread(s))", size, size, seconds, repeats, Threads.count)) }
+        }
+        if json {
+            let enc = JSONEncoder()
+            enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+            print(String(data: try enc.encode(EngineReport(threads: Threads.count, results: results)), encoding: .utf8)!)
+        }
+    }
+}
+
+/// `l2s bench train`: steps per second of the embedded model's training step (`l2s train-base`'s
+/// own step: render, encode, UNet forward, min-SNR ε-loss, backward, clip, AdamW, EMA).
+struct BenchTrain: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train",
+        abstract: "Seconds per training step of the embedded model's architecture (fresh weights).",
+        discussion: "Scripts/bench_train_vs_torch.py builds the same architecture in PyTorch (diffusers + transformers) and prints our time ÷ PyTorch's.")
+
+    @OptionGroup var common: CommonOptions
+    @Option(help: "Batch sizes, comma-separated.") var batches = "32,64"
+    @Option(help: "Timed steps per batch size (median reported).") var repeats: Int = 5
+    @Option(help: "The model's config.json (default: the embedded model's).") var config: String?
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() throws {
+        try common.apply()
+        let list = batches.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard !list.isEmpty, list.allSatisfy({ (1...1024).contains($0) }) else {
+            throw ValidationError("--batches must be sizes in 1…1024, e.g. 32,64")
+        }
+        guard (1...1000).contains(repeats) else { throw ValidationError("--repeats must be in 1…1000") }
+        var modelConfig = ToyModelConfig.small
+        if let path = config ?? AssetLocator.toyDirectory().map({ $0 + "/config.json" }) {
+            guard let data = FileManager.default.contents(atPath: path) else { throw ValidationError("cannot read \(path)") }
+            do { modelConfig = try JSONDecoder().decode(ToyModelConfig.self, from: data) } catch {
+                throw ValidationError("\(path) is not a toy model config: \(error)")
+            }
+        }
+        let dir = NSTemporaryDirectory() + "l2s-bench-train-\(getpid())"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var results: [BenchResult] = []
+        for batch in list {
+            var settings = BaseTrainingConfig()
+            settings.batchSize = batch
+            let trainer = try BaseTrainer(model: try ToyModel(config: modelConfig, seed: 0), config: settings, runDirectory: dir)
+            var failure: Error?
+            let seconds = measure(repeats: repeats) { do { _ = try trainer.trainStep() } catch { failure = error } }
+            if let failure { throw failure }
+            results.append(BenchResult(name: "train step B\(batch)", flops: 0, seconds: seconds))
+            if !json {
+                print(String(format: "training step, batch %d: %.1f ms (%.2f steps/s, %.0f img/s; median of %d, %d thread(s))",
+                             batch, seconds * 1e3, 1 / seconds, Double(batch) / seconds, repeats, Threads.count))
+            }
         }
         if json {
             let enc = JSONEncoder()

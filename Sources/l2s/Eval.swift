@@ -98,9 +98,13 @@ struct EvalRun: ParsableCommand {
             throw ValidationError("prompt \(c.index + 1) \"\(c.prompt)\": \(e.description)")
         }
         let image = result.image.reshaped(Array(result.image.shape.dropFirst()))
-        let detections = Detector().detect(image: image)
-        return Eval.record(case: c, mode: mode, graph: result.graph, detections: detections, seconds: result.seconds,
-                           probabilities: lastProbability.isEmpty ? nil : lastProbability.keys.sorted().map { lastProbability[$0]! })
+        let detector = Detector()
+        var record = Eval.record(case: c, mode: mode, graph: result.graph, detections: detector.detect(image: image),
+                                 seconds: result.seconds,
+                                 probabilities: lastProbability.isEmpty ? nil : lastProbability.keys.sorted().map { lastProbability[$0]! })
+        record.setInstances(Eval.instanceCounts(detector.instances(image: image)),
+                            named: result.graph.objects.map { $0.vocabularyName ?? $0.name })
+        return record
     }
 
     func readPromptFile(_ path: String) throws -> [String] {
@@ -163,6 +167,13 @@ extension Eval {
         return out
     }
 
+    /// Instances per class name.
+    static func instanceCounts(_ instances: [Detection]) -> [String: Int] {
+        var counts: [String: Int] = [:]
+        for d in instances { counts[d.objectClass.name, default: 0] += 1 }
+        return counts
+    }
+
     static func toyRelation(_ r: SpatialRelation) -> ToyRelation {
         switch r {
         case .leftOf: return .leftOf
@@ -200,13 +211,14 @@ extension Eval {
 /// Prints a per-mode summary table.
 func printSummary(_ records: [EvalRecord]) {
     let modes = Array(Set(records.map(\.mode))).sorted()
-    print("mode                     images  presence  accuracy  left   right  above  below  s/image")
+    print("mode                     images  presence  accuracy  exact  dup.   unasked  left   right  above  below  s/image")
     var base: Double?
     for mode in modes {
         let s = EvalSummary(records: records.filter { $0.mode == mode })
-        func rel(_ k: String) -> String { s.perRelation[k].map { String(format: "%.3f", $0) } ?? "  -  " }
-        print(String(format: "%-24@ %6d  %8.3f  %8.3f  %@  %@  %@  %@  %7.2f", mode as NSString, s.images, s.presence, s.accuracy,
-                     rel("left of"), rel("right of"), rel("above"), rel("below"), s.meanSeconds))
+        func fmt(_ v: Double?) -> String { v.map { String(format: "%.3f", $0) } ?? "  -  " }
+        print(String(format: "%-24@ %6d  %8.3f  %8.3f  %@  %@  %@    %@  %@  %@  %@  %7.2f", mode as NSString, s.images,
+                     s.presence, s.accuracy, fmt(s.exact), fmt(s.duplicate), fmt(s.unasked), fmt(s.perRelation["left of"]),
+                     fmt(s.perRelation["right of"]), fmt(s.perRelation["above"]), fmt(s.perRelation["below"]), s.meanSeconds))
         if mode == "base" { base = s.meanSeconds }
     }
     if let base, modes.count > 1 {

@@ -40,9 +40,25 @@ struct CaptionerTests {
         #expect(relationCaptions > 1500)
     }
 
-    @Test("caption kinds come at the configured rates")
-    func rates() {
+    @Test("every non-empty caption names every object of its scene")
+    func namesEveryObject() {
         let captioner = Captioner()
+        let sampler = SceneSampler(size: 32, objectCountWeights: [0.2, 0.45, 0.35])
+        var named = 0
+        for seed in 0..<4000 {
+            let scene = sampler.sample(seed: UInt64(seed))
+            let c = captioner.caption(for: scene, seed: UInt64(seed) &* 7 &+ 3)
+            if c.kind == .empty { continue }
+            named += 1
+            #expect(Set(c.objects) == Set(scene.objects.indices), "\"\(c.text)\" leaves an object of \(scene.objects.count) unnamed")
+            for o in scene.objects { #expect(c.text.contains(o.objectClass.name)) }
+        }
+        #expect(named > 3000)
+    }
+
+    @Test("v1 captions (namesEveryObject off) come at the configured rates")
+    func legacyRates() {
+        let captioner = Captioner(namesEveryObject: false)
         var kinds: [CaptionKind: Int] = [:]
         var clearScenes = 0
         let multi = SceneSampler(size: 32, objectCountWeights: [0, 1, 1])
@@ -59,6 +75,26 @@ struct CaptionerTests {
         // A relation draw falls back to "and" when no pair is clear.
         #expect(abs(rate(.relation) - 0.25 * clear) < 0.025)
         #expect(abs(rate(.and) - (0.50 + 0.25 * (1 - clear))) < 0.03)
+    }
+
+    @Test("caption kinds come at the configured rates; a single draw on a multi-object scene names them all")
+    func rates() {
+        let captioner = Captioner()
+        var kinds: [CaptionKind: Int] = [:]
+        var clearScenes = 0
+        let multi = SceneSampler(size: 32, objectCountWeights: [0, 1, 1])
+        let n = 8000
+        for seed in 0..<n {
+            let scene = multi.sample(seed: UInt64(seed))
+            if !captioner.clearRelations(in: scene).isEmpty { clearScenes += 1 }
+            kinds[captioner.caption(for: scene, seed: UInt64(seed) &* 31 &+ 5).kind, default: 0] += 1
+        }
+        func rate(_ k: CaptionKind) -> Double { Double(kinds[k, default: 0]) / Double(n) }
+        let clear = Double(clearScenes) / Double(n)
+        #expect(abs(rate(.empty) - 0.10) < 0.015)
+        #expect(rate(.single) == 0)
+        #expect(abs(rate(.relation) - 0.25 * clear) < 0.025)
+        #expect(abs(rate(.and) - (0.65 + 0.25 * (1 - clear))) < 0.03)
     }
 
     @Test("articles: an before a vowel")

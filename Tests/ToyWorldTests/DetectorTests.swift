@@ -130,6 +130,35 @@ struct DetectorTests {
         #expect(Double(clearAgree) >= 0.99 * Double(clearPairs))
     }
 
+    @Test("instances: one per rendered object, two for a duplicated class")
+    func instances() {
+        let sampler = SceneSampler(size: 32)
+        var exact = 0, scenes = 0
+        for seed in 0..<300 {
+            let scene = sampler.sample(seed: UInt64(seed))
+            let found = Detector().instances(image: SceneRenderer().render(scene), size: 32)
+            scenes += 1
+            var counts: [String: Int] = [:]
+            for d in found { counts[d.objectClass.name, default: 0] += 1 }
+            let truth = Dictionary(uniqueKeysWithValues: scene.objects.map { ($0.objectClass.name, 1) })
+            if counts == truth { exact += 1 }
+        }
+        #expect(Double(exact) / Double(scenes) > 0.97, "\(exact)/\(scenes) scenes counted exactly")
+        // Two blue squares apart and a red circle: two instances of one class, one of the other; the
+        // largest-blob detection still reports each class once.
+        let square = Catalogue.named("blue square")!, circle = Catalogue.named("red circle")!
+        let scene = Scene(size: 32, objects: [
+            SceneObjectPlacement(objectClass: square, centre: SIMD2(7, 8), size: 8),
+            SceneObjectPlacement(objectClass: square, centre: SIMD2(24, 8), size: 8),
+            SceneObjectPlacement(objectClass: circle, centre: SIMD2(16, 24), size: 9),
+        ])
+        let image = SceneRenderer().render(scene)
+        let found = Detector().instances(image: image, size: 32)
+        #expect(found.filter { $0.objectClass == square }.count == 2)
+        #expect(found.filter { $0.objectClass == circle }.count == 1)
+        #expect(Detector().detect(image: image, size: 32).filter { $0.objectClass == square }.count == 1)
+    }
+
     @Test("relation(of:to:) and holds on detections")
     func holdsOnDetections() {
         let red = Catalogue.named("red circle")!, blue = Catalogue.named("blue square")!, star = Catalogue.named("yellow star")!
