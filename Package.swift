@@ -22,13 +22,13 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
     ],
     targets: [
-        .systemLibrary(name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas",
-                       providers: [.apt(["libopenblas-dev"])]),
+        // OpenBLAS (libopenblas-dev) is opened at run time by Sources/Tensors/BLAS.swift, not linked.
+        .systemLibrary(name: "CAllocator", path: "Sources/CAllocator"),
         .systemLibrary(name: "CNcurses", path: "Sources/CNcurses",
                        providers: [.apt(["libncursesw5-dev"])]),
         .systemLibrary(name: "CPNG", path: "Sources/CPNG", pkgConfig: "libpng",
                        providers: [.apt(["libpng-dev"])]),
-        .target(name: "Tensors", dependencies: ["CBLAS"], swiftSettings: optimise),
+        .target(name: "Tensors", dependencies: ["CAllocator"], swiftSettings: optimise),
         .target(name: "Diffusion", dependencies: ["Tensors"], swiftSettings: optimise),
         .target(name: "Steering", dependencies: ["Diffusion", "Tensors"], swiftSettings: optimise),
         .target(name: "ToyWorld", dependencies: ["Diffusion", "Tensors", "CPNG"], swiftSettings: optimise),

@@ -31,7 +31,7 @@ def torch_step_seconds(config, batch, repeats):
         vocab_size=te["vocab_size"], hidden_size=te["hidden_size"], intermediate_size=te["intermediate_size"],
         num_attention_heads=te["num_attention_heads"], num_hidden_layers=te["num_hidden_layers"],
         max_position_embeddings=te["max_position_embeddings"], hidden_act=te["hidden_act"],
-        layer_norm_eps=te["layer_norm_eps"], attn_implementation="sdpa"))
+        layer_norm_eps=te["layer_norm_eps"], pad_token_id=0, bos_token_id=0, eos_token_id=1, attn_implementation="sdpa"))
     params = list(unet.parameters()) + list(text.parameters())
     opt = torch.optim.AdamW(params, lr=1e-3, weight_decay=0.01)
     ema = [p.detach().clone() for p in params]

@@ -1,5 +1,4 @@
 import Foundation
-import CBLAS
 
 /// The engine's thread count, used by every parallel loop and by the GEMM splitter.
 /// Read once from `L2S_THREADS` (default: the active processor count); `Threads.set(_:)` changes it.
@@ -10,7 +9,7 @@ import CBLAS
 public enum Threads {
     nonisolated(unsafe) private static var current: Int = {
         let env = ProcessInfo.processInfo.environment["L2S_THREADS"].flatMap { Int($0) }
-        openblas_set_num_threads(1)
+        BLAS.setThreads(1)
         return max(1, env ?? ProcessInfo.processInfo.activeProcessorCount)
     }()
 
@@ -20,7 +19,7 @@ public enum Threads {
     /// Sets the thread count for all parallel work.
     public static func set(_ n: Int) {
         current = max(1, n)
-        openblas_set_num_threads(1)
+        BLAS.setThreads(1)
     }
 }
 

@@ -1,5 +1,5 @@
 import Foundation
-import CBLAS
+import CAllocator
 
 /// A contiguous, owned Float32 buffer. Reference type: tensors that are views (reshape) share one.
 public final class Storage: @unchecked Sendable {

@@ -58,7 +58,7 @@ struct BenchEngine: ParsableCommand {
             return
         }
         let sgemm = results.first { $0.name.hasPrefix("sgemm") }?.gflops ?? 1
-        print("engine benchmark, \(Threads.count) thread(s), median of \(repeats)")
+        print("engine benchmark, \(Threads.count) thread(s), median of \(repeats), OpenBLAS kernels \(blasCoreName)")
         print("op".padding(toLength: 36, withPad: " ", startingAt: 0) + "      ms   GFLOP/s   ÷ sgemm")
         for r in results {
             let name = r.name.padding(toLength: 36, withPad: " ", startingAt: 0)
@@ -148,8 +148,8 @@ struct BenchTrain: ParsableCommand {
             if let failure { throw failure }
             results.append(BenchResult(name: "train step B\(batch)", flops: 0, seconds: seconds))
             if !json {
-                print(String(format: "training step, batch %d: %.1f ms (%.2f steps/s, %.0f img/s; median of %d, %d thread(s))",
-                             batch, seconds * 1e3, 1 / seconds, Double(batch) / seconds, repeats, Threads.count))
+                print(String(format: "training step, batch %d: %.1f ms (%.2f steps/s, %.0f img/s; median of %d, %d thread(s), OpenBLAS %@)",
+                             batch, seconds * 1e3, 1 / seconds, Double(batch) / seconds, repeats, Threads.count, blasCoreName))
             }
         }
         if json {
@@ -163,6 +163,8 @@ struct BenchTrain: ParsableCommand {
 struct EngineReport: Codable {
     let threads: Int
     let results: [BenchResult]
+    /// OpenBLAS's kernel set in this run.
+    var blas: String = blasCoreName
 }
 
 /// The benchmark set (shared names with Scripts/bench_vs_torch.py).

@@ -12,10 +12,15 @@ extension Tensor {
         let px = pointer, po = out.pointer
         parallelFor(count, grain: 1 << 15) { r in vsilu(px + r.lowerBound, po + r.lowerBound, r.count) }
         return out.recorded("silu", [self]) { g in
-            [broadcastBinary(g, self) { gy, x in
-                let s = sigmoidScalar(x)
-                return gy * s * (1 + x * (1 - s))
-            }]
+            g.shape == self.shape
+                ? [zipLanes(g, self) { gy, x in
+                    let s = 1 / (1 + simdExp(-x))
+                    return gy * s * (1 + x * (1 - s))
+                  }]
+                : [broadcastBinary(g, self) { gy, x in
+                    let s = sigmoidScalar(x)
+                    return gy * s * (1 + x * (1 - s))
+                  }]
         }
     }
 
@@ -46,9 +51,10 @@ extension Tensor {
                 }
         }
         let invSqrt2: Float = 0.7071067811865476, invSqrt2Pi: Float = 0.3989422804014327
-        return mapUnary(self) { x in 0.5 * x * (1 + erf(x * invSqrt2)) }.recorded("gelu", [self]) { g in
-            [broadcastBinary(g, self) { gy, x in
-                gy * (0.5 * (1 + erf(x * invSqrt2)) + x * invSqrt2Pi * Foundation.exp(-0.5 * x * x))
+        return mapLanes(self) { x in 0.5 * x * (1 + simdErf(x * invSqrt2)) }.recorded("gelu", [self]) { g in
+            precondition(g.shape == self.shape, "gelu: gradient \(g.shape) for input \(self.shape)")
+            return [zipLanes(g, self) { gy, x in
+                gy * (0.5 * (1 + simdErf(x * invSqrt2)) + x * invSqrt2Pi * simdExp(-0.5 * x * x))
             }]
         }
     }

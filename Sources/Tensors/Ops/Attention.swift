@@ -114,8 +114,7 @@ func fusedAttention(_ q: Tensor, _ k: Tensor, _ v: Tensor, scale: Float, mask: T
                 // dS = P ⊙ (dP − rowsum(dP ⊙ P))
                 for i in 0..<lq {
                     let row = dP + i * lk, prow = P + i * lk
-                    var dot: Float = 0
-                    for j in 0..<lk { dot += row[j] * prow[j] }
+                    let dot = vdot(row, prow, lk)
                     for j in 0..<lk { row[j] = prow[j] * (row[j] - dot) }
                 }
                 // dQ = scale·dS·K; dK = scale·dSᵀ·Q

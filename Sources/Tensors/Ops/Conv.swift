@@ -1,5 +1,4 @@
 import Foundation
-import CBLAS
 
 // 2-D convolution (NCHW, PyTorch weight layout [Cout, Cin, kh, kw], zero padding) as im2col + sgemm.
 //

@@ -1,5 +1,4 @@
 import Foundation
-import CBLAS
 
 // Matrix products on cblas_sgemm: batched matmul (with a shared right-hand matrix or equal batch
 // dims) and Linear (x·Wᵀ + b with PyTorch's [out, in] weight layout).
@@ -42,8 +41,8 @@ func sgemmSingle(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Floa
         for i in 0..<m { for j in 0..<n { c[i * ldc + j] = beta == 0 ? 0 : beta * c[i * ldc + j] } }
         return
     }
-    cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
-                Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    BLAS.library.sgemm(BLAS.rowMajor, transA ? BLAS.trans : BLAS.noTrans, transB ? BLAS.trans : BLAS.noTrans,
+                       Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
 }
 
 /// Runs `count` independent GEMMs: small ones (per-head attention) one per thread; large ones in

@@ -7,18 +7,15 @@ func softmaxRows(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, ro
     parallelFor(rows, costPerItem: n * 4, grain: 1 << 14) { range in
         for r in range {
             let p = x + r * n, q = y + r * n
-            var m = -Float.infinity
-            for j in 0..<n { m = max(m, p[j]) }
+            var m = vmax(p, n)
             if m == -.infinity { m = 0 }
-            var s: Float = 0
             vexp(p, q, n, shift: -m)
-            for j in 0..<n { s += q[j] }
+            let s = vsum(q, n)
             if log {
                 let lse = m + Foundation.log(s)
                 for j in 0..<n { q[j] = p[j] - lse }
             } else {
-                let inv = 1 / s
-                for j in 0..<n { q[j] *= inv }
+                vscale(q, n, by: 1 / s)
             }
         }
     }
@@ -37,8 +34,7 @@ extension Tensor {
             parallelFor(rows, costPerItem: n * 3, grain: 1 << 14) { range in
                 for r in range {
                     let o = r * n
-                    var dot: Float = 0
-                    for j in 0..<n { dot += pg[o + j] * py[o + j] }
+                    let dot = vdot(pg + o, py + o, n)
                     for j in 0..<n { pd[o + j] = py[o + j] * (pg[o + j] - dot) }
                 }
             }

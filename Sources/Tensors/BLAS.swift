@@ -1,0 +1,73 @@
+import Foundation
+
+// OpenBLAS, loaded at run time. Debian's OpenBLAS 0.3.21 picks its kernels from the CPU model and
+// falls back to the SSE3 "Prescott" kernels on models it does not know (e.g. Intel family 6 model
+// 207, which has AVX-512): sgemm then runs at a quarter of the machine's speed (measured 59 vs 220
+// GFLOP/s at n = 1024). OpenBLAS reads its choice (OPENBLAS_CORETYPE) once, when the library is
+// loaded, so the library is opened here, after that choice is made, instead of being linked.
+
+/// The OpenBLAS entry points the engine uses, resolved once on first use.
+enum BLAS {
+    typealias SgemmFunction = @convention(c) (Int32, Int32, Int32, Int32, Int32, Int32, Float, UnsafePointer<Float>?, Int32,
+                                              UnsafePointer<Float>?, Int32, Float, UnsafeMutablePointer<Float>?, Int32) -> Void
+
+    struct Library {
+        let sgemm: SgemmFunction
+        let setThreads: (@convention(c) (Int32) -> Void)?
+        let coreName: (@convention(c) () -> UnsafePointer<CChar>?)?
+        /// OPENBLAS_CORETYPE as the environment gave it before loading (nil: the engine chose).
+        let environmentCoreType: String?
+    }
+
+    nonisolated(unsafe) static let library: Library = load()
+
+    /// cblas_sgemm's row-major and transpose codes.
+    static let rowMajor: Int32 = 101, noTrans: Int32 = 111, trans: Int32 = 112
+
+    /// The kernel set OpenBLAS runs (e.g. "SkylakeX", "Haswell", "Zen").
+    static var coreName: String {
+        library.coreName.flatMap { $0() }.map { String(cString: $0) } ?? "unknown"
+    }
+
+    /// The core type to ask for when the environment names none: the AVX-512 kernels where the CPU has
+    /// the AVX-512 subsets they use, otherwise nil (OpenBLAS's own detection).
+    static func preferredCoreType(cpuFlags: Set<Substring>) -> String? {
+        let avx512: Set<Substring> = ["avx512f", "avx512bw", "avx512dq", "avx512vl", "avx512cd"]
+        return avx512.isSubset(of: cpuFlags) ? "SkylakeX" : nil
+    }
+
+    /// The `flags` line of /proc/cpuinfo (empty where there is none).
+    static func cpuFlags() -> Set<Substring> {
+        guard let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
+              let line = text.split(separator: "\n").first(where: { $0.hasPrefix("flags") }),
+              let colon = line.firstIndex(of: ":") else { return [] }
+        return Set(line[line.index(after: colon)...].split(separator: " "))
+    }
+
+    static func load() -> Library {
+        let given = getenv("OPENBLAS_CORETYPE").map { String(cString: $0) }
+        if given == nil, let core = preferredCoreType(cpuFlags: cpuFlags()) {
+            setenv("OPENBLAS_CORETYPE", core, 0)
+        }
+        let names = ["libopenblas.so.0", "libopenblas.so", "libopenblas.dylib"]
+        guard let handle = names.lazy.compactMap({ dlopen($0, RTLD_NOW | RTLD_LOCAL) }).first else {
+            fatalError("cannot load OpenBLAS (\(names.joined(separator: ", "))): install libopenblas-dev")
+        }
+        func symbol<T>(_ name: String, as: T.Type) -> T? {
+            dlsym(handle, name).map { unsafeBitCast($0, to: T.self) }
+        }
+        guard let sgemm = symbol("cblas_sgemm", as: SgemmFunction.self) else {
+            fatalError("OpenBLAS has no cblas_sgemm")
+        }
+        return Library(sgemm: sgemm,
+                       setThreads: symbol("openblas_set_num_threads", as: (@convention(c) (Int32) -> Void).self),
+                       coreName: symbol("openblas_get_corename", as: (@convention(c) () -> UnsafePointer<CChar>?).self),
+                       environmentCoreType: given)
+    }
+
+    /// OpenBLAS's own worker threads (the engine keeps it at 1 and splits GEMMs itself).
+    static func setThreads(_ n: Int) { library.setThreads?(Int32(n)) }
+}
+
+/// The OpenBLAS kernel set in use (for benchmark reports).
+public var blasCoreName: String { BLAS.coreName }
