@@ -29,6 +29,10 @@ struct TrainBase: ParsableCommand {
     @Flag(help: "Export the checkpoint's weights to --export without training (a snapshot of a running job).") var exportOnly = false
     @Flag(help: "With --export-only: export the raw weights instead of the EMA.") var raw = false
     @Flag(help: "Print the checkpoint's ε-prediction error per noise level on a held-out batch, then exit.") var diagnose = false
+    @Option(help: "Start from the weights of an exported model folder (its config.json and safetensors) instead of random ones: fine-tuning. Ignored when a checkpoint is resumed.")
+    var initFrom: String?
+    @Flag(help: "v1 captions: a single-object caption may name one object of several (the ablation; default: every caption names every object).")
+    var partialCaptions = false
 
     func validate() throws {
         guard [32, 48, 64].contains(size) else { throw ValidationError("--size must be 32, 48 or 64") }
@@ -46,7 +50,18 @@ struct TrainBase: ParsableCommand {
         var config = BaseTrainingConfig()
         config.steps = steps; config.batchSize = batchSize; config.learningRate = lr; config.warmupSteps = warmup
         config.seed = seed; config.checkpointEvery = checkpointEvery
-        let model = try ToyModel(config: modelConfig, seed: seed)
+        config.partialCaptions = partialCaptions ? true : nil
+        let model: ToyModel
+        if let initFrom {
+            do { model = try ToyModel.load(directory: initFrom) } catch {
+                throw ValidationError("--init-from \(initFrom): \(error)")
+            }
+            guard model.config.image_size == size else {
+                throw ValidationError("--init-from \(initFrom) is a \(model.config.image_size)-px model; pass --size \(model.config.image_size)")
+            }
+        } else {
+            model = try ToyModel(config: modelConfig, seed: seed)
+        }
         if fresh { try? FileManager.default.removeItem(atPath: runDir + "/checkpoint.safetensors") }
         let trainer = try BaseTrainer(model: model, config: config, runDirectory: runDir)
         let resumed = try trainer.resumeIfPossible()
@@ -83,7 +98,8 @@ struct TrainBase: ParsableCommand {
         }
         trainer.applyEMA()
         try model.save(directory: export, metadata: ["seed": "\(seed)", "steps": "\(end)", "schedule_steps": "\(steps)",
-                                                     "batch_size": "\(batchSize)", "lr": "\(lr)"])
+                                                     "batch_size": "\(batchSize)", "lr": "\(lr)", "init_from": initFrom ?? "random",
+                                                     "captions": partialCaptions ? "v1" : "every-object"])
         note("exported EMA weights of step \(end) to \(export)")
     }
 }
