@@ -5,9 +5,11 @@ and prints our time ÷ PyTorch's per op (< 1 means we are faster).
 Usage: python3 Scripts/bench_vs_torch.py [--l2s .build/release/l2s] [--threads 2] [--repeats 5]
 Needs: torch (pip install torch). Reference only; nothing here runs at l2s run time.
 """
-import argparse, json, subprocess, time
+import argparse, json, os, subprocess, time
 
-import torch
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # PyTorch's OpenMP threads spin otherwise
+
+import torch  # noqa: E402
 import torch.nn.functional as F
 
 
@@ -47,9 +49,25 @@ def torch_results(repeats):
         gamma, beta = torch.ones(c), torch.zeros(c)
         with torch.no_grad():
             out[f"groupnorm32 fwd {tag}"] = median_time(lambda: F.group_norm(x, min(32, c), gamma, beta), repeats)
+        gg, bg2 = gamma.clone().requires_grad_(), beta.clone().requires_grad_()
+
+        def gn_fb():
+            y = F.group_norm(xg, min(32, c), gg, bg2)
+            y.backward(gy)
+            xg.grad = gg.grad = bg2.grad = None
+
+        out[f"groupnorm32 fwd+bwd {tag}"] = median_time(gn_fb, repeats)
     q, k, v = (torch.randn(32, 4, 256, 32, generator=g) for _ in range(3))
     with torch.no_grad():
         out["sdpa fwd B32 h4 L256 d32"] = median_time(lambda: F.scaled_dot_product_attention(q, k, v), repeats)
+    qg, kg, vg = (t.clone().requires_grad_() for t in (q, k, v))
+    go = torch.randn(32, 4, 256, 32, generator=g)
+
+    def sdpa_fb():
+        F.scaled_dot_product_attention(qg, kg, vg).backward(go)
+        qg.grad = kg.grad = vg.grad = None
+
+    out["sdpa fwd+bwd B32 h4 L256 d32"] = median_time(sdpa_fb, repeats)
     return out
 
 
@@ -63,7 +81,7 @@ def main():
     ours = json.loads(subprocess.check_output(
         [args.l2s, "bench", "engine", "--json", "--threads", str(args.threads), "--repeats", str(args.repeats)]))
     theirs = torch_results(args.repeats)
-    print(f"torch {torch.__version__}, {args.threads} thread(s), median of {args.repeats}")
+    print(f"torch {torch.__version__}, {args.threads} thread(s), median of {args.repeats}, l2s OpenBLAS kernels {ours.get('blas', '?')}")
     print(f"{'op':36s} {'l2s ms':>9s} {'torch ms':>9s} {'l2s GFLOP/s':>12s} {'l2s/torch':>10s}")
     for r in ours["results"]:
         t = theirs.get(r["name"])

@@ -198,6 +198,12 @@ func runEngineBenchmarks(repeats: Int, quick: Bool) -> [BenchResult] {
         out.append(BenchResult(name: "groupnorm32 fwd \(tag)", flops: 8.0 * Double(n * c * hw * hw), seconds: measure(repeats: repeats) {
             _ = noGrad { groupNorm(x, groups: min(32, c), weight: gamma, bias: beta) }
         }))
+        out.append(BenchResult(name: "groupnorm32 fwd+bwd \(tag)", flops: 20.0 * Double(n * c * hw * hw), seconds: measure(repeats: repeats) {
+            x.requiresGrad = true; gamma.requiresGrad = true; beta.requiresGrad = true
+            groupNorm(x, groups: min(32, c), weight: gamma, bias: beta).backward(seed: g)
+            x.grad = nil; gamma.grad = nil; beta.grad = nil
+            x.requiresGrad = false; gamma.requiresGrad = false; beta.requiresGrad = false
+        }))
     }
 
     let (bb, h, l, d) = quick ? (2, 2, 16, 8) : (32, 4, 256, 32)
@@ -205,6 +211,13 @@ func runEngineBenchmarks(repeats: Int, quick: Bool) -> [BenchResult] {
     out.append(BenchResult(name: "sdpa fwd B\(bb) h\(h) L\(l) d\(d)", flops: 4.0 * Double(bb * h * l * l * d),
                            seconds: measure(repeats: repeats) {
         _ = noGrad { scaledDotProductAttention(query: q, key: k, value: v) }
+    }))
+    let go = Tensor.randn([bb, h, l, d], rng: &rng)
+    out.append(BenchResult(name: "sdpa fwd+bwd B\(bb) h\(h) L\(l) d\(d)", flops: 10.0 * Double(bb * h * l * l * d),
+                           seconds: measure(repeats: repeats) {
+        for t in [q, k, v] { t.requiresGrad = true }
+        scaledDotProductAttention(query: q, key: k, value: v).output.backward(seed: go)
+        for t in [q, k, v] { t.grad = nil; t.requiresGrad = false }
     }))
     return out
 }
