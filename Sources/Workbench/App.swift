@@ -221,7 +221,7 @@ public final class App {
                 return 128 + receivedSignal
             }
             // Keys.
-            for event in backend.readInput() {
+            for event in backend.readInput(now: Self.now()) {
                 let t = Self.now()
                 switch event {
                 case .resize:
@@ -267,6 +267,10 @@ public final class App {
             var timeout: Int32 = -1
             if dirty { timeout = Int32(max(1, (frameInterval - (Self.now() - lastFrame)) * 1000)) }
             if animating { timeout = timeout < 0 ? 100 : min(timeout, 100) }
+            if let d = backend.inputDeadline {
+                let ms = Int32(max(1, ((d - Self.now()) * 1000).rounded(.up)))
+                timeout = timeout < 0 ? ms : min(timeout, ms)
+            }
             var fds = [pollfd(fd: 0, events: Int16(POLLIN), revents: 0),
                        pollfd(fd: waker.readFD, events: Int16(POLLIN), revents: 0)]
             _ = poll(&fds, 2, timeout)

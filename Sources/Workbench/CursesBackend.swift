@@ -50,6 +50,7 @@ public final class CursesBackend {
     private var nextPair: Int32 = 1
     private var last: CellGrid?
     private var cursorVisible: Int32 = -1
+    private var decoder = KeyDecoder()
     private let headless: Bool
 
     /// Opens the terminal on stdin/stdout (TERM from the environment).
@@ -89,7 +90,7 @@ public final class CursesBackend {
         cbreak()
         noecho()
         nonl()
-        keypad(tui_stdscr(), true)
+        keypad(tui_stdscr(), false)
         nodelay(tui_stdscr(), true)
         set_escdelay(25)
         leaveok(tui_stdscr(), false)
@@ -110,22 +111,27 @@ public final class CursesBackend {
         Size(width: Int(getmaxx(tui_stdscr())), height: Int(getmaxy(tui_stdscr())))
     }
 
-    /// Reads every pending key without blocking.
-    public func readInput() -> [InputEvent] {
-        var out: [InputEvent] = []
+    /// Reads every pending key without blocking; escape sequences are parsed whole (`KeyDecoder`).
+    /// Keypad mode is off, so ncurses passes every sequence through and the decoder alone maps them.
+    public func readInput(now: Double) -> [InputEvent] {
+        var units: [InputUnit] = []
         while true {
             var ch: wint_t = 0
             let r = wget_wch(tui_stdscr(), &ch)
             if r == ERR { break }
             if r == KEY_CODE_YES {
-                if let e = Self.functionKey(Int32(ch)) { out.append(e) }
-            } else if let k = Self.characterKey(UInt32(ch)) {
-                out.append(.key(k))
+                if let e = Self.functionKey(Int32(ch)) { units.append(.event(e)) }
+            } else {
+                units.append(.code(UInt32(ch)))
             }
-            if out.count > 4096 { break }
+            if units.count > 4096 { break }
         }
-        return out
+        if units.isEmpty { return decoder.flush(now: now) }
+        return decoder.feed(units, now: now)
     }
+
+    /// When a lone ESC read so far becomes the Esc key if nothing follows (nil: nothing waits).
+    public var inputDeadline: Double? { decoder.deadline }
 
     static func functionKey(_ code: Int32) -> InputEvent? {
         switch code {

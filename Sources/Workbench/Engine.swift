@@ -22,6 +22,16 @@ public struct LiveSettings: Sendable, Equatable {
 
     public init() {}
 
+    /// These settings with the live fields of `s` (what a live edit changes); steps, seed and the
+    /// steering mode stay as they are (a run keeps the ones it started with).
+    public func applyingLive(_ s: LiveSettings) -> LiveSettings {
+        var n = s
+        n.steps = steps
+        n.seed = seed
+        n.steered = steered
+        return n
+    }
+
     /// The edges steered, in turn: `order` minus `disabled`.
     public var activeOrder: [Int] { order.filter { !disabled.contains($0) } }
 

@@ -73,9 +73,9 @@ public struct Sidecar: Codable, Equatable {
             }
             perStep.append(Step(step: rec.step, seconds: rec.seconds, relations: byEdge))
         }
-        return Sidecar(prompt: run.prompt, seed: run.settings.seed, steps: run.settings.steps, guidance: s.settings.guidance,
-                       steered: run.settings.steered, schedule: run.settings.effectiveSchedule, order: s.settings.order,
-                       disabled: s.settings.disabled.sorted(), relations: rels, classNames: SpatialRelation.classNames,
+        return Sidecar(prompt: run.prompt, seed: run.settings.seed, steps: run.settings.steps, guidance: run.settings.guidance,
+                       steered: run.settings.steered, schedule: run.settings.effectiveSchedule, order: run.settings.order,
+                       disabled: run.settings.disabled.sorted(), relations: rels, classNames: SpatialRelation.classNames,
                        model: s.engineName, image: imageFile, partial: run.final == nil,
                        imageStep: run.final == nil ? run.latestStep : nil, seconds: run.seconds,
                        liveChanges: run.appliedChanges, perStep: perStep)

@@ -160,6 +160,27 @@ public struct RunView: Sendable {
         return Double(recent.count) / t
     }
 
+    /// Steps per second over the whole run (its wall time once finished).
+    public var averageStepsPerSecond: Double? {
+        let t = seconds ?? steps.reduce(0) { $0 + $1.seconds }
+        guard !steps.isEmpty, t > 0 else { return nil }
+        return Double(steps.count) / t
+    }
+
+    /// Whether the run steers anything: steered mode, a relation switched on that the engine can
+    /// steer, and a steering range with iterations inside the run.
+    public var steersSomething: Bool {
+        guard settings.steered else { return false }
+        let active = settings.activeOrder.filter { graph == nil || steerable.contains($0) }
+        let s = settings.schedule
+        return !active.isEmpty && s.endStep > s.startStep && s.startStep < settings.steps && s.maxIterations > 0
+    }
+
+    /// What the run does to the image: "steered", "unsteered" (the A/B half) or "nothing to steer".
+    public var steeringLabel: String {
+        !settings.steered ? "unsteered" : (steersSomething ? "steered" : "nothing to steer")
+    }
+
     /// Seconds left at the recent rate.
     public var eta: Double? {
         guard let r = stepsPerSecond, r > 0 else { return nil }
@@ -224,6 +245,8 @@ public struct ViewState: Sendable {
     public var orderPending = false
     /// What changed since the last applied version, for the "applied at step N" message.
     public var pendingChanges: [(key: String, text: String)] = []
+    /// Settings pushed to the running engine by version, until it says it applied them.
+    public var sentSettings: [Int: LiveSettings] = [:]
     public var field: ScheduleField = .guidance
 
     public var run: RunView?
@@ -257,6 +280,20 @@ public struct ViewState: Sendable {
         self.engineName = engineName
         self.settings = defaults
         self.vocabulary = vocabulary
+    }
+
+    /// An example prompt the loaded model can draw (the placeholder and the parse-error hints).
+    public var examplePrompt: String {
+        guard let v = vocabulary else { return "a dog to the right of a teddy bear" }
+        let preferred = ["red circle", "blue square"]
+        let pair = preferred.allSatisfy(v.names.contains) ? preferred : Array(v.names.prefix(2))
+        guard pair.count == 2 else { return v.names.first.map { Self.article($0) } ?? "a red circle" }
+        return "\(Self.article(pair[0])) to the left of \(Self.article(pair[1]))"
+    }
+
+    /// "a cat", "an orange ring".
+    static func article(_ noun: String) -> String {
+        ("aeiou".contains(noun.first ?? "x") ? "an " : "a ") + noun
     }
 
     /// The step shown: `viewStep` or the newest step of the run.
