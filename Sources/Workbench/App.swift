@@ -19,6 +19,8 @@ public struct WorkbenchOptions: Sendable {
     public var saveDirectory: String
     /// Binds `!` to a deliberate trap (for the crash-restore test).
     public var testTrap = false
+    /// The factor `s` enlarges saved images by (nil: enough for ≥ 256 px).
+    public var saveUpscale: Int?
     public init(logPath: String, saveDirectory: String) {
         self.logPath = logPath
         self.saveDirectory = saveDirectory
@@ -91,6 +93,13 @@ nonisolated(unsafe) private var signalWakeFD: Int32 = -1
 nonisolated(unsafe) private var receivedSignal: Int32 = 0
 nonisolated(unsafe) private var savedStderr: Int32 = -1
 nonisolated(unsafe) private var crashNote: UnsafeMutablePointer<CChar>? = nil
+/// Per crash signal, the line the handler writes to the log (stderr points there): made before any
+/// crash, since a handler may not allocate.
+nonisolated(unsafe) private var crashLogLines: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?> = {
+    let p = UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>.allocate(capacity: 65)
+    p.initialize(repeating: nil, count: 65)
+    return p
+}()
 nonisolated(unsafe) private var previousActions = UnsafeMutablePointer<sigaction>.allocate(capacity: 65)
 
 private let crashSignals: [Int32] = [SIGILL, SIGTRAP, SIGABRT, SIGSEGV, SIGBUS, SIGFPE]
@@ -102,11 +111,12 @@ private func onQuitSignal(_ sig: Int32) {
 }
 
 private func onCrashSignal(_ sig: Int32) {
+    if sig >= 0 && sig < 65, let line = crashLogLines[Int(sig)] { _ = write(2, line, strlen(line)) }
     CursesBackend.emergencyEnd()
     if savedStderr >= 0, let note = crashNote { _ = write(savedStderr, note, strlen(note)) }
     // Die of the signal with the default action. Not chained to the Swift runtime's backtracer: it
     // would write to the terminal and wait for a key ("Press space to interact"); the runtime's
-    // "Fatal error: …" line is already in the log (stderr points there).
+    // "Fatal error: …" line, which only a debug build prints, is already in the log (stderr points there).
     signal(sig, SIG_DFL)
     raise(sig)
 }
@@ -151,6 +161,10 @@ public final class App {
         dup2(log.descriptor, 2)
         let note = "l2s: crashed; the terminal was restored. Details: \(log.path)\n"
         crashNote = strdup(note)
+        for (sig, name) in [(SIGILL, "SIGILL, a Swift runtime trap"), (SIGTRAP, "SIGTRAP, a Swift runtime trap"), (SIGABRT, "SIGABRT"),
+                            (SIGSEGV, "SIGSEGV"), (SIGBUS, "SIGBUS"), (SIGFPE, "SIGFPE")] where crashLogLines[Int(sig)] == nil {
+            crashLogLines[Int(sig)] = strdup("l2s: crashed with signal \(sig) (\(name)); restoring the terminal\n")
+        }
         atexit { CursesBackend.emergencyEnd() }
 
         let backend: CursesBackend
@@ -337,17 +351,15 @@ public final class App {
 
     private func save() {
         let snapshot = state
-        guard let run = snapshot.run else { return }
-        let f = DateFormatter()
-        f.dateFormat = "yyyyMMdd-HHmmss"
-        let base = "l2s-run\(run.id)-seed\(run.settings.seed)-\(run.settings.steered ? "steered" : "unsteered")-\(f.string(from: Date()))"
+        guard snapshot.run != nil else { return }
         let dir = options.saveDirectory
+        let upscale = options.saveUpscale
         let box = mailbox
-        state.note("saving \(base).png …")
+        state.note(snapshot.abCounterpart == nil ? "saving …" : "saving both halves of the A/B pair …")
         fitQueue.async {
             do {
-                let path = try Sidecar.save(snapshot, directory: dir, base: base)
-                box.post(.log("saved \(path) and .json sidecar"))
+                let paths = try Sidecar.save(snapshot, directory: dir, upscale: upscale)
+                box.post(.log("saved \(paths.joined(separator: " and ")) (each with a .json sidecar)"))
             } catch {
                 box.post(.log("save failed: \(error)"))
             }

@@ -19,9 +19,13 @@ public enum InputEvent: Equatable, Sendable {
 /// Why the terminal could not be set up.
 public enum TerminalError: Error, CustomStringConvertible {
     case cannotInitialize(String)
+    /// The terminal type cannot move the cursor (TERM=dumb, a printing terminal).
+    case cannotAddressCursor(String)
     public var description: String {
         switch self {
         case .cannotInitialize(let term): return "cannot start the terminal UI: ncurses does not know TERM=\(term)"
+        case .cannotAddressCursor(let term):
+            return "cannot start the terminal UI: TERM=\(term) cannot move the cursor; use a terminal type such as xterm-256color (`l2s generate` works anywhere)"
         }
     }
 }
@@ -63,7 +67,19 @@ public final class CursesBackend {
         }
         screen = s
         set_term(s)
+        try refuseWithoutCursorAddressing(ProcessInfo.processInfo.environment["TERM"] ?? "(unset)")
         setUp(options: options, term: ProcessInfo.processInfo.environment["TERM"] ?? "")
+    }
+
+    /// A screen UI needs cursor addressing: without it (TERM=dumb) the screen would be one border
+    /// line, so end ncurses and refuse with one clear line instead.
+    private func refuseWithoutCursorAddressing(_ term: String) throws {
+        guard tui_can_address_cursor() == 0 else { return }
+        endwin()
+        if let s = screen { delscreen(s); screen = nil }
+        for f in files { fclose(f) }
+        files = []
+        throw TerminalError.cannotAddressCursor(term)
     }
 
     /// A terminal that draws into /dev/null (for tests): `width`×`height`, `term` type.
@@ -80,9 +96,10 @@ public final class CursesBackend {
         guard let s = newterm(term, out, inp) else { throw TerminalError.cannotInitialize(term) }
         screen = s
         set_term(s)
-        setUp(options: options, term: term)
         unsetenv("LINES")
         unsetenv("COLUMNS")
+        try refuseWithoutCursorAddressing(term)
+        setUp(options: options, term: term)
     }
 
     private func setUp(options: Options, term: String) {
@@ -94,8 +111,8 @@ public final class CursesBackend {
         nodelay(tui_stdscr(), true)
         set_escdelay(25)
         leaveok(tui_stdscr(), false)
-        // NO_COLOR is the caller's business (it sets options.noColor); TERM=dumb is ours.
-        if !options.noColor && term != "dumb" && has_colors() {
+        // NO_COLOR is the caller's business (it sets options.noColor).
+        if !options.noColor && has_colors() {
             start_color()
             use_default_colors()
             colors = tui_colors()

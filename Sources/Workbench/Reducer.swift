@@ -394,8 +394,7 @@ extension ViewState {
             r.seconds = seconds
             run = r
             dropPendingForEndedRun()
-            abImages[r.settings.steered] = ABImage(runID: id, prompt: r.prompt, seed: r.settings.seed, steps: r.settings.steps,
-                                                   steered: r.settings.steered, image: image)
+            abImages[r.settings.steered] = ABImage(run: r, image: image)
             note(String(format: "run %d done: %d steps in %.1f s", id, r.steps.count, seconds))
         case .cancelled(let id, let step):
             guard run?.id == id else { return }

@@ -1,5 +1,6 @@
-// `s` saves the image as PNG with a JSON sidecar: prompt, seed, schedule, the live changes, and the
-// per-step classifier record, so a run can be reproduced and plotted.
+// `s` saves the image as PNG (upscaled, nearest neighbour, so a 32×32 image is at least 256 px) with
+// a JSON sidecar: prompt, seed, schedule, the live changes, and the per-step classifier record, so a
+// run can be reproduced and plotted. In the A/B view both halves are saved, each with its sidecar.
 
 import Foundation
 import Steering
@@ -49,10 +50,16 @@ public struct Sidecar: Codable, Equatable {
     /// Live edits the sampler applied, with the step they took effect.
     public var liveChanges: [String]
     public var perStep: [Step]
+    /// The saved PNG is the image enlarged by this factor (nearest neighbour; nil: 1).
+    public var upscale: Int?
 
     /// The sidecar for the state's run, naming `imageFile`.
-    public static func make(_ s: ViewState, imageFile: String) -> Sidecar? {
-        guard let run = s.run else { return nil }
+    public static func make(_ s: ViewState, imageFile: String, upscale: Int? = nil) -> Sidecar? {
+        s.run.map { make(run: $0, state: s, imageFile: imageFile, upscale: upscale) }
+    }
+
+    /// The sidecar for `run` (the state's or the other half of its A/B pair).
+    public static func make(run: RunView, state s: ViewState, imageFile: String, upscale: Int? = nil) -> Sidecar {
         let graph = run.graph ?? s.graph
         let rels: [Relation] = graph.map { g in
             g.edges.enumerated().map { i, e in
@@ -78,7 +85,7 @@ public struct Sidecar: Codable, Equatable {
                        disabled: run.settings.disabled.sorted(), relations: rels, classNames: SpatialRelation.classNames,
                        model: s.engineName, image: imageFile, partial: run.final == nil,
                        imageStep: run.final == nil ? run.latestStep : nil, seconds: run.seconds,
-                       liveChanges: run.appliedChanges, perStep: perStep)
+                       liveChanges: run.appliedChanges, perStep: perStep, upscale: upscale)
     }
 
     public func json() -> Data {
@@ -87,17 +94,40 @@ public struct Sidecar: Codable, Equatable {
         return (try? enc.encode(self)) ?? Data("{}".utf8)
     }
 
-    /// Writes `<base>.png` and `<base>.json` into `directory`; returns the PNG path.
-    public static func save(_ s: ViewState, directory: String, base: String) throws -> String {
-        guard let run = s.run, let image = run.final ?? run.steps.last?.preview else {
-            throw CocoaError(.fileWriteUnknown)
+    /// The factor that makes an image of `side` pixels at least 256 px (1 for large images).
+    public static func defaultUpscale(side: Int) -> Int {
+        side <= 0 ? 1 : max(1, (256 + side - 1) / side)
+    }
+
+    /// The file name (no extension) for a run saved at `date`.
+    public static func baseName(_ run: RunView, date: Date) -> String {
+        let f = DateFormatter()
+        f.dateFormat = "yyyyMMdd-HHmmss"
+        return "l2s-run\(run.id)-seed\(run.settings.seed)-\(run.settings.steered ? "steered" : "unsteered")-\(f.string(from: date))"
+    }
+
+    /// Writes `<base>.png` and `<base>.json` into `directory` for the state's run and, in the A/B
+    /// view, for the other half too (its own base name); returns the PNG paths. `upscale` nil: the
+    /// default for the image's size.
+    public static func save(_ s: ViewState, directory: String, date: Date = Date(), upscale: Int? = nil) throws -> [String] {
+        guard let run = s.run else { throw CocoaError(.fileWriteUnknown) }
+        var out = [try save(run: run, state: s, directory: directory, base: baseName(run, date: date), upscale: upscale)]
+        if let other = s.abCounterpart {
+            out.append(try save(run: other.run, state: s, directory: directory, base: baseName(other.run, date: date), upscale: upscale))
         }
+        return out
+    }
+
+    /// Writes one run's `<base>.png` and `<base>.json`; returns the PNG path.
+    public static func save(run: RunView, state s: ViewState, directory: String, base: String, upscale: Int? = nil) throws -> String {
+        guard let image = run.final ?? run.steps.last?.preview else { throw CocoaError(.fileWriteUnknown) }
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let png = directory + "/" + base + ".png"
-        try writePNG(rgb: image.pixels, width: image.width, height: image.height, to: png)
-        if let car = make(s, imageFile: base + ".png") {
-            try car.json().write(to: URL(fileURLWithPath: directory + "/" + base + ".json"))
-        }
+        let k = upscale ?? defaultUpscale(side: max(image.width, image.height))
+        let pixels = k > 1 ? upscaleNearest(rgb: image.pixels, width: image.width, height: image.height, factor: k) : image.pixels
+        try writePNG(rgb: pixels, width: image.width * k, height: image.height * k, to: png)
+        try make(run: run, state: s, imageFile: base + ".png", upscale: k).json()
+            .write(to: URL(fileURLWithPath: directory + "/" + base + ".json"))
         return png
     }
 }

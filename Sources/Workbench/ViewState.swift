@@ -203,14 +203,16 @@ public struct RunView: Sendable {
     }
 }
 
-/// A finished image kept for A/B comparison: same prompt, seed and steps, the other steering mode.
+/// A finished run kept for A/B comparison (same prompt, seed and steps, the other steering mode):
+/// its image, and its record for the sidecar when the pair is saved.
 public struct ABImage: Sendable {
-    public var runID: Int
-    public var prompt: String
-    public var seed: UInt64
-    public var steps: Int
-    public var steered: Bool
+    public var run: RunView
     public var image: RGBImage
+    public var runID: Int { run.id }
+    public var prompt: String { run.prompt }
+    public var seed: UInt64 { run.settings.seed }
+    public var steps: Int { run.settings.steps }
+    public var steered: Bool { run.settings.steered }
 }
 
 /// The whole UI state.

@@ -17,6 +17,7 @@ struct TUIOptions {
     var noColor: Bool
     var ascii: Bool
     var log: String?
+    var upscale: Int?
 }
 
 /// Starts the workbench; exits 2 when there is no terminal or an option is not supported.
@@ -53,6 +54,7 @@ func runWorkbench(_ o: TUIOptions) throws {
                                    saveDirectory: FileManager.default.currentDirectoryPath + "/l2s-out")
     options.noColor = o.noColor || !(env["NO_COLOR"] ?? "").isEmpty
     options.ascii = o.ascii
+    options.saveUpscale = o.upscale
     options.testTrap = !(env["L2S_TUI_TEST_TRAP"] ?? "").isEmpty
     let app = App(engine: engine, options: options)
     let status: Int32

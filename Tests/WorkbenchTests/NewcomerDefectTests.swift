@@ -4,6 +4,7 @@
 import Foundation
 import Testing
 import Steering
+import ToyWorld
 @testable import Workbench
 
 @Suite struct NewcomerDefectTests {
@@ -247,5 +248,33 @@ import Steering
         let full = Fixture.screen(idle, size).plainText()
         #expect(full.split(separator: "\n").last(where: { $0.contains("model unavailable") })?.contains("try `l2s --demo`") == true, "\(full)")
         #expect(full.contains("Model unavailable: the embedded model's"))
+    }
+
+    /// Defect 13: `s` saves upscaled PNGs (≥ 256 px by default, or the factor asked for) and, in
+    /// the A/B view, both halves, each with its sidecar.
+    @Test func saveWritesBothHalvesUpscaled() throws {
+        var s = Fixture.running(Self.prompt, steps: 50)
+        let ab = try #require(started(s.handle(key: .char("a"))))
+        Fixture.play(&s, request: ab, steps: 50)
+        #expect(s.abCounterpart != nil)
+        let dir = NSTemporaryDirectory() + "l2s-save-ab-\(getpid())"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let date = Date(timeIntervalSince1970: 0)
+        let paths = try Sidecar.save(s, directory: dir, date: date, upscale: 3)
+        #expect(paths.count == 2)
+        var steered: [Bool] = []
+        for p in paths {
+            let png = try readPNG(path: p)
+            #expect(png.width == 96 && png.height == 96)
+            let car = try JSONDecoder().decode(Sidecar.self, from: Data(contentsOf: URL(fileURLWithPath: (p as NSString).deletingPathExtension + ".json")))
+            #expect(car.upscale == 3 && car.image == (p as NSString).lastPathComponent && car.perStep.count == 50)
+            steered.append(car.steered)
+        }
+        #expect(steered == [false, true], "the shown (unsteered) half, then the steered one")
+        // Without the A/B pair: one image, at the default factor.
+        let one = Fixture.running(Self.prompt, steps: 50)
+        let single = try Sidecar.save(one, directory: dir, date: date)
+        #expect(single.count == 1)
+        #expect(try readPNG(path: single[0]).width == 256)
     }
 }
