@@ -110,13 +110,14 @@ struct EndToEndTests {
         let t = TmuxSession(tmux: Products.tmux!, name: "trap", width: 90, height: 28, args: ["--demo"],
                             env: ["L2S_TUI_TEST_TRAP": "1"])
         try #require(t.waitFor(text: "ready") != nil)
-        t.sendKeys("Escape")
+        try t.leaveEditing()
         t.sendKeys("!")
         let screen = try #require(t.waitFor("exit by signal", history: true) { $0.contains("l2s-exit=13") })
         #expect(screen.contains("l2s: crashed; the terminal was restored"))
         let (restored, how) = t.terminalRestored()
         #expect(restored, "terminal not restored after a trap: \(how)")
-        #expect(t.log.contains("Fatal error: Index out of range"), "the runtime's message went to the log, not the screen")
+        #expect(t.log.contains("Fatal error: Index out of range"), "the runtime's message (debug build) went to the log, not the screen")
+        #expect(t.log.contains("l2s: crashed with signal"), "the handler's own line is in the log (release builds too)")
     }
 
     @Test(.enabled(if: haveWeights, "no embedded weights (Assets/toy/config.json): real-model test skipped"))
@@ -125,7 +126,7 @@ struct EndToEndTests {
                             args: ["--assets", Products.packageRoot.appendingPathComponent("Assets").path])
         try #require(t.waitFor(text: "toy model loaded", timeout: 120) != nil)
         t.sendText("a red circle to the left of a blue square")
-        t.sendKeys("Escape")
+        try t.leaveEditing()
         try t.typeSteps(8)
         t.sendKeys("Enter")
         try #require(t.waitFor(text: "red circle —left of→ blue square") != nil)
@@ -146,7 +147,7 @@ extension EndToEndTests {
         let t = TmuxSession(tmux: Products.tmux!, name: "sd", width: 120, height: 40, args: ["--model", folder])
         try #require(t.waitFor(text: "tiny-sd loaded", timeout: 120) != nil)
         t.sendText("a dog to the left of a teddy bear")
-        t.sendKeys("Escape")
+        try t.leaveEditing()
         try t.typeSteps(6)
         t.sendKeys("Enter")
         try #require(t.waitFor(text: "dog —left of→ teddy bear") != nil)
@@ -161,15 +162,87 @@ extension EndToEndTests {
 }
 
 extension TmuxSession {
+    /// Esc, and wait until the prompt box shows command mode. (An Esc followed at once by another key
+    /// is, like on any terminal, an Alt chord; a person's keys are never that close.)
+    func leaveEditing(sourceLocation: SourceLocation = #_sourceLocation) throws {
+        sendKeys("Escape")
+        try #require(waitFor(text: "e to edit", sourceLocation: sourceLocation) != nil, sourceLocation: sourceLocation)
+    }
+
     /// In command mode: select the steps field (guidance → seed → steps), type `n`, and wait for it.
     func typeSteps(_ n: Int, sourceLocation: SourceLocation = #_sourceLocation) throws {
         sendKeys("]")
         sendKeys("]")
         sendKeys(":")
-        sendKeys("C-u")
         sendText("\(n)")
         sendKeys("Enter")
         try #require(waitFor(text: "steps \(n)", sourceLocation: sourceLocation) != nil, sourceLocation: sourceLocation)
+    }
+}
+
+extension EndToEndTests {
+    /// The prompt row's text (between the box borders), trimmed.
+    static func promptRow(_ screen: String) -> String {
+        let rows = screen.split(separator: "\n", omittingEmptySubsequences: false)
+        guard rows.count > 1 else { return "" }
+        return rows[1].trimmingCharacters(in: CharacterSet(charactersIn: "│ "))
+    }
+
+    /// Defects 3, 1 and 2 as a newcomer met them under tmux with TERM=xterm-256color: Home/End
+    /// (`ESC [ 1 ~`, `ESC [ 4 ~`), rxvt's `ESC [ 7 ~`, an unknown sequence and Alt chords stay in the
+    /// editor (Alt+q does not quit); A/B is one run; after a rejected prompt the keys type.
+    @Test func keysSequencesAltChordsABAndARejectedPromptUnderTmux() throws {
+        let t = TmuxSession(tmux: Products.tmux!, name: "keys", width: 110, height: 32, args: ["--demo"],
+                            env: ["L2S_DEMO_STEP_MS": "150", "TERM": "xterm-256color"])
+        try #require(t.waitFor(text: "scripted demo engine (no model) ready") != nil)
+        t.sendText("dog to the right of a teddy bear")
+        t.sendKeys("Home")
+        t.sendText("a ")
+        t.sendKeys("End")
+        t.sendText("\u{1B}[7~")      // rxvt Home
+        t.sendText("X")
+        t.sendText("\u{1B}[8~")      // rxvt End
+        t.sendText("\u{1B}[99~")     // unknown: ignored
+        t.sendKeys("M-b")
+        t.sendKeys("M-q")
+        t.sendText("Y")
+        let typed = try #require(t.waitFor("the typed prompt") { Self.promptRow($0) == "Xa dog to the right of a teddy bearY" })
+        #expect(typed.contains("editing · Esc for keys"), "still editing")
+        #expect(!t.capture(history: true).contains("l2s-exit="), "Alt+q did not quit")
+        #expect(typed.contains("cfg 4.0") && !typed.contains("loss target 0*"), "the Schedule selection did not move")
+        // A/B is one run: a → unsteered, then r is steered again.
+        t.sendKeys("C-a")
+        t.sendKeys("Delete")
+        t.sendKeys("C-e")
+        t.sendKeys("BSpace")
+        t.sendKeys("Enter")
+        try #require(t.waitFor(text: "run 1: seed") != nil)
+        t.sendKeys("a")
+        try #require(t.waitFor(text: "unsteered (A/B)") != nil)
+        t.sendKeys("r")
+        let rerun = try #require(t.waitFor(text: "run 3: seed"))
+        #expect(rerun.contains(", steered") && rerun.contains("  steered  "), "the run after A/B is steered:\n\(rerun)")
+        // A rejected (empty) prompt: the editor stays open and what is typed next is text.
+        t.sendKeys("e")
+        try #require(t.waitFor(text: "editing · Esc for keys") != nil)
+        t.sendKeys("C-u")
+        t.sendKeys("Enter")
+        try #require(t.waitFor(text: "Nothing was sampled") != nil)
+        t.sendText("a red")
+        let fixed = try #require(t.waitFor("typed text") { Self.promptRow($0) == "a red" })
+        #expect(fixed.contains("editing · Esc for keys") && fixed.contains("No image yet."))
+        #expect(!t.log.contains("run 4:"), "typing after the rejected prompt started no run")
+        try t.leaveEditing()
+        t.sendKeys("q")
+        try #require(t.waitFor(text: "l2s-exit=0", history: true) != nil)
+        #expect(t.terminalRestored().0)
+    }
+
+    /// Defect 6: TERM=dumb gets one clear line and exit 2, not a blank screen.
+    @Test func dumbTerminalIsRefusedWithOneLine() throws {
+        let t = TmuxSession(tmux: Products.tmux!, name: "dumb", width: 100, height: 20, args: ["--demo"], env: ["TERM": "dumb"])
+        let screen = try #require(t.waitFor(text: "l2s-exit=2", history: true))
+        #expect(screen.contains("l2s: cannot start the terminal UI: TERM=dumb cannot move the cursor"))
     }
 }
 
