@@ -21,6 +21,8 @@ public struct WorkbenchOptions: Sendable {
     public var testTrap = false
     /// The factor `s` enlarges saved images by (nil: enough for ≥ 256 px).
     public var saveUpscale: Int?
+    /// A run to start as soon as the screen is up (a replay's recorded run): its prompt and mode.
+    public var initialRun: (prompt: String, steered: Bool)?
     public init(logPath: String, saveDirectory: String) {
         self.logPath = logPath
         self.saveDirectory = saveDirectory
@@ -180,6 +182,12 @@ public final class App {
         log.write("terminal \(ProcessInfo.processInfo.environment["TERM"] ?? "?") \(backend.size), colours \(backend.colors), pairs \(backend.colorPairs), tier \(backend.tier.rawValue), \(state.theme.glyphs.ascii ? "ASCII" : "UTF-8") glyphs")
         let box = mailbox
         engine.start { box.post($0) }
+        if let r = options.initialRun {
+            state.prompt.setText(r.prompt)
+            state.prompt.commit()
+            perform(state.startRun(prompt: r.prompt, steered: r.steered))
+            state.mode = .command
+        }
 
         let status = loop(backend)
 

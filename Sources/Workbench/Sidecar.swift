@@ -1,6 +1,7 @@
 // `s` saves the image as PNG (upscaled, nearest neighbour, so a 32×32 image is at least 256 px) with
 // a JSON sidecar: prompt, seed, schedule, the live changes, and the per-step classifier record, so a
 // run can be reproduced and plotted. In the A/B view both halves are saved, each with its sidecar.
+// Beside each image: its map strip per relation (`MapStrip`) and its recording for `l2s replay`.
 
 import Foundation
 import Steering
@@ -52,6 +53,10 @@ public struct Sidecar: Codable, Equatable {
     public var perStep: [Step]
     /// The saved PNG is the image enlarged by this factor (nearest neighbour; nil: 1).
     public var upscale: Int?
+    /// The per-relation map strips saved beside the image (subject and object maps over the steered steps).
+    public var mapStrips: [String]?
+    /// The recording `l2s replay` opens (steps, maps, x̂₀ previews).
+    public var trace: String?
 
     /// The sidecar for the state's run, naming `imageFile`.
     public static func make(_ s: ViewState, imageFile: String, upscale: Int? = nil) -> Sidecar? {
@@ -118,7 +123,8 @@ public struct Sidecar: Codable, Equatable {
         return out
     }
 
-    /// Writes one run's `<base>.png` and `<base>.json`; returns the PNG path.
+    /// Writes one run's `<base>.png`, `<base>.json`, `<base>.trace.json` and a `<base>-maps-relN.png`
+    /// strip per relation it evaluated; returns the PNG path.
     public static func save(run: RunView, state s: ViewState, directory: String, base: String, upscale: Int? = nil) throws -> String {
         guard let image = run.final ?? run.steps.last?.preview else { throw CocoaError(.fileWriteUnknown) }
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -126,8 +132,16 @@ public struct Sidecar: Codable, Equatable {
         let k = upscale ?? defaultUpscale(side: max(image.width, image.height))
         let pixels = k > 1 ? upscaleNearest(rgb: image.pixels, width: image.width, height: image.height, factor: k) : image.pixels
         try writePNG(rgb: pixels, width: image.width * k, height: image.height * k, to: png)
-        try make(run: run, state: s, imageFile: base + ".png", upscale: k).json()
-            .write(to: URL(fileURLWithPath: directory + "/" + base + ".json"))
+        var car = make(run: run, state: s, imageFile: base + ".png", upscale: k)
+        var strips: [String] = []
+        for e in Set(run.iterations.map(\.edge)).sorted() {
+            let name = base + "-maps-rel\(e + 1).png"
+            if try MapStrip.write(MapStrip.columns(run, edge: e), to: directory + "/" + name) { strips.append(name) }
+        }
+        car.mapStrips = strips
+        car.trace = base + ".trace.json"
+        try RunTrace.json(run, graph: s.graph).write(to: URL(fileURLWithPath: directory + "/" + base + ".trace.json"))
+        try car.json().write(to: URL(fileURLWithPath: directory + "/" + base + ".json"))
         return png
     }
 }

@@ -23,7 +23,7 @@ struct L2S: ParsableCommand {
           --threads N        worker threads
         See `l2s tui --help` for the details.
         """,
-        subcommands: [TUI.self, Generate.self, Eval.self, Parse.self, Invert.self, Verify.self, BuildDataset.self, TrainBase.self, TrainClassifier.self, Bench.self],
+        subcommands: [TUI.self, Replay.self, Generate.self, Eval.self, Parse.self, Invert.self, Verify.self, BuildDataset.self, TrainBase.self, TrainClassifier.self, Bench.self],
         defaultSubcommand: TUI.self)
 }
 

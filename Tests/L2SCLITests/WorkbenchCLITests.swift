@@ -81,4 +81,30 @@ import ToyWorld
         let (s4, o4) = try Self.run(args, in: "/", binary: prefix + "/bin/l2s")
         #expect(s4 != 0 && o4.contains("weights were not found"), "\(o4)")
     }
+
+    /// `generate --trace` records what `l2s replay` needs (x̂₀ per step, maps, the final image) and
+    /// `--maps` writes the subject/object map strip over the steered steps.
+    @Test func generateRecordsAReplayableTraceAndTheMapStrip() throws {
+        let dir = NSTemporaryDirectory() + "l2s-trace-\(getpid())"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let (status, out) = try Self.run(["generate", "--assets", CLITests.tinyAssets, "--prompt", "a red circle to the left of a blue square",
+                                          "--seed", "3", "--steps", "4", "--steer", "--loss", "handcrafted", "--iterations", "1",
+                                          "--steer-steps", "0:3", "--trace", dir + "/g.trace.json", "--maps", "--out", dir + "/g.png"])
+        #expect(status == 0, "\(out)")
+        let top = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/g.trace.json"))) as? [String: Any])
+        #expect(top["steps"] as? Int == 4 && top["steered"] as? Bool == true && top["schedule"] != nil)
+        let events = top["events"] as? [[String: Any]] ?? []
+        let steps = events.filter { $0["event"] as? String == "step" }
+        #expect(steps.count == 4)
+        for e in steps {
+            let p = e["preview"] as? [String: Any]
+            let w = p?["width"] as? Int ?? 0, h = p?["height"] as? Int ?? 0
+            #expect(w == 32 && h == 32 && Data(base64Encoded: p?["rgb"] as? String ?? "")?.count == 32 * 32 * 3)
+        }
+        #expect(events.contains { $0["event"] as? String == "final" && $0["image"] != nil })
+        #expect(events.filter { $0["event"] as? String == "iteration" }.allSatisfy { $0["edge"] as? Int == 0 && ($0["subject_map"] as? [Any])?.count == 256 })
+        let strip = try readPNG(path: dir + "/g-maps-rel1.png")
+        #expect(strip.width == 3 * 64 + 2 * 2 && strip.height == 2 * 64 + 2, "three steered steps, subject above object")
+    }
 }

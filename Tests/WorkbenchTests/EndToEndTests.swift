@@ -5,6 +5,7 @@
 
 import Foundation
 import Testing
+import ToyWorld
 @testable import Workbench
 
 let haveTmux = Products.tmux != nil
@@ -233,6 +234,34 @@ extension EndToEndTests {
         #expect(fixed.contains("editing · Esc for keys") && fixed.contains("No image yet."))
         #expect(!t.log.contains("run 4:"), "typing after the rejected prompt started no run")
         try t.leaveEditing()
+        t.sendKeys("q")
+        try #require(t.waitFor(text: "l2s-exit=0", history: true) != nil)
+        #expect(t.terminalRestored().0)
+    }
+
+    /// `l2s replay`: a `generate --trace` recording opens in the workbench without the model, and
+    /// the steps can be scrubbed.
+    @Test func replayOpensARecordedRunAndScrubs() throws {
+        let dir = NSTemporaryDirectory() + "l2s-replay-e2e-\(getpid())"
+        try? FileManager.default.removeItem(atPath: dir)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try ToyModel(config: .small, seed: 1).save(directory: dir + "/assets/toy")
+        let (status, out) = shell(Products.l2s, ["generate", "--assets", dir + "/assets", "--prompt", "a red circle to the left of a blue square",
+                                                 "--steps", "6", "--seed", "2", "--steer", "--loss", "handcrafted", "--iterations", "1",
+                                                 "--trace", dir + "/run.trace.json", "--out", dir + "/run.png"])
+        try #require(status == 0, "generate failed: \(out)")
+        let t = TmuxSession(tmux: Products.tmux!, name: "replay", width: 120, height: 40, args: ["replay", dir + "/run.trace.json"])
+        let done = try #require(t.waitFor("the recorded run") { $0.contains("DONE") && classifierStep($0) == 6 })
+        #expect(t.log.contains("replay of run.trace.json: 6 steps recorded"))
+        #expect(done.contains("red circle —left of→ blue square") && done.contains("final (steered)"))
+        t.sendKeys(",")
+        let back = try #require(t.waitFor("step 5") { classifierStep($0) == 5 })
+        #expect(back.contains("x̂₀ at step 5/6"))
+        t.sendKeys("<")
+        try #require(t.waitFor("step 1") { classifierStep($0) == 1 } != nil)
+        // Another seed has no model to sample with: it says so.
+        t.sendKeys("n")
+        try #require(t.waitFor(text: "a replay has no model") != nil)
         t.sendKeys("q")
         try #require(t.waitFor(text: "l2s-exit=0", history: true) != nil)
         #expect(t.terminalRestored().0)
