@@ -21,6 +21,8 @@ public struct WorkbenchOptions: Sendable {
     public var testTrap = false
     /// The factor `s` enlarges saved images by (nil: enough for ≥ 256 px).
     public var saveUpscale: Int?
+    /// How images are drawn: a protocol, or `auto` (detect; half-blocks inside tmux).
+    public var graphics: GraphicsChoice = .auto
     /// A run to start as soon as the screen is up (a replay's recorded run): its prompt and mode.
     public var initialRun: (prompt: String, steered: Bool)?
     public init(logPath: String, saveDirectory: String) {
@@ -169,6 +171,14 @@ public final class App {
         }
         atexit { CursesBackend.emergencyEnd() }
 
+        // True-pixel images: ask the terminal before ncurses owns it (a short wait; never inside tmux).
+        let env = ProcessInfo.processInfo.environment
+        var graphics: (GraphicsProtocol, String) = (.blocks, "no colour or ASCII mode: half-blocks")
+        if !options.noColor && !options.ascii || options.graphics != .auto {
+            let reply = GraphicsDetection.shouldQuery(options.graphics, env: env)
+                ? CursesBackend.queryTerminal(GraphicsDetection.query, timeout: 0.25) { GraphicsDetection.parse($0).complete } : nil
+            graphics = GraphicsDetection.decide(options.graphics, env: env, reply: reply)
+        }
         let backend: CursesBackend
         do {
             backend = try CursesBackend(options: CursesBackend.Options(noColor: options.noColor, ascii: options.ascii))
@@ -179,6 +189,9 @@ public final class App {
         self.backend = backend
         installSignalHandlers()
         state.theme = Theme(tier: backend.tier, ascii: options.ascii || !backend.utf8)
+        state.graphics = graphics.0
+        if let cell = CursesBackend.cellPixelSize() { state.cellSize = cell }
+        log.write("graphics: \(graphics.0.rawValue) (\(graphics.1)); cell \(state.cellSize.width)×\(state.cellSize.height) px")
         log.write("terminal \(ProcessInfo.processInfo.environment["TERM"] ?? "?") \(backend.size), colours \(backend.colors), pairs \(backend.colorPairs), tier \(backend.tier.rawValue), \(state.theme.glyphs.ascii ? "ASCII" : "UTF-8") glyphs")
         let box = mailbox
         engine.start { box.post($0) }
@@ -311,15 +324,19 @@ public final class App {
         stats.drawMs.append((t2 - t1) * 1000)
         if let k = keyAt { stats.keyToScreenMs.append((t2 - k) * 1000) }
         if stats.renderMs.count > 20_000 { stats.renderMs.removeFirst(10_000); stats.drawMs.removeFirst(10_000) }
-        if frame.previewBox != lastBox {
-            lastBox = frame.previewBox
-            control?.previewBox = frame.previewBox
+        // The engine fits step images for half-blocks only; true-pixel images are encoded on the fitter queue.
+        let engineBox = state.graphics == .blocks ? frame.previewBox : nil
+        if engineBox != lastBox {
+            lastBox = engineBox
+            control?.previewBox = engineBox
         }
         let box = mailbox
+        let graphics = state.graphics, cell = state.cellSize
         for want in frame.wants where !pendingFits.contains(want.key) {
             pendingFits.insert(want.key)
             fitQueue.async {
-                let img = ImageFitter.fit(want.source, boxWidth: want.key.box.width, boxHeight: want.key.box.height)
+                var img = ImageFitter.fit(want.source, boxWidth: want.key.box.width, boxHeight: want.key.box.height)
+                img.graphics = GraphicsImage.make(want.source, box: want.key.box, cell: cell, protocol: graphics, id: want.key.picture.imageID)
                 box.post(.fitted(want.key, img))
             }
         }

@@ -55,6 +55,19 @@ public final class CursesBackend {
     private var last: CellGrid?
     private var cursorVisible: Int32 = -1
     private var decoder = KeyDecoder()
+    private var lastImages: [ImagePlacement] = []
+    /// Where image sequences go (the terminal; tests capture them).
+    public var imageOutput: (String) -> Void = { text in
+        fflush(stdout)
+        text.withCString { p in
+            var left = strlen(p), at = p
+            while left > 0 {
+                let n = write(1, at, left)
+                if n <= 0 { if errno == EINTR { continue }; break }
+                left -= n; at += n
+            }
+        }
+    }
     private let headless: Bool
 
     /// Opens the terminal on stdin/stdout (TERM from the environment).
@@ -231,6 +244,10 @@ public final class CursesBackend {
             full = true
             _ = drawCells(grid, full: true)
         }
+        // Images that go (none takes their place): ncurses repaints their rows, which overwrites sixel
+        // pixels; kitty's are deleted. A full repaint clears the screen: every image is sent again.
+        let gone = full ? lastImages : lastImages.filter { old in !grid.images.contains { $0.rect == old.rect } }
+        for p in gone where !full { wredrawln(tui_stdscr(), Int32(p.rect.y), Int32(p.rect.height)) }
         if let c = grid.cursor {
             setCursor(visible: true)
             wmove(tui_stdscr(), Int32(c.y), Int32(c.x))
@@ -240,7 +257,54 @@ public final class CursesBackend {
         wnoutrefresh(tui_stdscr())
         doupdate()
         last = grid
+        emitImages(grid.images, gone: gone, full: full)
         return full
+    }
+
+    /// Writes the image sequences after ncurses' frame: new or changed images (all after a full
+    /// repaint), each at its cell with the cursor saved and restored around it, and the erase
+    /// sequences of images that went.
+    func emitImages(_ images: [ImagePlacement], gone: [ImagePlacement], full: Bool) {
+        var out = gone.map(\.image.erase).joined()
+        for p in images where full || !lastImages.contains(p) {
+            out += "\u{1B}7\u{1B}[\(p.rect.y + 1);\(p.rect.x + 1)H" + p.image.payload + "\u{1B}8"
+        }
+        lastImages = images
+        if !out.isEmpty { imageOutput(out) }
+    }
+
+    /// A cell's size in pixels as the terminal reports it (TIOCGWINSZ), nil when it does not.
+    public static func cellPixelSize() -> PixelBox? {
+        var ws = winsize()
+        guard ioctl(1, UInt(TIOCGWINSZ), &ws) == 0, ws.ws_col > 0, ws.ws_row > 0, ws.ws_xpixel > 0, ws.ws_ypixel > 0 else { return nil }
+        return PixelBox(width: Int(ws.ws_xpixel) / Int(ws.ws_col), height: Int(ws.ws_ypixel) / Int(ws.ws_row))
+    }
+
+    /// Sends `query` to the terminal and collects its answer until `done` says it is complete or
+    /// `timeout` seconds pass (before ncurses starts: the tty is put in raw mode for the wait).
+    /// Nil when nothing came back.
+    public static func queryTerminal(_ query: String, timeout: Double, done: (String) -> Bool) -> String? {
+        guard isatty(0) == 1, isatty(1) == 1 else { return nil }
+        var saved = termios()
+        guard tcgetattr(0, &saved) == 0 else { return nil }
+        var raw = saved
+        raw.c_lflag &= ~tcflag_t(ICANON | ECHO)
+        tcsetattr(0, TCSANOW, &raw)
+        defer { tcsetattr(0, TCSANOW, &saved) }
+        _ = query.withCString { write(1, $0, strlen($0)) }
+        var bytes: [UInt8] = []
+        let deadline = App.now() + timeout
+        var buf = [UInt8](repeating: 0, count: 512)
+        while App.now() < deadline {
+            var fds = [pollfd(fd: 0, events: Int16(POLLIN), revents: 0)]
+            let ms = Int32(max(1, (deadline - App.now()) * 1000))
+            guard poll(&fds, 1, ms) > 0 else { break }
+            let n = read(0, &buf, buf.count)
+            if n <= 0 { break }
+            bytes += buf[0..<n]
+            if done(String(decoding: bytes, as: UTF8.self)) { break }
+        }
+        return bytes.isEmpty ? nil : String(decoding: bytes, as: UTF8.self)
     }
 
     /// Returns false when a cell needed a colour pair the table could not hold.

@@ -136,6 +136,17 @@ public struct FitKey: Hashable, Sendable {
     public init(run: Int, picture: Picture, box: PixelBox) { self.run = run; self.picture = picture; self.box = box }
 }
 
+extension FitKey.Picture {
+    /// The kitty image id of the preview slot that shows this picture (each slot is replaced in place).
+    public var imageID: Int {
+        switch self {
+        case .step: return 1
+        case .final: return 2
+        case .other: return 3
+        }
+    }
+}
+
 /// What an engine reports. Every run-scoped event carries the run id so stale ones can be dropped.
 public enum EngineEvent: Sendable {
     case status(EngineStatus)

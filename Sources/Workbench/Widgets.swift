@@ -418,15 +418,41 @@ public enum Widgets {
             let key = FitKey(run: runID, picture: picture, box: box)
             let capRect = Rect(x: x0, y: inner.maxY - 1, width: box.width, height: 1)
             grid.text(TextWidth.truncate(caption, to: box.width, ellipsis: t.glyphs.ellipsis), x: x0, y: capRect.y, style: t.dim, clip: capRect)
-            guard let img = s.fitted[key] else {
+            guard let img = s.fitted[key], s.graphics == .blocks || img.graphics != nil else {
                 wants.append(FitRequest(key: key, source: source))
-                grid.text("fitting" + t.glyphs.ellipsis, x: x0, y: inner.y, style: t.dim, clip: inner)
+                // True pixels: until this step's image is encoded, the nearest encoded step stays (no flicker).
+                if s.graphics != .blocks, case .step(let k) = picture, let g = nearestEncodedStep(to: k, run: runID, box: box, in: s.fitted) {
+                    place(g, x0: x0, box: box, inner: inner, grid: &grid)
+                } else {
+                    grid.text("fitting" + t.glyphs.ellipsis, x: x0, y: inner.y, style: t.dim, clip: inner)
+                }
+                continue
+            }
+            if s.graphics != .blocks, let g = img.graphics {
+                place(g, x0: x0, box: box, inner: inner, grid: &grid)
                 continue
             }
             drawImage(img, x: x0 + max(0, (box.width - img.width) / 2), y: inner.y, maxRows: inner.height - 1,
                       grid: &grid, theme: t)
         }
         return wants
+    }
+
+    /// A true-pixel image over its slot's cells, which stay blank for ncurses (centred like half-blocks).
+    static func place(_ g: GraphicsImage, x0: Int, box: PixelBox, inner: Rect, grid: inout CellGrid) {
+        let rect = Rect(x: x0 + max(0, (box.width - g.columns) / 2), y: inner.y, width: g.columns, height: min(g.rows, inner.height - 1))
+        grid.images.append(ImagePlacement(rect: rect, image: g))
+    }
+
+    /// The encoded image of the step nearest `k` of a run in a box (the earlier one on ties), if any.
+    static func nearestEncodedStep(to k: Int, run: Int, box: PixelBox, in fitted: [FitKey: FittedImage]) -> GraphicsImage? {
+        var best: (distance: Int, step: Int, image: GraphicsImage)?
+        for (key, img) in fitted where key.run == run && key.box == box {
+            guard case .step(let j) = key.picture, let g = img.graphics else { continue }
+            let d = abs(j - k)
+            if best == nil || d < best!.distance || (d == best!.distance && j < best!.step) { best = (d, j, g) }
+        }
+        return best?.image
     }
 
     /// Draws a fitted image, one cell per column × two pixel rows: half-blocks (both pixels), else

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Tensors
+import Workbench
 
 /// `l2s`: the LearnToSteer workbench. With no subcommand it opens the terminal UI.
 @main
@@ -18,6 +19,7 @@ struct L2S: ParsableCommand {
           --ascii            ASCII glyphs only (also when the locale is not UTF-8)
           --log FILE         log file (default: $XDG_STATE_HOME/l2s/l2s.log or ~/.local/state/l2s/l2s.log)
           --upscale N        enlarge images saved with `s` N times (default: to at least 256 px)
+          --graphics MODE    auto (kitty, iTerm2 or sixel when the terminal has it; half-blocks inside tmux), kitty, iterm, sixel, blocks
           --assets DIR       the embedded model's weights (default: $L2S_ASSETS, else Assets/ beside the program)
           --model DIR        a Stable Diffusion diffusers folder instead (with --size, --fp16, --classifier)
           --threads N        worker threads
@@ -45,6 +47,8 @@ struct TUI: ParsableCommand {
     var log: String?
     @Option(help: "Enlarge images saved with `s` this many times, nearest neighbour (default: enough for at least 256 px).")
     var upscale: Int?
+    @Option(help: "Images: auto (detect kitty, iTerm2 or sixel; half-blocks inside tmux), kitty, iterm, sixel or blocks.")
+    var graphics: GraphicsChoice = .auto
 
     func validate() throws {
         if let upscale, !(1...64).contains(upscale) { throw ValidationError("--upscale must be in 1…64") }
@@ -52,9 +56,11 @@ struct TUI: ParsableCommand {
 
     func run() throws {
         try common.apply()
-        try runWorkbench(TUIOptions(models: models, demo: demo, noColor: noColor, ascii: ascii, log: log, upscale: upscale))
+        try runWorkbench(TUIOptions(models: models, demo: demo, noColor: noColor, ascii: ascii, log: log, upscale: upscale, graphics: graphics))
     }
 }
+
+extension GraphicsChoice: ExpressibleByArgument {}
 
 /// Options every subcommand shares.
 struct CommonOptions: ParsableArguments {

@@ -17,6 +17,8 @@ struct Replay: ParsableCommand {
     @Flag(help: "ASCII glyphs only (also chosen automatically when the locale is not UTF-8).") var ascii = false
     @Option(help: "Log file (default: $XDG_STATE_HOME/l2s/l2s.log or ~/.local/state/l2s/l2s.log).") var log: String?
     @Option(help: "Enlarge images saved with `s` this many times (default: enough for at least 256 px).") var upscale: Int?
+    @Option(help: "Images: auto (detect kitty, iTerm2 or sixel; half-blocks inside tmux), kitty, iterm, sixel or blocks.")
+    var graphics: GraphicsChoice = .auto
 
     func run() throws {
         let rec: RunTrace.Recording
@@ -24,7 +26,7 @@ struct Replay: ParsableCommand {
             FileHandle.standardError.write(Data("l2s: replay: \(error)\n".utf8))
             throw ExitCode(2)
         }
-        try runWorkbench(TUIOptions(models: nil, demo: false, noColor: noColor, ascii: ascii, log: log, upscale: upscale),
+        try runWorkbench(TUIOptions(models: nil, demo: false, noColor: noColor, ascii: ascii, log: log, upscale: upscale, graphics: graphics),
                          replay: rec)
     }
 }

@@ -19,6 +19,7 @@ struct TUIOptions {
     var ascii: Bool
     var log: String?
     var upscale: Int?
+    var graphics: GraphicsChoice = .auto
 }
 
 /// Starts the workbench (on `replay`'s recording instead of a model when given); exits 2 when there
@@ -61,6 +62,7 @@ func runWorkbench(_ o: TUIOptions, replay: RunTrace.Recording? = nil) throws {
     options.noColor = o.noColor || !(env["NO_COLOR"] ?? "").isEmpty
     options.ascii = o.ascii
     options.saveUpscale = o.upscale
+    options.graphics = o.graphics
     if let replay { options.initialRun = (replay.prompt, replay.settings.steered) }
     options.testTrap = !(env["L2S_TUI_TEST_TRAP"] ?? "").isEmpty
     let app = App(engine: engine, options: options)

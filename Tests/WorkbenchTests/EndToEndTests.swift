@@ -267,6 +267,60 @@ extension EndToEndTests {
         #expect(t.terminalRestored().0)
     }
 
+    /// True-pixel previews: inside tmux `auto` keeps half-blocks; a forced protocol writes its
+    /// sequences after each frame, and what the program wrote to the pty decodes back to the image
+    /// (sixel through libsixel's sixel2png, kitty's chunks to RGB of the stated size).
+    @Test func graphicsDefaultToHalfBlocksInTmuxAndForcedProtocolsWriteImages() throws {
+        let auto = TmuxSession(tmux: Products.tmux!, name: "gfx-auto", width: 120, height: 40, args: ["--demo"], env: ["L2S_DEMO_STEP_MS": "20"])
+        try #require(auto.waitFor(text: "ready") != nil)
+        auto.sendText("a dog to the right of a teddy bear")
+        auto.sendKeys("Enter")
+        let blocks = try #require(auto.waitFor(text: "DONE"))
+        #expect(blocks.contains("▀▀▀▀") && auto.log.contains("graphics: blocks (inside tmux/screen"))
+        #expect(!auto.raw.contains("\u{1B}Pq") && !auto.raw.contains("\u{1B}_G"))
+
+        for proto in ["sixel", "kitty"] {
+            let t = TmuxSession(tmux: Products.tmux!, name: "gfx-\(proto)", width: 120, height: 40, args: ["--demo", "--graphics", proto],
+                                env: ["L2S_DEMO_STEP_MS": "20"])
+            try #require(t.waitFor(text: "ready") != nil)
+            t.sendText("a dog to the right of a teddy bear")
+            t.sendKeys("Enter")
+            try #require(t.waitFor(text: "DONE") != nil)
+            Thread.sleep(forTimeInterval: 0.5)
+            #expect(t.log.contains("graphics: \(proto) (--graphics \(proto))"))
+            let raw = t.raw
+            if proto == "sixel" {
+                let start = try #require(raw.range(of: "\u{1B}Pq", options: .backwards), "no sixel written")
+                let end = try #require(raw.range(of: "\u{1B}\\", range: start.upperBound..<raw.endIndex))
+                let path = t.dir + "/last.six"
+                try Data(raw[start.lowerBound..<end.upperBound].utf8).write(to: URL(fileURLWithPath: path))
+                if haveSixel2png {
+                    let (status, out) = shell("/usr/bin/sixel2png", ["-i", path, "-o", t.dir + "/last.png"])
+                    #expect(status == 0, "\(out)")
+                    let png = try readPNG(path: t.dir + "/last.png")
+                    #expect(png.width >= 100 && png.height == png.width, "a square preview at cell resolution: \(png.width)×\(png.height)")
+                    #expect(Set(stride(from: 0, to: png.rgb.count, by: 3).map { png.rgb[$0] }).count > 4, "an image, not a blank")
+                }
+            } else {
+                // The last transmission: its first chunk names the size, the chunks carry s×v RGB.
+                let first = try #require(raw.range(of: "\u{1B}_Ga=T,f=24,", options: .backwards), "no kitty image written")
+                let tail = String(raw[first.lowerBound...])
+                let chunks = tail.components(separatedBy: "\u{1B}\\")
+                let last = try #require(chunks.firstIndex { $0.contains("m=0;") })
+                let keys = chunks[0][chunks[0].index(chunks[0].startIndex, offsetBy: 3)..<chunks[0].firstIndex(of: ";")!]
+                let dims = Dictionary(uniqueKeysWithValues: keys.split(separator: ",").compactMap { kv -> (String, Int)? in
+                    let p = kv.split(separator: "="); return p.count == 2 ? (String(p[0]), Int(p[1]) ?? -1) : nil })
+                let b64 = chunks[0...last].map { String($0[$0.index(after: $0.firstIndex(of: ";")!)...]) }.joined()
+                let bytes = try #require(Data(base64Encoded: b64))
+                #expect(bytes.count == (dims["s"] ?? 0) * (dims["v"] ?? 0) * 3 && dims["s"] == 32, "\(dims)")
+                #expect((dims["c"] ?? 0) > 4 && (dims["r"] ?? 0) > 2)
+            }
+            t.sendKeys("q")
+            try #require(t.waitFor(text: "l2s-exit=0", history: true) != nil)
+            #expect(t.terminalRestored().0)
+        }
+    }
+
     /// Defect 6: TERM=dumb gets one clear line and exit 2, not a blank screen.
     @Test func dumbTerminalIsRefusedWithOneLine() throws {
         let t = TmuxSession(tmux: Products.tmux!, name: "dumb", width: 100, height: 20, args: ["--demo"], env: ["TERM": "dumb"])
