@@ -163,6 +163,22 @@ extension EndToEndTests {
 }
 
 extension TmuxSession {
+    /// `l2s --demo` (plus `args`) in a `width`×`height` window, `stepMs` per scripted step, ready for input.
+    static func demo(_ name: String, width: Int = 120, height: Int = 40, stepMs: Int, args: [String] = [], env: [String: String] = [:],
+                     sourceLocation: SourceLocation = #_sourceLocation) throws -> TmuxSession {
+        let t = TmuxSession(tmux: Products.tmux!, name: name, width: width, height: height, args: ["--demo"] + args,
+                            env: env.merging(["L2S_DEMO_STEP_MS": "\(stepMs)"]) { a, _ in a })
+        try #require(t.waitFor(text: "scripted demo engine (no model) ready", sourceLocation: sourceLocation) != nil, sourceLocation: sourceLocation)
+        return t
+    }
+
+    /// Types `prompt`, presses Enter and waits for the run to finish; returns the screen.
+    func runToTheEnd(_ prompt: String, sourceLocation: SourceLocation = #_sourceLocation) -> String? {
+        sendText(prompt)
+        sendKeys("Enter")
+        return waitFor(text: "DONE", sourceLocation: sourceLocation)
+    }
+
     /// Esc, and wait until the prompt box shows command mode. (An Esc followed at once by another key
     /// is, like on any terminal, an Alt chord; a person's keys are never that close.)
     func leaveEditing(sourceLocation: SourceLocation = #_sourceLocation) throws {
@@ -193,9 +209,7 @@ extension EndToEndTests {
     /// (`ESC [ 1 ~`, `ESC [ 4 ~`), rxvt's `ESC [ 7 ~`, an unknown sequence and Alt chords stay in the
     /// editor (Alt+q does not quit); A/B is one run; after a rejected prompt the keys type.
     @Test func keysSequencesAltChordsABAndARejectedPromptUnderTmux() throws {
-        let t = TmuxSession(tmux: Products.tmux!, name: "keys", width: 110, height: 32, args: ["--demo"],
-                            env: ["L2S_DEMO_STEP_MS": "150", "TERM": "xterm-256color"])
-        try #require(t.waitFor(text: "scripted demo engine (no model) ready") != nil)
+        let t = try TmuxSession.demo("keys", width: 110, height: 32, stepMs: 150, env: ["TERM": "xterm-256color"])
         t.sendText("dog to the right of a teddy bear")
         t.sendKeys("Home")
         t.sendText("a ")
@@ -271,21 +285,14 @@ extension EndToEndTests {
     /// sequences after each frame, and what the program wrote to the pty decodes back to the image
     /// (sixel through libsixel's sixel2png, kitty's chunks to RGB of the stated size).
     @Test func graphicsDefaultToHalfBlocksInTmuxAndForcedProtocolsWriteImages() throws {
-        let auto = TmuxSession(tmux: Products.tmux!, name: "gfx-auto", width: 120, height: 40, args: ["--demo"], env: ["L2S_DEMO_STEP_MS": "20"])
-        try #require(auto.waitFor(text: "ready") != nil)
-        auto.sendText("a dog to the right of a teddy bear")
-        auto.sendKeys("Enter")
-        let blocks = try #require(auto.waitFor(text: "DONE"))
+        let auto = try TmuxSession.demo("gfx-auto", stepMs: 20)
+        let blocks = try #require(auto.runToTheEnd("a dog to the right of a teddy bear"))
         #expect(blocks.contains("▀▀▀▀") && auto.log.contains("graphics: blocks (inside tmux/screen"))
         #expect(!auto.raw.contains("\u{1B}Pq") && !auto.raw.contains("\u{1B}_G"))
 
         for proto in ["sixel", "kitty"] {
-            let t = TmuxSession(tmux: Products.tmux!, name: "gfx-\(proto)", width: 120, height: 40, args: ["--demo", "--graphics", proto],
-                                env: ["L2S_DEMO_STEP_MS": "20"])
-            try #require(t.waitFor(text: "ready") != nil)
-            t.sendText("a dog to the right of a teddy bear")
-            t.sendKeys("Enter")
-            try #require(t.waitFor(text: "DONE") != nil)
+            let t = try TmuxSession.demo("gfx-\(proto)", stepMs: 20, args: ["--graphics", proto])
+            try #require(t.runToTheEnd("a dog to the right of a teddy bear") != nil)
             Thread.sleep(forTimeInterval: 0.5)
             #expect(t.log.contains("graphics: \(proto) (--graphics \(proto))"))
             let raw = t.raw
