@@ -2,7 +2,8 @@
 // get_wch returned). A terminal writes a key's whole sequence at once, so one burst of input holds
 // it: CSI (`ESC [` parameters final) and SS3 (`ESC O` final) forms become keys, whatever the terminfo
 // entry lists (tmux sends Home as `ESC [ 1 ~` under TERM=xterm-256color); ESC before any other
-// character is Alt+that character; sequences we do not know are dropped whole. A lone ESC at the end
+// character is Alt+that character; sequences we do not know, and terminal replies (DCS/OSC/APC
+// strings up to ST), are dropped whole. A lone ESC at the end
 // of a burst waits `escapeDelay` for the rest of a sequence (a slow link may split one) and is the
 // Esc key if nothing comes.
 
@@ -132,6 +133,19 @@ public struct KeyDecoder: Sendable {
             let final = codes[start + 2]
             guard (0x40...0x7E).contains(final) else { return .complete(nil, length: 2) }
             return .complete(ss3Key(UInt8(final)), length: 3)
+        case 0x50, 0x5D, 0x5F, 0x5E, 0x58:
+            // DCS, OSC, APC, PM, SOS: a string up to ST (ESC \) or BEL — a terminal's reply (e.g. a late
+            // answer to the graphics query), never a key.
+            var j = start + 2
+            while j < n {
+                if codes[j] == 7 { return .complete(nil, length: j + 1 - start) }
+                if codes[j] == 27 {
+                    guard j + 1 < n else { return .incomplete }
+                    if codes[j + 1] == 0x5C { return .complete(nil, length: j + 2 - start) }
+                }
+                j += 1
+            }
+            return .incomplete
         case 27:
             // ESC ESC: the first one is the Esc key on its own.
             return .complete(.escape, length: 1)

@@ -288,6 +288,7 @@ extension ViewState {
         sentSettings = [:]
         var runSettings = settings
         runSettings.steered = steered
+        if let old = run, old.phase.isActive { note("run \(old.id) cancelled after \(old.steps.count) steps (replaced by run \(id))") }
         run = RunView(id: id, prompt: text, settings: runSettings)
         viewStep = nil
         let mode = steered ? "steered" : "unsteered"

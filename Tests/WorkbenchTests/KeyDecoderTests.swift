@@ -45,6 +45,14 @@ import Testing
         #expect(keys("\u{1B}[12\rz") == [.enter, .char("z")])
         // The Linux console's F1.
         #expect(keys("\u{1B}[[A") == [.function(1)])
+        // Terminal replies that arrive late (kitty's graphics answer, an OSC colour reply): no typing.
+        #expect(keys("\u{1B}_Gi=31;OK\u{1B}\\x") == [.char("x")])
+        #expect(keys("\u{1B}]11;rgb:0000/0000/0000\u{07}y") == [.char("y")])
+        #expect(keys("\u{1B}P1$r0m\u{1B}\\") == [])
+        // A reply split across reads is held, then dropped whole.
+        var d = KeyDecoder()
+        #expect(d.feed("\u{1B}_Gi=31".unicodeScalars.map { .code($0.value) }, now: 1).isEmpty && d.hasPending)
+        #expect(d.feed(";OK\u{1B}\\z".unicodeScalars.map { .code($0.value) }, now: 1.01) == [.key(.char("z"))])
     }
 
     @Test func aLoneEscWaitsForTheRestOfASplitSequence() {

@@ -277,4 +277,15 @@ import ToyWorld
         #expect(single.count == 1)
         #expect(try readPNG(path: single[0]).width == 256)
     }
+
+    /// A new run started while one is going says that it replaced it (the log had no line for it).
+    @Test func replacingARunSaysSo() {
+        var s = Fixture.running(Self.prompt, steps: 7)
+        _ = s.handle(key: .char("n"))
+        #expect(s.log.contains("run 1 cancelled after 7 steps (replaced by run 2)"))
+        let finished = Fixture.running(Self.prompt, steps: 50)
+        var f = finished
+        _ = f.handle(key: .char("r"))
+        #expect(!f.log.contains { $0.contains("cancelled") }, "a finished run is not cancelled")
+    }
 }
