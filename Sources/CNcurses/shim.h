@@ -22,4 +22,9 @@ static inline attr_t tui_a_dim(void) { return A_DIM; }
 static inline int tui_key_f(int n) { return KEY_F(n); }
 static inline int tui_wcwidth(wchar_t c) { return wcwidth(c); }
 static inline const char *tui_codeset(void) { return nl_langinfo(CODESET); }
+// Whether the terminal can move the cursor (terminfo `cup`); TERM=dumb cannot.
+static inline int tui_can_address_cursor(void) {
+    char *s = tigetstr("cup");
+    return s != NULL && s != (char *)-1;
+}
 #endif

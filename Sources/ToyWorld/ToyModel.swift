@@ -41,8 +41,10 @@ public struct ToyModelConfig: Codable, Equatable, Sendable {
     }
 }
 
-/// Where the shipped weights live: `--assets`/`L2S_ASSETS`, next to the executable's package
-/// (`.build/<config>/l2s` → `Assets/`), or `./Assets`.
+/// Where the shipped weights live: `--assets`/`L2S_ASSETS`; else found from the executable's real
+/// path (not the current directory): `Assets/` in a directory above it (the checkout of
+/// `.build/<triple>/<config>/l2s`), or `share/l2s/Assets` of its install prefix (`PREFIX/bin/l2s`);
+/// last, `./Assets`.
 public enum AssetLocator {
     /// An explicit directory (`override`, else `L2S_ASSETS`) is the only place looked at when given,
     /// so a mistyped path is an error rather than a silent fall-back to other weights.
@@ -52,9 +54,15 @@ public enum AssetLocator {
             let dir = explicit.hasSuffix("/toy") ? explicit : explicit + "/toy"
             return FileManager.default.fileExists(atPath: dir + "/config.json") ? URL(fileURLWithPath: dir).standardized.path : nil
         }
-        let exe = URL(fileURLWithPath: CommandLine.arguments.first ?? ".").resolvingSymlinksInPath().deletingLastPathComponent()
-        candidates.append(exe.appendingPathComponent("../../Assets").path)
+        // The running binary's own path (argv[0] may be a bare name found on PATH, or a symlink).
+        let path = Bundle.main.executablePath ?? CommandLine.arguments.first ?? "."
+        let exe = URL(fileURLWithPath: path).resolvingSymlinksInPath().deletingLastPathComponent()
         candidates.append(exe.appendingPathComponent("../share/l2s/Assets").path)
+        var dir = exe
+        for _ in 0..<5 {
+            candidates.append(dir.appendingPathComponent("Assets").path)
+            dir = dir.deletingLastPathComponent()
+        }
         candidates.append(FileManager.default.currentDirectoryPath + "/Assets")
         for c in candidates {
             let dir = c.hasSuffix("/toy") ? c : c + "/toy"
@@ -68,7 +76,7 @@ public enum AssetLocator {
 public enum ToyModelError: Error, CustomStringConvertible {
     case assetsNotFound
     public var description: String {
-        "the embedded model's weights were not found (looked for toy/config.json in --assets or $L2S_ASSETS when given, else in Assets/ next to the program and in ./Assets)"
+        "the embedded model's weights were not found (looked for toy/config.json in --assets or $L2S_ASSETS when given, else in Assets/ above the program, PREFIX/share/l2s/Assets and ./Assets)"
     }
 }
 

@@ -19,6 +19,12 @@ public struct WorkbenchOptions: Sendable {
     public var saveDirectory: String
     /// Binds `!` to a deliberate trap (for the crash-restore test).
     public var testTrap = false
+    /// The factor `s` enlarges saved images by (nil: enough for ≥ 256 px).
+    public var saveUpscale: Int?
+    /// How images are drawn: a protocol, or `auto` (detect; half-blocks inside tmux).
+    public var graphics: GraphicsChoice = .auto
+    /// A run to start as soon as the screen is up (a replay's recorded run): its prompt and mode.
+    public var initialRun: (prompt: String, steered: Bool)?
     public init(logPath: String, saveDirectory: String) {
         self.logPath = logPath
         self.saveDirectory = saveDirectory
@@ -91,6 +97,13 @@ nonisolated(unsafe) private var signalWakeFD: Int32 = -1
 nonisolated(unsafe) private var receivedSignal: Int32 = 0
 nonisolated(unsafe) private var savedStderr: Int32 = -1
 nonisolated(unsafe) private var crashNote: UnsafeMutablePointer<CChar>? = nil
+/// Per crash signal, the line the handler writes to the log (stderr points there): made before any
+/// crash, since a handler may not allocate.
+nonisolated(unsafe) private var crashLogLines: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?> = {
+    let p = UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>.allocate(capacity: 65)
+    p.initialize(repeating: nil, count: 65)
+    return p
+}()
 nonisolated(unsafe) private var previousActions = UnsafeMutablePointer<sigaction>.allocate(capacity: 65)
 
 private let crashSignals: [Int32] = [SIGILL, SIGTRAP, SIGABRT, SIGSEGV, SIGBUS, SIGFPE]
@@ -102,11 +115,12 @@ private func onQuitSignal(_ sig: Int32) {
 }
 
 private func onCrashSignal(_ sig: Int32) {
+    if sig >= 0 && sig < 65, let line = crashLogLines[Int(sig)] { _ = write(2, line, strlen(line)) }
     CursesBackend.emergencyEnd()
     if savedStderr >= 0, let note = crashNote { _ = write(savedStderr, note, strlen(note)) }
     // Die of the signal with the default action. Not chained to the Swift runtime's backtracer: it
     // would write to the terminal and wait for a key ("Press space to interact"); the runtime's
-    // "Fatal error: …" line is already in the log (stderr points there).
+    // "Fatal error: …" line, which only a debug build prints, is already in the log (stderr points there).
     signal(sig, SIG_DFL)
     raise(sig)
 }
@@ -151,8 +165,20 @@ public final class App {
         dup2(log.descriptor, 2)
         let note = "l2s: crashed; the terminal was restored. Details: \(log.path)\n"
         crashNote = strdup(note)
+        for (sig, name) in [(SIGILL, "SIGILL, a Swift runtime trap"), (SIGTRAP, "SIGTRAP, a Swift runtime trap"), (SIGABRT, "SIGABRT"),
+                            (SIGSEGV, "SIGSEGV"), (SIGBUS, "SIGBUS"), (SIGFPE, "SIGFPE")] where crashLogLines[Int(sig)] == nil {
+            crashLogLines[Int(sig)] = strdup("l2s: crashed with signal \(sig) (\(name)); restoring the terminal\n")
+        }
         atexit { CursesBackend.emergencyEnd() }
 
+        // True-pixel images: ask the terminal before ncurses owns it (a short wait; never inside tmux).
+        let env = ProcessInfo.processInfo.environment
+        var graphics: (GraphicsProtocol, String) = (.blocks, "no colour or ASCII mode: half-blocks")
+        if !options.noColor && !options.ascii || options.graphics != .auto {
+            let reply = GraphicsDetection.shouldQuery(options.graphics, env: env)
+                ? CursesBackend.queryTerminal(GraphicsDetection.query, timeout: 0.25) { GraphicsDetection.parse($0).complete } : nil
+            graphics = GraphicsDetection.decide(options.graphics, env: env, reply: reply)
+        }
         let backend: CursesBackend
         do {
             backend = try CursesBackend(options: CursesBackend.Options(noColor: options.noColor, ascii: options.ascii))
@@ -163,9 +189,18 @@ public final class App {
         self.backend = backend
         installSignalHandlers()
         state.theme = Theme(tier: backend.tier, ascii: options.ascii || !backend.utf8)
+        state.graphics = graphics.0
+        if let cell = CursesBackend.cellPixelSize() { state.cellSize = cell }
+        log.write("graphics: \(graphics.0.rawValue) (\(graphics.1)); cell \(state.cellSize.width)×\(state.cellSize.height) px")
         log.write("terminal \(ProcessInfo.processInfo.environment["TERM"] ?? "?") \(backend.size), colours \(backend.colors), pairs \(backend.colorPairs), tier \(backend.tier.rawValue), \(state.theme.glyphs.ascii ? "ASCII" : "UTF-8") glyphs")
         let box = mailbox
         engine.start { box.post($0) }
+        if let r = options.initialRun {
+            state.prompt.setText(r.prompt)
+            state.prompt.commit()
+            perform(state.startRun(prompt: r.prompt, steered: r.steered))
+            state.mode = .command
+        }
 
         let status = loop(backend)
 
@@ -221,7 +256,7 @@ public final class App {
                 return 128 + receivedSignal
             }
             // Keys.
-            for event in backend.readInput() {
+            for event in backend.readInput(now: Self.now()) {
                 let t = Self.now()
                 switch event {
                 case .resize:
@@ -267,6 +302,10 @@ public final class App {
             var timeout: Int32 = -1
             if dirty { timeout = Int32(max(1, (frameInterval - (Self.now() - lastFrame)) * 1000)) }
             if animating { timeout = timeout < 0 ? 100 : min(timeout, 100) }
+            if let d = backend.inputDeadline {
+                let ms = Int32(max(1, ((d - Self.now()) * 1000).rounded(.up)))
+                timeout = timeout < 0 ? ms : min(timeout, ms)
+            }
             var fds = [pollfd(fd: 0, events: Int16(POLLIN), revents: 0),
                        pollfd(fd: waker.readFD, events: Int16(POLLIN), revents: 0)]
             _ = poll(&fds, 2, timeout)
@@ -285,15 +324,19 @@ public final class App {
         stats.drawMs.append((t2 - t1) * 1000)
         if let k = keyAt { stats.keyToScreenMs.append((t2 - k) * 1000) }
         if stats.renderMs.count > 20_000 { stats.renderMs.removeFirst(10_000); stats.drawMs.removeFirst(10_000) }
-        if frame.previewBox != lastBox {
-            lastBox = frame.previewBox
-            control?.previewBox = frame.previewBox
+        // The engine fits step images for half-blocks only; true-pixel images are encoded on the fitter queue.
+        let engineBox = state.graphics == .blocks ? frame.previewBox : nil
+        if engineBox != lastBox {
+            lastBox = engineBox
+            control?.previewBox = engineBox
         }
         let box = mailbox
+        let graphics = state.graphics, cell = state.cellSize
         for want in frame.wants where !pendingFits.contains(want.key) {
             pendingFits.insert(want.key)
             fitQueue.async {
-                let img = ImageFitter.fit(want.source, boxWidth: want.key.box.width, boxHeight: want.key.box.height)
+                var img = ImageFitter.fit(want.source, boxWidth: want.key.box.width, boxHeight: want.key.box.height)
+                img.graphics = GraphicsImage.make(want.source, box: want.key.box, cell: cell, protocol: graphics, id: want.key.picture.imageID)
                 box.post(.fitted(want.key, img))
             }
         }
@@ -333,17 +376,15 @@ public final class App {
 
     private func save() {
         let snapshot = state
-        guard let run = snapshot.run else { return }
-        let f = DateFormatter()
-        f.dateFormat = "yyyyMMdd-HHmmss"
-        let base = "l2s-run\(run.id)-seed\(run.settings.seed)-\(run.settings.steered ? "steered" : "unsteered")-\(f.string(from: Date()))"
+        guard snapshot.run != nil else { return }
         let dir = options.saveDirectory
+        let upscale = options.saveUpscale
         let box = mailbox
-        state.note("saving \(base).png …")
+        state.note(snapshot.abCounterpart == nil ? "saving …" : "saving both halves of the A/B pair …")
         fitQueue.async {
             do {
-                let path = try Sidecar.save(snapshot, directory: dir, base: base)
-                box.post(.log("saved \(path) and .json sidecar"))
+                let paths = try Sidecar.save(snapshot, directory: dir, upscale: upscale)
+                box.post(.log("saved \(paths.joined(separator: " and ")) (each with a .json sidecar)"))
             } catch {
                 box.post(.log("save failed: \(error)"))
             }

@@ -66,6 +66,8 @@ public struct CellGrid: Equatable, Sendable {
     private var cursorX = -1, cursorY = -1
     /// ASCII mode: non-ASCII graphemes are drawn as "?".
     public var ascii: Bool
+    /// True-pixel images drawn over blank cells after the text (kitty, iTerm2, sixel).
+    public var images: [ImagePlacement] = []
 
     public init(width: Int, height: Int, ascii: Bool = false) {
         self.width = max(0, width)
@@ -192,5 +194,6 @@ public struct CellGrid: Equatable, Sendable {
 
     public static func == (a: CellGrid, b: CellGrid) -> Bool {
         a.width == b.width && a.height == b.height && a.cells == b.cells && a.cursorX == b.cursorX && a.cursorY == b.cursorY
+            && a.images == b.images
     }
 }

@@ -19,9 +19,13 @@ public enum InputEvent: Equatable, Sendable {
 /// Why the terminal could not be set up.
 public enum TerminalError: Error, CustomStringConvertible {
     case cannotInitialize(String)
+    /// The terminal type cannot move the cursor (TERM=dumb, a printing terminal).
+    case cannotAddressCursor(String)
     public var description: String {
         switch self {
         case .cannotInitialize(let term): return "cannot start the terminal UI: ncurses does not know TERM=\(term)"
+        case .cannotAddressCursor(let term):
+            return "cannot start the terminal UI: TERM=\(term) cannot move the cursor; use a terminal type such as xterm-256color (`l2s generate` works anywhere)"
         }
     }
 }
@@ -50,6 +54,20 @@ public final class CursesBackend {
     private var nextPair: Int32 = 1
     private var last: CellGrid?
     private var cursorVisible: Int32 = -1
+    private var decoder = KeyDecoder()
+    private var lastImages: [ImagePlacement] = []
+    /// Where image sequences go (the terminal; tests capture them).
+    public var imageOutput: (String) -> Void = { text in
+        fflush(stdout)
+        text.withCString { p in
+            var left = strlen(p), at = p
+            while left > 0 {
+                let n = write(1, at, left)
+                if n <= 0 { if errno == EINTR { continue }; break }
+                left -= n; at += n
+            }
+        }
+    }
     private let headless: Bool
 
     /// Opens the terminal on stdin/stdout (TERM from the environment).
@@ -62,7 +80,19 @@ public final class CursesBackend {
         }
         screen = s
         set_term(s)
+        try refuseWithoutCursorAddressing(ProcessInfo.processInfo.environment["TERM"] ?? "(unset)")
         setUp(options: options, term: ProcessInfo.processInfo.environment["TERM"] ?? "")
+    }
+
+    /// A screen UI needs cursor addressing: without it (TERM=dumb) the screen would be one border
+    /// line, so end ncurses and refuse with one clear line instead.
+    private func refuseWithoutCursorAddressing(_ term: String) throws {
+        guard tui_can_address_cursor() == 0 else { return }
+        endwin()
+        if let s = screen { delscreen(s); screen = nil }
+        for f in files { fclose(f) }
+        files = []
+        throw TerminalError.cannotAddressCursor(term)
     }
 
     /// A terminal that draws into /dev/null (for tests): `width`×`height`, `term` type.
@@ -79,9 +109,10 @@ public final class CursesBackend {
         guard let s = newterm(term, out, inp) else { throw TerminalError.cannotInitialize(term) }
         screen = s
         set_term(s)
-        setUp(options: options, term: term)
         unsetenv("LINES")
         unsetenv("COLUMNS")
+        try refuseWithoutCursorAddressing(term)
+        setUp(options: options, term: term)
     }
 
     private func setUp(options: Options, term: String) {
@@ -89,12 +120,12 @@ public final class CursesBackend {
         cbreak()
         noecho()
         nonl()
-        keypad(tui_stdscr(), true)
+        keypad(tui_stdscr(), false)
         nodelay(tui_stdscr(), true)
         set_escdelay(25)
         leaveok(tui_stdscr(), false)
-        // NO_COLOR is the caller's business (it sets options.noColor); TERM=dumb is ours.
-        if !options.noColor && term != "dumb" && has_colors() {
+        // NO_COLOR is the caller's business (it sets options.noColor).
+        if !options.noColor && has_colors() {
             start_color()
             use_default_colors()
             colors = tui_colors()
@@ -110,22 +141,27 @@ public final class CursesBackend {
         Size(width: Int(getmaxx(tui_stdscr())), height: Int(getmaxy(tui_stdscr())))
     }
 
-    /// Reads every pending key without blocking.
-    public func readInput() -> [InputEvent] {
-        var out: [InputEvent] = []
+    /// Reads every pending key without blocking; escape sequences are parsed whole (`KeyDecoder`).
+    /// Keypad mode is off, so ncurses passes every sequence through and the decoder alone maps them.
+    public func readInput(now: Double) -> [InputEvent] {
+        var units: [InputUnit] = []
         while true {
             var ch: wint_t = 0
             let r = wget_wch(tui_stdscr(), &ch)
             if r == ERR { break }
             if r == KEY_CODE_YES {
-                if let e = Self.functionKey(Int32(ch)) { out.append(e) }
-            } else if let k = Self.characterKey(UInt32(ch)) {
-                out.append(.key(k))
+                if let e = Self.functionKey(Int32(ch)) { units.append(.event(e)) }
+            } else {
+                units.append(.code(UInt32(ch)))
             }
-            if out.count > 4096 { break }
+            if units.count > 4096 { break }
         }
-        return out
+        if units.isEmpty { return decoder.flush(now: now) }
+        return decoder.feed(units, now: now)
     }
+
+    /// When a lone ESC read so far becomes the Esc key if nothing follows (nil: nothing waits).
+    public var inputDeadline: Double? { decoder.deadline }
 
     static func functionKey(_ code: Int32) -> InputEvent? {
         switch code {
@@ -208,6 +244,10 @@ public final class CursesBackend {
             full = true
             _ = drawCells(grid, full: true)
         }
+        // Images that go (none takes their place): ncurses repaints their rows, which overwrites sixel
+        // pixels; kitty's are deleted. A full repaint clears the screen: every image is sent again.
+        let gone = full ? lastImages : lastImages.filter { old in !grid.images.contains { $0.rect == old.rect } }
+        for p in gone where !full { wredrawln(tui_stdscr(), Int32(p.rect.y), Int32(p.rect.height)) }
         if let c = grid.cursor {
             setCursor(visible: true)
             wmove(tui_stdscr(), Int32(c.y), Int32(c.x))
@@ -217,7 +257,54 @@ public final class CursesBackend {
         wnoutrefresh(tui_stdscr())
         doupdate()
         last = grid
+        emitImages(grid.images, gone: gone, full: full)
         return full
+    }
+
+    /// Writes the image sequences after ncurses' frame: new or changed images (all after a full
+    /// repaint), each at its cell with the cursor saved and restored around it, and the erase
+    /// sequences of images that went.
+    func emitImages(_ images: [ImagePlacement], gone: [ImagePlacement], full: Bool) {
+        var out = gone.map(\.image.erase).joined()
+        for p in images where full || !lastImages.contains(p) {
+            out += "\u{1B}7\u{1B}[\(p.rect.y + 1);\(p.rect.x + 1)H" + p.image.payload + "\u{1B}8"
+        }
+        lastImages = images
+        if !out.isEmpty { imageOutput(out) }
+    }
+
+    /// A cell's size in pixels as the terminal reports it (TIOCGWINSZ), nil when it does not.
+    public static func cellPixelSize() -> PixelBox? {
+        var ws = winsize()
+        guard ioctl(1, UInt(TIOCGWINSZ), &ws) == 0, ws.ws_col > 0, ws.ws_row > 0, ws.ws_xpixel > 0, ws.ws_ypixel > 0 else { return nil }
+        return PixelBox(width: Int(ws.ws_xpixel) / Int(ws.ws_col), height: Int(ws.ws_ypixel) / Int(ws.ws_row))
+    }
+
+    /// Sends `query` to the terminal and collects its answer until `done` says it is complete or
+    /// `timeout` seconds pass (before ncurses starts: the tty is put in raw mode for the wait).
+    /// Nil when nothing came back.
+    public static func queryTerminal(_ query: String, timeout: Double, done: (String) -> Bool) -> String? {
+        guard isatty(0) == 1, isatty(1) == 1 else { return nil }
+        var saved = termios()
+        guard tcgetattr(0, &saved) == 0 else { return nil }
+        var raw = saved
+        raw.c_lflag &= ~tcflag_t(ICANON | ECHO)
+        tcsetattr(0, TCSANOW, &raw)
+        defer { tcsetattr(0, TCSANOW, &saved) }
+        _ = query.withCString { write(1, $0, strlen($0)) }
+        var bytes: [UInt8] = []
+        let deadline = App.now() + timeout
+        var buf = [UInt8](repeating: 0, count: 512)
+        while App.now() < deadline {
+            var fds = [pollfd(fd: 0, events: Int16(POLLIN), revents: 0)]
+            let ms = Int32(max(1, (deadline - App.now()) * 1000))
+            guard poll(&fds, 1, ms) > 0 else { break }
+            let n = read(0, &buf, buf.count)
+            if n <= 0 { break }
+            bytes += buf[0..<n]
+            if done(String(decoding: bytes, as: UTF8.self)) { break }
+        }
+        return bytes.isEmpty ? nil : String(decoding: bytes, as: UTF8.self)
     }
 
     /// Returns false when a cell needed a colour pair the table could not hold.

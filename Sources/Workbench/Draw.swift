@@ -136,3 +136,27 @@ public enum Gauge {
         return out
     }
 }
+
+/// A piece of a one-line label with shorter forms, longest first (an empty form drops it), so a
+/// label is fitted to its width deliberately ("● steering" → "●") instead of being cut mid-word.
+public struct Flex {
+    public var forms: [[(String, Style)]]
+    public init(_ forms: [String], _ style: Style) { self.forms = forms.map { [($0, style)] } }
+    public init(segments forms: [[(String, Style)]]) { self.forms = forms }
+
+    /// Chooses a form per piece so the line fits `width` columns. `shrinkOrder` lists piece indices,
+    /// one entry per step down to the next shorter form (default: the last piece first, all the way,
+    /// then the one before). Pieces without shorter forms stay as they are; the result may still be
+    /// too wide, and the caller clips.
+    public static func fit(_ parts: [Flex], width: Int, shrinkOrder: [Int]? = nil) -> [(String, Style)] {
+        var choice = [Int](repeating: 0, count: parts.count)
+        func columns() -> Int {
+            zip(parts, choice).reduce(0) { acc, pc in acc + pc.0.forms[pc.1].reduce(0) { $0 + TextWidth.columns(of: $1.0) } }
+        }
+        let order = shrinkOrder ?? parts.indices.reversed().flatMap { i in Array(repeating: i, count: max(0, parts[i].forms.count - 1)) }
+        for i in order where columns() > width {
+            if parts.indices.contains(i) && choice[i] + 1 < parts[i].forms.count { choice[i] += 1 }
+        }
+        return zip(parts, choice).flatMap { $0.0.forms[$0.1] }
+    }
+}

@@ -22,6 +22,16 @@ public struct LiveSettings: Sendable, Equatable {
 
     public init() {}
 
+    /// These settings with the live fields of `s` (what a live edit changes); steps, seed and the
+    /// steering mode stay as they are (a run keeps the ones it started with).
+    public func applyingLive(_ s: LiveSettings) -> LiveSettings {
+        var n = s
+        n.steps = steps
+        n.seed = seed
+        n.steered = steered
+        return n
+    }
+
     /// The edges steered, in turn: `order` minus `disabled`.
     public var activeOrder: [Int] { order.filter { !disabled.contains($0) } }
 
@@ -124,6 +134,17 @@ public struct FitKey: Hashable, Sendable {
     public var picture: Picture
     public var box: PixelBox
     public init(run: Int, picture: Picture, box: PixelBox) { self.run = run; self.picture = picture; self.box = box }
+}
+
+extension FitKey.Picture {
+    /// The kitty image id of the preview slot that shows this picture (each slot is replaced in place).
+    public var imageID: Int {
+        switch self {
+        case .step: return 1
+        case .final: return 2
+        case .other: return 3
+        }
+    }
 }
 
 /// What an engine reports. Every run-scoped event carries the run id so stale ones can be dropped.

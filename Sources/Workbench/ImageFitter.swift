@@ -40,6 +40,8 @@ public struct FittedImage: Sendable, Equatable {
     public var index8: [UInt8]
     /// Luminance 0–255 per pixel (for density glyphs).
     public var luma: [UInt8]
+    /// The image for a true-pixel protocol (kitty, iTerm2, sixel), when the workbench uses one.
+    public var graphics: GraphicsImage? = nil
 }
 
 /// Fitting images into pixel boxes.

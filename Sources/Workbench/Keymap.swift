@@ -10,6 +10,9 @@ public enum Key: Hashable, Sendable {
     case enter, escape, tab, backTab, backspace, delete
     case up, down, left, right, home, end, pageUp, pageDown
     case function(Int)
+    /// Alt + a character (the terminal sends ESC before it). No binding uses one, so an Alt chord
+    /// never becomes Esc plus a command.
+    case alt(Character)
 
     /// How the key is written in the key bar and the help.
     public func label(ascii: Bool) -> String {
@@ -32,6 +35,7 @@ public enum Key: Hashable, Sendable {
         case .pageUp: return "PgUp"
         case .pageDown: return "PgDn"
         case .function(let n): return "F\(n)"
+        case .alt(let c): return "Alt-" + String(c)
         }
     }
 }
@@ -65,7 +69,7 @@ public enum Action: Equatable, Sendable {
     // Text fields (prompt and typed values)
     case insert(String)
     case cursorLeft, cursorRight, cursorHome, cursorEnd
-    case deleteBackward, deleteForward, killToStart, killToEnd, deleteWord
+    case deleteBackward, deleteForward, clearLine, killToEnd, deleteWord
     case historyPrevious, historyNext
     case editPrompt, leaveEditing
     // Runs
@@ -133,7 +137,7 @@ public enum Keymap {
         KeyBinding(keys: [.end, .ctrl("e")], action: .cursorEnd, context: .prompt, bar: "", help: "end of line"),
         KeyBinding(keys: [.backspace], action: .deleteBackward, context: .prompt, bar: "", help: "delete before the cursor"),
         KeyBinding(keys: [.delete, .ctrl("d")], action: .deleteForward, context: .prompt, bar: "", help: "delete at the cursor"),
-        KeyBinding(keys: [.ctrl("u")], action: .killToStart, context: .prompt, bar: "clear", help: "delete to the start of the line"),
+        KeyBinding(keys: [.ctrl("u")], action: .clearLine, context: .prompt, bar: "clear", help: "clear the line"),
         KeyBinding(keys: [.ctrl("k")], action: .killToEnd, context: .prompt, bar: "", help: "delete to the end of the line"),
         KeyBinding(keys: [.ctrl("w")], action: .deleteWord, context: .prompt, bar: "", help: "delete the word before the cursor"),
         KeyBinding(keys: [.up], action: .historyPrevious, context: .prompt, bar: "history", help: "previous prompt (history)"),
@@ -145,7 +149,7 @@ public enum Keymap {
         KeyBinding(keys: [.left], action: .cursorLeft, context: .field, bar: "", help: "cursor left"),
         KeyBinding(keys: [.right], action: .cursorRight, context: .field, bar: "", help: "cursor right"),
         KeyBinding(keys: [.backspace], action: .deleteBackward, context: .field, bar: "", help: "delete before the cursor"),
-        KeyBinding(keys: [.ctrl("u")], action: .killToStart, context: .field, bar: "", help: "clear"),
+        KeyBinding(keys: [.ctrl("u")], action: .clearLine, context: .field, bar: "", help: "clear"),
 
         // Focused panes
         KeyBinding(keys: [.up], action: .selectRelation(-1), context: .focused(.relations), bar: "", help: "select the previous relation"),
@@ -230,8 +234,9 @@ public enum Keymap {
         }
     }
 
-    /// The key-bar entries for a mode: (keys label, text), in table order.
-    public static func bar(mode: InputMode, focus: Focus, ascii: Bool) -> [(String, String)] {
+    /// The key-bar entries for a mode: (keys label, text), in table order. While a run is `paused`
+    /// the pause key says what it does then: resume.
+    public static func bar(mode: InputMode, focus: Focus, ascii: Bool, paused: Bool = false) -> [(String, String)] {
         let contexts: [KeyContext]
         switch mode {
         case .prompt: contexts = [.prompt]
@@ -248,7 +253,7 @@ public enum Keymap {
                 defer { seenKeys.formUnion(b.keys) }
                 guard !b.bar.isEmpty, !seenActions.contains(b.action), let first = b.keys.first, !seenKeys.contains(first) else { continue }
                 seenActions.append(b.action)
-                out.append((label(b, ascii: ascii), b.bar))
+                out.append((label(b, ascii: ascii), paused && b.action == .pauseResume ? "resume" : b.bar))
             }
         }
         return out

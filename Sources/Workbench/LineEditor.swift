@@ -56,10 +56,11 @@ public struct LineEditor: Equatable, Sendable {
         characters.remove(at: cursor)
     }
 
-    /// ^U: deletes everything before the cursor.
-    public mutating func killToStart() {
-        characters.removeFirst(cursor)
+    /// ^U: clears the whole line (wherever the cursor is).
+    public mutating func clear() {
+        characters = []
         cursor = 0
+        historyIndex = nil
     }
 
     /// ^K: deletes everything from the cursor on.

@@ -159,7 +159,7 @@ public final class LiveEngine: WorkbenchEngine, @unchecked Sendable {
     }
 
     /// The first image of a [B, 3, H, W] tensor in [−1, 1] as 8-bit RGB.
-    static func rgb(_ t: Tensor) -> RGBImage {
+    public static func rgb(_ t: Tensor) -> RGBImage {
         let s = t.shape
         guard s.count >= 3 else { return RGBImage(width: 0, height: 0, pixels: []) }
         let h = s[s.count - 2], w = s[s.count - 1]

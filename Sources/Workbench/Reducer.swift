@@ -40,7 +40,7 @@ extension ViewState {
         case .cursorEnd: editText { $0.end() }
         case .deleteBackward: editText { $0.deleteBackward() }
         case .deleteForward: editText { $0.deleteForward() }
-        case .killToStart: editText { $0.killToStart() }
+        case .clearLine: editText { $0.clear() }
         case .killToEnd: editText { $0.killToEnd() }
         case .deleteWord: editText { $0.deleteWord() }
         case .historyPrevious: if mode == .prompt { prompt.historyPrevious() }
@@ -51,8 +51,10 @@ extension ViewState {
         case .run:
             let text = prompt.text
             if mode == .prompt { prompt.commit() }
-            mode = .command
-            return startRun(prompt: text)
+            let effects = startRun(prompt: text)
+            // A rejected prompt keeps the editor open: what is typed next is the fix, not commands.
+            mode = graphError == nil ? .command : .prompt
+            return effects
         case .rerun:
             let text = prompt.isEmpty ? (run?.prompt ?? "") : prompt.text
             return startRun(prompt: text)
@@ -61,11 +63,12 @@ extension ViewState {
             let text = prompt.isEmpty ? (run?.prompt ?? "") : prompt.text
             return startRun(prompt: text)
         case .toggleSteered:
-            settings.steered.toggle()
+            // One run of the other steering mode with the same seed; the next run is steered again.
+            let steered = !(run?.settings.steered ?? true)
             let text = prompt.isEmpty ? (run?.prompt ?? "") : prompt.text
-            note(settings.steered ? "A/B: steered run, seed \(settings.seed)"
-                                  : "A/B: unsteered run, seed \(settings.seed) (the classifier only reads along)")
-            return startRun(prompt: text)
+            note(steered ? "A/B: steered run, seed \(settings.seed)"
+                         : "A/B: unsteered run, seed \(settings.seed) (the classifier only reads along; the next run is steered)")
+            return startRun(prompt: text, steered: steered)
         case .pauseResume:
             guard var r = run, r.phase.isActive else { note("nothing is running"); return [] }
             if r.phase == .paused || r.pauseRequested {
@@ -159,11 +162,16 @@ extension ViewState {
             field = .guidance
             return changeSettings(field: .guidance) { ScheduleField.guidance.adjust(&$0, by: d) }
         case .editField:
-            fieldEditor.setText(field.value(in: settings))
+            // An empty field (the old value is drawn as a hint): typing replaces the value.
+            fieldEditor.setText("")
             mode = .field(field)
         case .commitField:
             guard case .field(let f) = mode else { return [] }
             mode = .command
+            if fieldEditor.text.trimmingCharacters(in: .whitespaces).isEmpty {
+                note("\(f.label) unchanged (\(f.value(in: settings)))")
+                return []
+            }
             var s = settings
             if let error = f.set(&s, from: fieldEditor.text) { note(error); return [] }
             return changeSettings(field: f) { $0 = s }
@@ -206,7 +214,8 @@ extension ViewState {
         let what = describe?(settings) ?? field.map { "\($0.label) \($0.value(in: settings))" } ?? "settings"
         let changeKey = key ?? field?.rawValue ?? "settings"
         guard let r = run, r.phase.isActive else {
-            if let field, !field.isLive { note("\(what) (next run)") }
+            // Idle: nothing to apply it to yet, but say that it took.
+            note("\(what) (next run)")
             return []
         }
         if let field, !field.isLive {
@@ -216,11 +225,13 @@ extension ViewState {
             pendingChanges.removeAll { $0.key == changeKey }
             pendingChanges.append((changeKey, what))
         }
+        sentSettings[settingsVersion] = settings
         return [.push(run: r.id, settings, version: settingsVersion)]
     }
 
-    /// Parses and starts a run of `text` with the current settings.
-    mutating func startRun(prompt text: String) -> [Effect] {
+    /// Parses and starts a run of `text` with the current settings (`steered` false: the unsteered
+    /// half of an A/B pair, this run only).
+    mutating func startRun(prompt text: String, steered: Bool = true) -> [Effect] {
         let parser = PromptParser(vocabulary: vocabulary)
         let parsed: RelationGraph
         do {
@@ -229,9 +240,9 @@ extension ViewState {
             graph = nil
             graphNotes = []
             selectedEdge = nil
-            graphError = (error as? PromptError)?.description ?? "\(error)"
+            graphError = (error as? PromptError).map(describe) ?? "\(error)"
             note("not run: " + (graphError ?? ""))
-            return []
+            return dropRun()
         }
         let samePrompt = graph?.prompt == text
         graph = parsed
@@ -250,6 +261,17 @@ extension ViewState {
                     }
                 }
             }
+            // Relations that contradict each other would be steered against each other (a smeared
+            // image): the first of each set stays on, the others go off (d switches one back on).
+            for c in parsed.contradictions {
+                let on = c.edges.filter { !settings.disabled.contains($0) }
+                let keep = c.kind == .selfRelation ? nil : on.first
+                for e in on where e != keep {
+                    settings.disabled.insert(e)
+                    graphNotes.append(keep.map { "relation \(e + 1) off: it contradicts relation \($0 + 1), which is steered (d switches it on)" }
+                                      ?? "relation \(e + 1) off: it relates an object to itself")
+                }
+            }
             selectedEdge = parsed.order.first ?? (parsed.edges.isEmpty ? nil : 0)
         }
         if case .unavailable(let why) = engineStatus {
@@ -263,15 +285,45 @@ extension ViewState {
         pendingFields = []
         orderPending = false
         pendingChanges = []
-        run = RunView(id: id, prompt: text, settings: settings)
+        sentSettings = [:]
+        var runSettings = settings
+        runSettings.steered = steered
+        if let old = run, old.phase.isActive { note("run \(old.id) cancelled after \(old.steps.count) steps (replaced by run \(id))") }
+        run = RunView(id: id, prompt: text, settings: runSettings)
         viewStep = nil
-        let mode = settings.steered ? "steered" : "unsteered"
+        let mode = steered ? "steered" : "unsteered"
         if settings.activeOrder.isEmpty {
             note("run \(id): seed \(settings.seed), \(settings.steps) steps, no steerable relation: sampling unsteered")
         } else {
             note("run \(id): seed \(settings.seed), \(settings.steps) steps, \(mode)")
         }
-        return [.start(RunRequest(id: id, prompt: text, settings: settings, version: settingsVersion))]
+        return [.start(RunRequest(id: id, prompt: text, settings: runSettings, version: settingsVersion))]
+    }
+
+    /// A rejected prompt: the previous run is cancelled and cleared, so no pane shows its image or
+    /// maps beside "nothing was sampled".
+    private mutating func dropRun() -> [Effect] {
+        var effects: [Effect] = []
+        if let r = run, r.phase.isActive {
+            effects.append(.cancel(run: r.id))
+            note("run \(r.id) cancelled (the new prompt was not run)")
+        }
+        run = nil
+        abImages = [:]
+        viewStep = nil
+        pendingChanges = []
+        pendingFields = []
+        orderPending = false
+        return effects
+    }
+
+    /// A parse error for the user, with examples this model can draw.
+    func describe(_ error: PromptError) -> String {
+        switch error {
+        case .empty: return "The prompt is empty; describe two objects and where they are, e.g. \"\(examplePrompt)\"."
+        case .noObjects: return "No objects found in the prompt; name two things, e.g. \"\(examplePrompt)\"."
+        default: return error.description
+        }
     }
 
     /// Applies one engine event.
@@ -312,6 +364,9 @@ extension ViewState {
         case .applied(let id, let version, let step):
             guard run?.id == id else { return }
             appliedVersion = max(appliedVersion, version)
+            // The run now samples with these settings (the schedule line and the sidecar show them).
+            if let applied = sentSettings[version] { run!.settings = run!.settings.applyingLive(applied) }
+            sentSettings = sentSettings.filter { $0.key > version }
             if version >= settingsVersion {
                 let what = pendingChanges.map(\.text)
                 pendingChanges = []
@@ -340,8 +395,7 @@ extension ViewState {
             r.seconds = seconds
             run = r
             dropPendingForEndedRun()
-            abImages[r.settings.steered] = ABImage(runID: id, prompt: r.prompt, seed: r.settings.seed, steps: r.settings.steps,
-                                                   steered: r.settings.steered, image: image)
+            abImages[r.settings.steered] = ABImage(run: r, image: image)
             note(String(format: "run %d done: %d steps in %.1f s", id, r.steps.count, seconds))
         case .cancelled(let id, let step):
             guard run?.id == id else { return }

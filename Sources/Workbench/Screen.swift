@@ -42,6 +42,7 @@ public enum Screen {
         Widgets.keyBar(s, in: l.keys, grid: &grid)
         if s.mode == .help {
             grid.cursor = nil
+            grid.images = []   // the overlay covers the panes
             Widgets.help(s, size: size, grid: &grid)
         }
         return Frame(grid: grid, layout: l, wants: wants, previewBox: box)

@@ -35,11 +35,7 @@ public struct ScriptedRun: Sendable {
     /// Replaces the settings (as a live edit would at a step boundary); steps, seed and the steering
     /// mode stay as the run started.
     public mutating func update(_ s: LiveSettings) {
-        var n = s
-        n.steps = settings.steps
-        n.seed = settings.seed
-        n.steered = settings.steered
-        settings = n
+        settings = settings.applyingLive(s)
     }
 
     /// Runs step `k`: the steering iterations (if the step is in range) and the step record.

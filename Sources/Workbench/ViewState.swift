@@ -160,6 +160,27 @@ public struct RunView: Sendable {
         return Double(recent.count) / t
     }
 
+    /// Steps per second over the whole run (its wall time once finished).
+    public var averageStepsPerSecond: Double? {
+        let t = seconds ?? steps.reduce(0) { $0 + $1.seconds }
+        guard !steps.isEmpty, t > 0 else { return nil }
+        return Double(steps.count) / t
+    }
+
+    /// Whether the run steers anything: steered mode, a relation switched on that the engine can
+    /// steer, and a steering range with iterations inside the run.
+    public var steersSomething: Bool {
+        guard settings.steered else { return false }
+        let active = settings.activeOrder.filter { graph == nil || steerable.contains($0) }
+        let s = settings.schedule
+        return !active.isEmpty && s.endStep > s.startStep && s.startStep < settings.steps && s.maxIterations > 0
+    }
+
+    /// What the run does to the image: "steered", "unsteered" (the A/B half) or "nothing to steer".
+    public var steeringLabel: String {
+        !settings.steered ? "unsteered" : (steersSomething ? "steered" : "nothing to steer")
+    }
+
     /// Seconds left at the recent rate.
     public var eta: Double? {
         guard let r = stepsPerSecond, r > 0 else { return nil }
@@ -182,14 +203,16 @@ public struct RunView: Sendable {
     }
 }
 
-/// A finished image kept for A/B comparison: same prompt, seed and steps, the other steering mode.
+/// A finished run kept for A/B comparison (same prompt, seed and steps, the other steering mode):
+/// its image, and its record for the sidecar when the pair is saved.
 public struct ABImage: Sendable {
-    public var runID: Int
-    public var prompt: String
-    public var seed: UInt64
-    public var steps: Int
-    public var steered: Bool
+    public var run: RunView
     public var image: RGBImage
+    public var runID: Int { run.id }
+    public var prompt: String { run.prompt }
+    public var seed: UInt64 { run.settings.seed }
+    public var steps: Int { run.settings.steps }
+    public var steered: Bool { run.settings.steered }
 }
 
 /// The whole UI state.
@@ -224,6 +247,8 @@ public struct ViewState: Sendable {
     public var orderPending = false
     /// What changed since the last applied version, for the "applied at step N" message.
     public var pendingChanges: [(key: String, text: String)] = []
+    /// Settings pushed to the running engine by version, until it says it applied them.
+    public var sentSettings: [Int: LiveSettings] = [:]
     public var field: ScheduleField = .guidance
 
     public var run: RunView?
@@ -239,6 +264,10 @@ public struct ViewState: Sendable {
     public var mapHead: Int?
     /// Images fitted to pane sizes (by the engine or the fitter queue).
     public var fitted: [FitKey: FittedImage] = [:]
+    /// How the preview draws images: half-blocks, or a true-pixel protocol the terminal supports.
+    public var graphics: GraphicsProtocol = .blocks
+    /// A cell's size in pixels (for sixel images; from the terminal, else a usual 10×20).
+    public var cellSize = PixelBox(width: 10, height: 20)
 
     /// Recent log lines (newest last); the status line shows the newest.
     public var log: [String] = []
@@ -257,6 +286,20 @@ public struct ViewState: Sendable {
         self.engineName = engineName
         self.settings = defaults
         self.vocabulary = vocabulary
+    }
+
+    /// An example prompt the loaded model can draw (the placeholder and the parse-error hints).
+    public var examplePrompt: String {
+        guard let v = vocabulary else { return "a dog to the right of a teddy bear" }
+        let preferred = ["red circle", "blue square"]
+        let pair = preferred.allSatisfy(v.names.contains) ? preferred : Array(v.names.prefix(2))
+        guard pair.count == 2 else { return v.names.first.map { Self.article($0) } ?? "a red circle" }
+        return "\(Self.article(pair[0])) to the left of \(Self.article(pair[1]))"
+    }
+
+    /// "a cat", "an orange ring".
+    static func article(_ noun: String) -> String {
+        ("aeiou".contains(noun.first ?? "x") ? "an " : "a ") + noun
     }
 
     /// The step shown: `viewStep` or the newest step of the run.

@@ -58,7 +58,7 @@ public enum Widgets {
         let line = Rect(x: inner.x + 1, y: inner.y, width: inner.width - 2, height: 1)
         guard line.width > 0 else { return }
         if s.prompt.isEmpty {
-            let hint = "type a prompt, e.g. \"\(s.vocabulary == nil ? "a dog to the right of a teddy bear" : "a red circle to the left of a blue square")\" and press Enter"
+            let hint = "type a prompt, e.g. \"\(s.examplePrompt)\" and press Enter"
             grid.text(TextWidth.truncate(hint, to: line.width, ellipsis: s.theme.glyphs.ellipsis), x: line.x, y: line.y, style: s.theme.dim, clip: line)
             if editing { grid.cursor = (line.x, line.y) }
             return
@@ -94,22 +94,25 @@ public enum Widgets {
         } else if let graph = s.graph {
             let names = graph.objects.map { o in s.vocabulary != nil && o.vocabularyName == nil ? "\(o.name)?" : o.name }
             wrapped("objects: ", names.isEmpty ? "none" : names.joined(separator: ", "), t.dim)
-            let steeringNow = s.run?.phase.isActive == true || s.viewStep != nil ? s.shownIteration?.edge : nil
+            let steeringNow = s.run?.steersSomething == true && (s.run?.phase.isActive == true || s.viewStep != nil) ? s.shownIteration?.edge : nil
             let contradicted = Set(graph.contradictions.flatMap(\.edges))
             for e in s.orderedEdges {
                 let edge = graph.edges[e]
                 let selected = s.selectedEdge == e
                 let off = s.settings.disabled.contains(e)
-                var row: [(String, Style)] = []
-                row.append((selected ? String(g.pointer) : " ", selected ? t.accent : t.text))
-                row.append(("\(e + 1) ", t.dim))
+                let head = [(selected ? String(g.pointer) : " ", selected ? t.accent : t.text), ("\(e + 1) ", t.dim)]
                 let labelStyle = edge.relation == nil || off ? t.dim : (selected ? t.text.with(.bold) : t.text)
-                row.append((s.edgeLabel(e), labelStyle))
-                if edge.relation == nil { row.append(("  \(g.warning) not steerable", t.warning)) }
-                if off { row.append(("  off", t.warning)) }
-                if contradicted.contains(e) { row.append(("  \(g.cross) contradiction", t.error)) }
-                if steeringNow == e { row.append(("  \(g.steering) steering", t.good)) }
-                lines.append(row)
+                // Flags shorten to their glyphs when the row is narrow; then the label gets an ellipsis.
+                var flags: [Flex] = []
+                if edge.relation == nil { flags.append(Flex(["  \(g.warning) not steerable", "  \(g.warning)"], t.warning)) }
+                if off { flags.append(Flex(["  off"], t.warning)) }
+                if contradicted.contains(e) { flags.append(Flex(["  \(g.cross) contradiction", "  \(g.cross)"], t.error)) }
+                if steeringNow == e { flags.append(Flex(["  \(g.steering) steering", "  \(g.steering)"], t.good)) }
+                let label = s.edgeLabel(e)
+                let room = inner.width - 1 - TextWidth.columns(of: "\(e + 1) ")
+                let fitted = Flex.fit(flags, width: max(0, room - TextWidth.columns(of: label)))
+                let flagWidth = fitted.reduce(0) { $0 + TextWidth.columns(of: $1.0) }
+                lines.append(head + [(TextWidth.truncate(label, to: max(1, room - flagWidth), ellipsis: g.ellipsis), labelStyle)] + fitted)
             }
             if graph.edges.isEmpty { lines.append([("  no relation between the objects", t.dim)]) }
             let active = s.settings.activeOrder
@@ -129,6 +132,8 @@ public enum Widgets {
             if s.settings.activeOrder.isEmpty && !graph.edges.isEmpty || graph.order.isEmpty {
                 wrapped("  ", "nothing to steer: the sampler runs unsteered", t.dim)
             }
+        } else if case .unavailable(let why) = s.engineStatus {
+            wrapped("\(g.warning) ", "Model unavailable: \(why)", t.warning)
         } else {
             wrapped("", "No prompt yet. Type one above and press Enter; the parsed objects and relations appear here.", t.dim)
         }
@@ -215,8 +220,11 @@ public enum Widgets {
                             (isTarget ? " target" : "", t.good)])
             }
             let used = atStep.filter { $0.edge == e }.count
-            out.append([("  loss \(Fmt.loss(it.loss))  |grad| \(Fmt.sci(it.gradientNorm))  iterations at this step: \(used)", t.dim),
-                        (it.note.map { "  (\($0))" } ?? "", t.dim)])
+            // Shorten "iterations at this step" first, then drop the note, then the iterations.
+            let parts = [Flex(["  loss \(Fmt.loss(it.loss))  |grad| \(Fmt.sci(it.gradientNorm))"], t.dim),
+                         Flex(["  iterations at this step: \(used)", "  iters \(used)", ""], t.dim),
+                         Flex(it.note.map { ["  (\($0))", ""] } ?? [""], t.dim)]
+            out.append(Flex.fit(parts, width: inner.width, shrinkOrder: [1, 2, 1]))
             return out
         }
 
@@ -244,7 +252,9 @@ public enum Widgets {
         let total = atStep.count
         if step >= 0 && total == 0 && lines.count < inner.height {
             let sched = run.settings.schedule
-            let why = step < sched.startStep || step >= sched.endStep
+            let why = !run.steersSomething && run.settings.steered
+                ? "nothing to steer: no relation is on (d switches the selected one on)"
+                : step < sched.startStep || step >= sched.endStep
                 ? "step \(step + 1) is outside the steering range [\(sched.startStep), \(sched.endStep)): no evaluation"
                 : "no classifier evaluation at step \(step + 1)"
             lines.append([(why, t.dim)])
@@ -264,9 +274,16 @@ public enum Widgets {
             let edge = graph.edges[it.edge]
             let idx = s.token == .subject ? edge.subject : edge.object
             name = graph.objects.indices.contains(idx) ? graph.objects[idx].name : "?"
-            title += " \(g.sectionDot) \(name) (\(s.token.rawValue))"
         }
-        let inner = grid.box(r, title: title, tag: focused ? "←/→ step ↑/↓ token" : "", theme: t, focused: focused)
+        let tag = focused ? "←/→ step ↑/↓ token" : ""
+        if !name.isEmpty {
+            // "Attention · red circle (subject)", else "(subj)", else just the name, else the word alone.
+            let forms = [" \(g.sectionDot) \(name) (\(s.token.rawValue))", " \(g.sectionDot) \(name) (\(s.token == .subject ? "subj" : "obj"))",
+                         " \(g.sectionDot) \(name)", ""]
+            let room = r.width - 6 - (tag.isEmpty ? 0 : TextWidth.columns(of: tag) + 3)
+            title = Flex.fit([Flex(["Attention"], t.title), Flex(forms, t.title)], width: room).map(\.0).joined()
+        }
+        let inner = grid.box(r, title: title, tag: tag, theme: t, focused: focused)
         guard !inner.isEmpty else { return }
         guard let it else {
             draw(Wrap.lines(s.run == nil ? "No run yet." : "No maps yet: maps come from the classifier's evaluations (steered steps).",
@@ -317,8 +334,13 @@ public enum Widgets {
         }
         // Legend: min, a ramp of the colours (or glyphs), max.
         let ly = inner.maxY - 2
-        var x = grid.segments([("min \(Fmt.value(lo)) ", t.dim)], x: inner.x, y: ly, clip: inner)
-        let rampWidth = max(0, min(16, inner.width - 22))
+        let minText = "min \(Fmt.value(lo)) ", maxText = " max \(Fmt.value(hi))"
+        let mapName = t.tier == .palette256 ? " \(t.colormap.rawValue)" : ""
+        // The ramp takes what the numbers leave (the colormap's name goes first when room is short).
+        let numbers = TextWidth.columns(of: minText) + TextWidth.columns(of: maxText)
+        let showName = inner.width - numbers - TextWidth.columns(of: mapName) >= 6
+        var x = grid.segments([(minText, t.dim)], x: inner.x, y: ly, clip: inner)
+        let rampWidth = max(0, min(16, inner.width - numbers - (showName ? TextWidth.columns(of: mapName) : 0)))
         for i in 0..<rampWidth {
             let v = rampWidth > 1 ? Float(i) / Float(rampWidth - 1) : 0
             if t.tier == .palette256 {
@@ -328,8 +350,7 @@ public enum Widgets {
             }
         }
         x += rampWidth
-        grid.segments([(" max \(Fmt.value(hi))", t.dim), (t.tier == .palette256 ? " \(t.colormap.rawValue)" : "", t.dim)],
-                      x: x, y: ly, clip: inner)
+        grid.segments([(maxText, t.dim), (showName ? mapName : "", t.dim)], x: x, y: ly, clip: inner)
         let total = s.run?.totalSteps ?? 0
         // Which channels: all layers, or layer L (its place and native size), all heads or head h.
         var channels = ""
@@ -338,10 +359,14 @@ public enum Widgets {
             channels = " L\(l + 1)/\(stack.layers.count) \(layer.place.rawValue)\(layer.resolution)"
             channels += s.mapHead.map { " h\($0 + 1)/\(layer.heads)" } ?? " h*"
         }
-        grid.segments([("step \(it.step + 1)/\(total) it \(it.iteration + 1) rel \(it.edge + 1)", t.text), (channels, t.pending),
-                       (s.viewStep == nil ? "" : " (scrubbed)", t.pending), ("  t", t.keyName), (" token ", t.dim),
-                       (",/.", t.keyName), (" step", t.dim)],
-                      x: inner.x, y: inner.maxY - 1, clip: inner)
+        // The key hints go first when room is short, then the iteration and relation numbers.
+        let info = [Flex(["step \(it.step + 1)/\(total)"], t.text),
+                    Flex([" it \(it.iteration + 1) rel \(it.edge + 1)", ""], t.text),
+                    Flex([channels], t.pending),
+                    Flex([s.viewStep == nil ? "" : " (scrubbed)"], t.pending),
+                    Flex(segments: [[("  t", t.keyName), (" token ", t.dim), (",/.", t.keyName), (" step", t.dim)],
+                                    [("  t", t.keyName), (" token", t.dim)], []])]
+        grid.segments(Flex.fit(info, width: inner.width, shrinkOrder: [4, 4, 1]), x: inner.x, y: inner.maxY - 1, clip: inner)
     }
 
     // MARK: Preview
@@ -354,7 +379,7 @@ public enum Widgets {
             out.append((.step(step), "\(s.theme.glyphs.predicted) step \(step + 1)", run.steps[step].preview, run.id))
         }
         if let f = run.final {
-            out.append((.final, "final (\(run.settings.steered ? "steered" : "unsteered"))", f, run.id))
+            out.append((.final, "final (\(run.steeringLabel))", f, run.id))
         }
         if let other = s.abCounterpart {
             out.append((.other, "A/B: \(other.steered ? "steered" : "unsteered")", other.image, other.runID))
@@ -362,13 +387,13 @@ public enum Widgets {
         return out
     }
 
-    /// The pixel box each preview slot offers in a pane.
+    /// The pixel box each preview slot offers in a pane: its columns × 2·rows in every tier (a cell
+    /// is about 1×2 pixels; half-blocks draw both, the other tiers one colour or glyph per pair), so
+    /// the image keeps its aspect ratio whatever the tier.
     public static func previewBox(inner: Rect, count: Int, theme: Theme) -> PixelBox {
         let n = max(1, count)
         let colW = (inner.width - 2 * (n - 1)) / n
-        let rows = inner.height - 1
-        let halfBlocks = theme.tier != .none && !theme.glyphs.ascii
-        return PixelBox(width: colW, height: halfBlocks ? rows * 2 : rows)
+        return PixelBox(width: colW, height: (inner.height - 1) * 2)
     }
 
     /// Draws the preview pane; returns the fitted images it needed but did not have.
@@ -393,9 +418,18 @@ public enum Widgets {
             let key = FitKey(run: runID, picture: picture, box: box)
             let capRect = Rect(x: x0, y: inner.maxY - 1, width: box.width, height: 1)
             grid.text(TextWidth.truncate(caption, to: box.width, ellipsis: t.glyphs.ellipsis), x: x0, y: capRect.y, style: t.dim, clip: capRect)
-            guard let img = s.fitted[key] else {
+            guard let img = s.fitted[key], s.graphics == .blocks || img.graphics != nil else {
                 wants.append(FitRequest(key: key, source: source))
-                grid.text("fitting" + t.glyphs.ellipsis, x: x0, y: inner.y, style: t.dim, clip: inner)
+                // True pixels: until this step's image is encoded, the nearest encoded step stays (no flicker).
+                if s.graphics != .blocks, case .step(let k) = picture, let g = nearestEncodedStep(to: k, run: runID, box: box, in: s.fitted) {
+                    place(g, x0: x0, box: box, inner: inner, grid: &grid)
+                } else {
+                    grid.text("fitting" + t.glyphs.ellipsis, x: x0, y: inner.y, style: t.dim, clip: inner)
+                }
+                continue
+            }
+            if s.graphics != .blocks, let g = img.graphics {
+                place(g, x0: x0, box: box, inner: inner, grid: &grid)
                 continue
             }
             drawImage(img, x: x0 + max(0, (box.width - img.width) / 2), y: inner.y, maxRows: inner.height - 1,
@@ -404,28 +438,44 @@ public enum Widgets {
         return wants
     }
 
+    /// A true-pixel image over its slot's cells, which stay blank for ncurses (centred like half-blocks).
+    static func place(_ g: GraphicsImage, x0: Int, box: PixelBox, inner: Rect, grid: inout CellGrid) {
+        let rect = Rect(x: x0 + max(0, (box.width - g.columns) / 2), y: inner.y, width: g.columns, height: min(g.rows, inner.height - 1))
+        grid.images.append(ImagePlacement(rect: rect, image: g))
+    }
+
+    /// The encoded image of the step nearest `k` of a run in a box (the earlier one on ties), if any.
+    static func nearestEncodedStep(to k: Int, run: Int, box: PixelBox, in fitted: [FitKey: FittedImage]) -> GraphicsImage? {
+        var best: (distance: Int, step: Int, image: GraphicsImage)?
+        for (key, img) in fitted where key.run == run && key.box == box {
+            guard case .step(let j) = key.picture, let g = img.graphics else { continue }
+            let d = abs(j - k)
+            if best == nil || d < best!.distance || (d == best!.distance && j < best!.step) { best = (d, j, g) }
+        }
+        return best?.image
+    }
+
+    /// Draws a fitted image, one cell per column × two pixel rows: half-blocks (both pixels), else
+    /// the upper pixel's colour, else a density glyph for the pair's mean luminance.
     static func drawImage(_ img: FittedImage, x: Int, y: Int, maxRows: Int, grid: inout CellGrid, theme t: Theme) {
         let g = t.glyphs
         let halfBlocks = t.tier != .none && !g.ascii
-        let rows = halfBlocks ? (img.height + 1) / 2 : img.height
-        for row in 0..<min(rows, maxRows) {
+        let palette: [UInt8] = t.tier == .palette256 ? img.index256 : img.index8
+        for row in 0..<min((img.height + 1) / 2, maxRows) {
             for px in 0..<img.width {
+                let up = 2 * row * img.width + px
+                let low = 2 * row + 1 < img.height ? up + img.width : -1
+                let cell: Cell
                 if halfBlocks {
-                    let up = 2 * row * img.width + px
-                    let lowY = 2 * row + 1
-                    let low = lowY < img.height ? lowY * img.width + px : -1
-                    let palette: [UInt8] = t.tier == .palette256 ? img.index256 : img.index8
-                    let fg = TermColor(Int(palette[up]))
                     let bg = low >= 0 ? TermColor(Int(palette[low])) : .default
-                    grid.set(x: x + px, y: y + row, Cell(g.upperHalf, style: Style(fg: fg, bg: bg)))
+                    cell = Cell(g.upperHalf, style: Style(fg: TermColor(Int(palette[up])), bg: bg))
                 } else if t.tier != .none {
-                    let k = row * img.width + px
-                    let c = TermColor(Int(t.tier == .palette256 ? img.index256[k] : img.index8[k]))
-                    grid.set(x: x + px, y: y + row, Cell(" ", style: Style(bg: c)))
+                    cell = Cell(" ", style: Style(bg: TermColor(Int(palette[up]))))
                 } else {
-                    let k = row * img.width + px
-                    grid.set(x: x + px, y: y + row, Cell(Gauge.density(Float(img.luma[k]) / 255, glyphs: g)))
+                    let luma = low >= 0 ? (Int(img.luma[up]) + Int(img.luma[low])) / 2 : Int(img.luma[up])
+                    cell = Cell(Gauge.density(Float(luma) / 255, glyphs: g))
                 }
+                grid.set(x: x + px, y: y + row, cell)
             }
         }
     }
@@ -450,7 +500,7 @@ public enum Widgets {
             progress.append((String(g.barRight), t.dim))
             let sched = run.settings.schedule
             progress.append(("  steering [\(sched.startStep), \(sched.endStep))", t.dim))
-            progress.append(("  \(run.settings.steered ? "steered" : "unsteered (A/B)")", run.settings.steered ? t.good : t.warning))
+            progress.append(("  \(run.settings.steered ? run.steeringLabel : "unsteered (A/B)")", run.steersSomething ? t.good : t.warning))
             progress.append(("  seed \(run.settings.seed)", t.dim))
         } else {
             progress.append(("no run yet", t.dim))
@@ -462,7 +512,7 @@ public enum Widgets {
         for f in ScheduleField.allCases {
             var value = f.value(in: s.settings)
             var valueStyle = t.text.with(.bold)
-            if typing == f { value = s.fieldEditor.text; valueStyle = t.selected }
+            if typing == f { value = s.fieldEditor.isEmpty ? "(was \(f.value(in: s.settings)))" : s.fieldEditor.text; valueStyle = t.selected }
             let pending = s.pendingFields.contains(f)
             let nextRun = !f.isLive && s.run.map { f.value(in: $0.settings) != f.value(in: s.settings) } == true
             let suffix = pending ? "*" : (nextRun ? " (next run)" : "")
@@ -475,9 +525,14 @@ public enum Widgets {
             var cx = grid.segments([(f.label + " ", labelStyle)], x: x, y: y, clip: inner)
             if typing == f {
                 let (start, col) = s.fieldEditor.viewport(width: 12)
-                grid.text(String(s.fieldEditor.characters[start...]), x: cx, y: y, style: valueStyle, clip: inner)
                 grid.cursor = (min(cx + col, inner.maxX - 1), y)
-                cx += max(TextWidth.columns(of: value), 1)
+                if s.fieldEditor.isEmpty {
+                    // The field starts empty; the old value is a hint, replaced by what is typed.
+                    cx = grid.segments([(value, t.dim)], x: cx, y: y, clip: inner)
+                } else {
+                    grid.text(String(s.fieldEditor.characters[start...]), x: cx, y: y, style: valueStyle, clip: inner)
+                    cx += max(TextWidth.columns(of: value), 1)
+                }
             } else {
                 cx = grid.segments([(value, pending ? t.pending.with(.bold) : valueStyle)], x: cx, y: y, clip: inner)
             }
@@ -505,13 +560,21 @@ public enum Widgets {
             parts.append((" \(label) ", t.stateStyle(phase)))
         }
         if let run = s.run {
-            if let rate = run.stepsPerSecond { parts.append((String(format: " %.1f steps/s", rate), t.text)) }
-            if phase.isActive, let eta = run.eta { parts.append(("  ETA \(Fmt.seconds(eta))", t.text)) }
+            // Finished: the run's average rate; running: the recent one; paused: no rate, the ETA on hold.
+            let rate = phase == .finished ? run.averageStepsPerSecond : (phase == .paused ? nil : run.stepsPerSecond)
+            if let rate { parts.append((String(format: " %.1f steps/s", rate), t.text)) }
+            if phase == .paused { parts.append((" ETA paused", t.text)) }
+            else if phase.isActive, let eta = run.eta { parts.append(("  ETA \(Fmt.seconds(eta))", t.text)) }
             if phase == .finished, let sec = run.seconds { parts.append((String(format: "  %.1fs", sec), t.text)) }
         }
         parts.append(("  \(g.vertical) ", t.dim))
         var last = s.log.last ?? ""
-        if case .unavailable(let why) = s.engineStatus, s.run == nil { last = "model unavailable: " + why }
+        if case .unavailable(let why) = s.engineStatus, s.run == nil {
+            // The whole reason is in the Relations pane; the status line keeps the way out in view.
+            let used = parts.reduce(0) { $0 + TextWidth.columns(of: $1.0) }
+            last = "model unavailable: " + why
+            if used + TextWidth.columns(of: last) > r.width { last = "model unavailable (why: Relations pane, log); try `l2s --demo`" }
+        }
         parts.append((last, t.text))
         grid.segments(parts, x: r.x, y: r.y, clip: r)
     }
@@ -521,7 +584,8 @@ public enum Widgets {
         let t = s.theme
         grid.fill(r)
         var x = r.x + 1
-        for (keys, text) in Keymap.bar(mode: s.mode, focus: s.focus, ascii: t.glyphs.ascii) {
+        let paused = s.run.map { $0.phase == .paused || ($0.phase.isActive && $0.pauseRequested) } ?? false
+        for (keys, text) in Keymap.bar(mode: s.mode, focus: s.focus, ascii: t.glyphs.ascii, paused: paused) {
             let w = TextWidth.columns(of: keys) + 1 + TextWidth.columns(of: text) + 2
             if x + w > r.maxX { break }
             x = grid.segments([(keys, t.keyName), (" " + text, t.text)], x: x, y: r.y, clip: r) + 2

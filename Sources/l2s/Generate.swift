@@ -4,6 +4,7 @@ import Tensors
 import Diffusion
 import Steering
 import ToyWorld
+import Workbench
 
 /// `l2s generate`: one image (PNG + JSON sidecar), optionally steered.
 struct Generate: ParsableCommand {
@@ -21,7 +22,8 @@ struct Generate: ParsableCommand {
     @Option(help: "Classifier-free guidance scale.") var guidance: Float?
     @Option(help: "Output PNG path (a .json sidecar is written beside it).") var out: String?
     @Option(help: "Upscale the saved PNG by this integer factor (nearest neighbour) for viewing.") var upscale = 1
-    @Option(help: "Write the whole event stream (steps, steering iterations) to this JSON file.") var trace: String?
+    @Option(help: "Write the whole event stream (steps with x̂₀ previews, steering iterations with their maps) to this JSON file; `l2s replay FILE` opens it.") var trace: String?
+    @Flag(help: "Also write the subject's and object's maps over the steered steps as one PNG strip per relation (<out>-maps-relN.png).") var maps = false
 
     func validate() throws {
         guard (1...64).contains(upscale) else { throw ValidationError("--upscale must be in 1…64") }
@@ -45,6 +47,8 @@ struct Generate: ParsableCommand {
         let bar = ProgressBar(total: sampler.steps, label: "generate")
         var traceEvents: [[String: Any]] = []
         var stepProbabilities: [[String: Any]] = []
+        var edgeOfTarget: [Int] = []
+        var strips: [Int: [MapStrip.Column]] = [:]
         var warnings: [String] = []
         let result: GenerationResult
         do {
@@ -52,19 +56,35 @@ struct Generate: ParsableCommand {
                 switch event {
                 case .parsed(let graph, let targets):
                     if schedule.enabled && targets.isEmpty { warnings.append("nothing to steer in this prompt; generating unsteered") }
-                    if trace != nil { traceEvents.append(["event": "parsed", "graph": (try? JSONSerialization.jsonObject(with: Data(graph.jsonString().utf8))) ?? [:]]) }
+                    edgeOfTarget = targets.keys.sorted()
+                    if trace != nil {
+                        traceEvents.append(["event": "parsed", "graph": (try? JSONSerialization.jsonObject(with: Data(graph.jsonString().utf8))) ?? [:],
+                                            "steerable": edgeOfTarget])
+                    }
                 case .iteration(let it):
                     stepProbabilities.append(["step": it.step, "iteration": it.iteration, "relation": it.target,
                                               "p_target": it.targetProbability, "loss": it.loss])
+                    let edge = edgeOfTarget.indices.contains(it.target) ? edgeOfTarget[it.target] : it.target
+                    if maps {
+                        // The last iteration of a step wins (its maps are the step's final ones).
+                        var cols = strips[edge] ?? []
+                        if cols.last?.step == it.step { cols.removeLast() }
+                        cols.append(MapStrip.Column(step: it.step, subject: it.subjectMap, object: it.objectMap))
+                        strips[edge] = cols
+                    }
                     if trace != nil {
-                        traceEvents.append(["event": "iteration", "step": it.step, "iteration": it.iteration, "relation": it.target,
-                                            "probabilities": it.probabilities, "p_target": it.targetProbability, "loss": it.loss,
-                                            "grad_norm": it.gradientNorm, "seconds": it.seconds, "note": it.note ?? "",
-                                            "subject_map": it.subjectMap, "object_map": it.objectMap])
+                        traceEvents.append(RunTrace.iterationJSON(step: it.step, iteration: it.iteration, target: it.target, edge: edge,
+                                                                  probabilities: it.probabilities, targetProbability: it.targetProbability,
+                                                                  loss: it.loss, gradientNorm: it.gradientNorm, seconds: it.seconds, note: it.note,
+                                                                  subjectMap: it.subjectMap, objectMap: it.objectMap))
                     }
                 case .step(let s):
                     bar.update(s.step + 1, detail: String(format: "t=%d %.2fs/step", s.timestep, s.seconds))
-                    if trace != nil { traceEvents.append(["event": "step", "step": s.step, "timestep": s.timestep, "seconds": s.seconds]) }
+                    if trace != nil {
+                        let preview = ImageFitter.thumbnail(LiveEngine.rgb(model.preview(s.predictedClean)))
+                        traceEvents.append(["event": "step", "step": s.step, "total_steps": s.totalSteps, "timestep": s.timestep,
+                                            "seconds": s.seconds, "preview": RunTrace.imageJSON(preview)])
+                    }
                 case .log(let line):
                     warnings.append(line)
                     if trace != nil { traceEvents.append(["event": "log", "message": line]) }
@@ -77,6 +97,7 @@ struct Generate: ParsableCommand {
         let image = result.image.reshaped(Array(result.image.shape.dropFirst()))
         let side = image.shape[1]
         var rgb = imageToRGB8(image.array, width: image.shape[2], height: side)
+        let finalImage = RGBImage(width: image.shape[2], height: side, pixels: rgb)
         if upscale > 1 { rgb = upscaleNearest(rgb: rgb, width: side, height: side, factor: upscale) }
         try FileManager.default.createDirectory(atPath: (outPath as NSString).deletingLastPathComponent.isEmpty ? "." : (outPath as NSString).deletingLastPathComponent,
                                                 withIntermediateDirectories: true)
@@ -90,9 +111,22 @@ struct Generate: ParsableCommand {
         ]
         try JSONSerialization.data(withJSONObject: sidecar, options: [.prettyPrinted, .sortedKeys]).write(to: URL(fileURLWithPath: sidecarPath))
         if let trace {
-            try JSONSerialization.data(withJSONObject: ["prompt": prompt, "seed": seed, "events": traceEvents], options: [.sortedKeys])
-                .write(to: URL(fileURLWithPath: trace))
+            var recorded = LiveSettings()
+            recorded.seed = seed
+            recorded.steps = sampler.steps
+            recorded.guidance = sampler.guidanceScale
+            recorded.schedule = schedule
+            recorded.steered = schedule.enabled
+            recorded.order = result.graph.order
+            var top = RunTrace.header(prompt: prompt, settings: recorded)
+            top["events"] = traceEvents + [["event": "final", "image": RunTrace.imageJSON(finalImage), "seconds": result.seconds]]
+            try JSONSerialization.data(withJSONObject: top, options: [.sortedKeys]).write(to: URL(fileURLWithPath: trace))
         }
+        for (edge, columns) in strips.sorted(by: { $0.key < $1.key }) {
+            let path = (outPath as NSString).deletingPathExtension + "-maps-rel\(edge + 1).png"
+            if try MapStrip.write(columns, to: path) { note("wrote \(path) (\(columns.count) steered steps: subject above, object below)") }
+        }
+        if maps && strips.isEmpty { note("note: no steered step evaluated a relation, so there are no maps to write") }
         print(outPath)
         note(String(format: "wrote %@ and %@ (%.1f s)", outPath, sidecarPath, result.seconds))
     }

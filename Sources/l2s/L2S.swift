@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Tensors
+import Workbench
 
 /// `l2s`: the LearnToSteer workbench. With no subcommand it opens the terminal UI.
 @main
@@ -11,8 +12,20 @@ struct L2S: ParsableCommand {
         discussion: """
         Runs on the CPU with the embedded toy model (no download) or a Stable Diffusion 1.x/2.x diffusers folder.
         Threads: --threads or the L2S_THREADS environment variable (default: all cores).
+
+        With no subcommand `l2s` opens the terminal workbench (`l2s tui`), which takes:
+          --demo             the scripted demo engine (no model needed)
+          --no-color         no colours (also: a non-empty NO_COLOR)
+          --ascii            ASCII glyphs only (also when the locale is not UTF-8)
+          --log FILE         log file (default: $XDG_STATE_HOME/l2s/l2s.log or ~/.local/state/l2s/l2s.log)
+          --upscale N        enlarge images saved with `s` N times (default: to at least 256 px)
+          --graphics MODE    auto (kitty, iTerm2 or sixel when the terminal has it; half-blocks inside tmux), kitty, iterm, sixel, blocks
+          --assets DIR       the embedded model's weights (default: $L2S_ASSETS, else Assets/ beside the program)
+          --model DIR        a Stable Diffusion diffusers folder instead (with --size, --fp16, --classifier)
+          --threads N        worker threads
+        See `l2s tui --help` for the details.
         """,
-        subcommands: [TUI.self, Generate.self, Eval.self, Parse.self, Invert.self, Verify.self, BuildDataset.self, TrainBase.self, TrainClassifier.self, Bench.self],
+        subcommands: [TUI.self, Replay.self, Generate.self, Eval.self, Parse.self, Invert.self, Verify.self, BuildDataset.self, TrainBase.self, TrainClassifier.self, Bench.self],
         defaultSubcommand: TUI.self)
 }
 
@@ -32,12 +45,22 @@ struct TUI: ParsableCommand {
     var ascii = false
     @Option(help: "Log file (default: $XDG_STATE_HOME/l2s/l2s.log or ~/.local/state/l2s/l2s.log).")
     var log: String?
+    @Option(help: "Enlarge images saved with `s` this many times, nearest neighbour (default: enough for at least 256 px).")
+    var upscale: Int?
+    @Option(help: "Images: auto (detect kitty, iTerm2 or sixel; half-blocks inside tmux), kitty, iterm, sixel or blocks.")
+    var graphics: GraphicsChoice = .auto
+
+    func validate() throws {
+        if let upscale, !(1...64).contains(upscale) { throw ValidationError("--upscale must be in 1…64") }
+    }
 
     func run() throws {
         try common.apply()
-        try runWorkbench(TUIOptions(models: models, demo: demo, noColor: noColor, ascii: ascii, log: log))
+        try runWorkbench(TUIOptions(models: models, demo: demo, noColor: noColor, ascii: ascii, log: log, upscale: upscale, graphics: graphics))
     }
 }
+
+extension GraphicsChoice: ExpressibleByArgument {}
 
 /// Options every subcommand shares.
 struct CommonOptions: ParsableArguments {

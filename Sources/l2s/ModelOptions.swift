@@ -18,11 +18,11 @@ struct LoadedModel {
 
 /// Which model and classifier to use (shared by generate, eval, build-dataset, …).
 struct ModelOptions: ParsableArguments {
-    @Option(help: "Directory of the embedded model's weights (default: Assets/toy next to the program or in the current directory).")
+    @Option(help: "Directory of the embedded model's weights, holding toy/ (default: $L2S_ASSETS, else Assets/ beside the program, its install prefix's share/l2s/Assets, or ./Assets).")
     var assets: String?
     @Option(help: "A Stable Diffusion 1.x/2.x diffusers folder (instead of the embedded model).")
     var model: String?
-    @Option(help: "Image size for --model: 256 or 512 (default: the model's own).")
+    @Option(help: "Image size for --model: a multiple of 64 in 64…1024, e.g. 256 or 512 (default: the model's own).")
     var size: Int?
     @Flag(help: "With --model: prefer the folder's .fp16.safetensors weights (computed in fp32).")
     var fp16 = false

@@ -12,47 +12,58 @@ import Glibc
 
 /// The root command's workbench options.
 struct TUIOptions {
-    var models: ModelOptions
+    /// The model to open (nil for a replay, which needs none).
+    var models: ModelOptions?
     var demo: Bool
     var noColor: Bool
     var ascii: Bool
     var log: String?
+    var upscale: Int?
+    var graphics: GraphicsChoice = .auto
 }
 
-/// Starts the workbench; exits 2 when there is no terminal or an option is not supported.
-func runWorkbench(_ o: TUIOptions) throws {
-    if let path = o.models.model { try checkDiffusersFolder(path) }
+/// Starts the workbench (on `replay`'s recording instead of a model when given); exits 2 when there
+/// is no terminal or an option is not supported.
+func runWorkbench(_ o: TUIOptions, replay: RunTrace.Recording? = nil) throws {
+    if let path = o.models?.model { try checkDiffusersFolder(path) }
     guard isatty(0) == 1, isatty(1) == 1 else {
         FileHandle.standardError.write(Data("l2s: the workbench needs an interactive terminal (stdin and stdout must be a tty); see `l2s --help` for the subcommands.\n".utf8))
         throw ExitCode(2)
     }
     let env = ProcessInfo.processInfo.environment
     let engine: WorkbenchEngine
-    if o.demo {
+    if let replay {
+        engine = ReplayEngine(replay)
+    } else if o.demo {
         // L2S_DEMO_STEP_MS slows or speeds the scripted engine (the tmux tests use it).
         let ms = env["L2S_DEMO_STEP_MS"].flatMap(Double.init) ?? 120
         engine = ScriptedEngine(stepDelay: max(0, ms) / 1000)
     } else {
+        // Every caller but replay passes its model options.
+        guard let models = o.models else { throw ExitCode(2) }
         // --classifier, else the toy model's shipped one; without one the centroid loss steers.
         let classifier: RelationClassifier?
-        do { classifier = try o.models.loadClassifier(required: false) } catch {
+        do { classifier = try models.loadClassifier(required: false) } catch {
             FileHandle.standardError.write(Data("l2s: cannot load the relation classifier: \(error)\n".utf8))
             throw ExitCode(2)
         }
-        if let path = o.models.model {
-            engine = stableDiffusionEngine(path: path, options: o.models, classifier: classifier)
+        if let path = models.model {
+            engine = stableDiffusionEngine(path: path, options: models, classifier: classifier)
         } else {
-            if o.models.size != nil || o.models.fp16 {
+            if models.size != nil || models.fp16 {
                 FileHandle.standardError.write(Data("l2s: --size and --fp16 apply to --model folders; the embedded model is 32×32\n".utf8))
                 throw ExitCode(2)
             }
-            engine = LiveEngine(assets: o.models.assets, classifier: classifier)
+            engine = LiveEngine(assets: models.assets, classifier: classifier)
         }
     }
     var options = WorkbenchOptions(logPath: o.log ?? WorkbenchOptions.defaultLogPath,
                                    saveDirectory: FileManager.default.currentDirectoryPath + "/l2s-out")
     options.noColor = o.noColor || !(env["NO_COLOR"] ?? "").isEmpty
     options.ascii = o.ascii
+    options.saveUpscale = o.upscale
+    options.graphics = o.graphics
+    if let replay { options.initialRun = (replay.prompt, replay.settings.steered) }
     options.testTrap = !(env["L2S_TUI_TEST_TRAP"] ?? "").isEmpty
     let app = App(engine: engine, options: options)
     let status: Int32

@@ -70,9 +70,14 @@ import Testing
         let mono = try CursesBackend(headlessWidth: 40, height: 10, options: CursesBackend.Options(noColor: true))
         #expect(mono.tier == .none)
         mono.end()
-        let dumb = try CursesBackend(headlessWidth: 40, height: 10, term: "dumb")
-        #expect(dumb.tier == .none)
-        dumb.end()
+        // Defect 6: TERM=dumb cannot move the cursor; a clear refusal, not a blank screen.
+        #expect(throws: TerminalError.self) { try CursesBackend(headlessWidth: 40, height: 10, term: "dumb") }
+        do { _ = try CursesBackend(headlessWidth: 40, height: 10, term: "dumb") } catch {
+            #expect("\(error)".contains("TERM=dumb cannot move the cursor"))
+        }
+        let vt100 = try CursesBackend(headlessWidth: 40, height: 10, term: "vt100")
+        #expect(vt100.tier == .none, "a terminal without colours still works, uncoloured")
+        vt100.end()
         let eight = try CursesBackend(headlessWidth: 40, height: 10, term: "xterm")
         defer { eight.end() }
         #expect(eight.tier == .basic && eight.colors == 8)

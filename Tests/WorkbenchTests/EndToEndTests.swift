@@ -5,6 +5,7 @@
 
 import Foundation
 import Testing
+import ToyWorld
 @testable import Workbench
 
 let haveTmux = Products.tmux != nil
@@ -110,13 +111,14 @@ struct EndToEndTests {
         let t = TmuxSession(tmux: Products.tmux!, name: "trap", width: 90, height: 28, args: ["--demo"],
                             env: ["L2S_TUI_TEST_TRAP": "1"])
         try #require(t.waitFor(text: "ready") != nil)
-        t.sendKeys("Escape")
+        try t.leaveEditing()
         t.sendKeys("!")
         let screen = try #require(t.waitFor("exit by signal", history: true) { $0.contains("l2s-exit=13") })
         #expect(screen.contains("l2s: crashed; the terminal was restored"))
         let (restored, how) = t.terminalRestored()
         #expect(restored, "terminal not restored after a trap: \(how)")
-        #expect(t.log.contains("Fatal error: Index out of range"), "the runtime's message went to the log, not the screen")
+        #expect(t.log.contains("Fatal error: Index out of range"), "the runtime's message (debug build) went to the log, not the screen")
+        #expect(t.log.contains("l2s: crashed with signal"), "the handler's own line is in the log (release builds too)")
     }
 
     @Test(.enabled(if: haveWeights, "no embedded weights (Assets/toy/config.json): real-model test skipped"))
@@ -125,7 +127,7 @@ struct EndToEndTests {
                             args: ["--assets", Products.packageRoot.appendingPathComponent("Assets").path])
         try #require(t.waitFor(text: "toy model loaded", timeout: 120) != nil)
         t.sendText("a red circle to the left of a blue square")
-        t.sendKeys("Escape")
+        try t.leaveEditing()
         try t.typeSteps(8)
         t.sendKeys("Enter")
         try #require(t.waitFor(text: "red circle —left of→ blue square") != nil)
@@ -146,7 +148,7 @@ extension EndToEndTests {
         let t = TmuxSession(tmux: Products.tmux!, name: "sd", width: 120, height: 40, args: ["--model", folder])
         try #require(t.waitFor(text: "tiny-sd loaded", timeout: 120) != nil)
         t.sendText("a dog to the left of a teddy bear")
-        t.sendKeys("Escape")
+        try t.leaveEditing()
         try t.typeSteps(6)
         t.sendKeys("Enter")
         try #require(t.waitFor(text: "dog —left of→ teddy bear") != nil)
@@ -161,15 +163,176 @@ extension EndToEndTests {
 }
 
 extension TmuxSession {
+    /// `l2s --demo` (plus `args`) in a `width`×`height` window, `stepMs` per scripted step, ready for input.
+    static func demo(_ name: String, width: Int = 120, height: Int = 40, stepMs: Int, args: [String] = [], env: [String: String] = [:],
+                     sourceLocation: SourceLocation = #_sourceLocation) throws -> TmuxSession {
+        let t = TmuxSession(tmux: Products.tmux!, name: name, width: width, height: height, args: ["--demo"] + args,
+                            env: env.merging(["L2S_DEMO_STEP_MS": "\(stepMs)"]) { a, _ in a })
+        try #require(t.waitFor(text: "scripted demo engine (no model) ready", sourceLocation: sourceLocation) != nil, sourceLocation: sourceLocation)
+        return t
+    }
+
+    /// Types `prompt`, presses Enter and waits for the run to finish; returns the screen.
+    func runToTheEnd(_ prompt: String, sourceLocation: SourceLocation = #_sourceLocation) -> String? {
+        sendText(prompt)
+        sendKeys("Enter")
+        return waitFor(text: "DONE", sourceLocation: sourceLocation)
+    }
+
+    /// Esc, and wait until the prompt box shows command mode. (An Esc followed at once by another key
+    /// is, like on any terminal, an Alt chord; a person's keys are never that close.)
+    func leaveEditing(sourceLocation: SourceLocation = #_sourceLocation) throws {
+        sendKeys("Escape")
+        try #require(waitFor(text: "e to edit", sourceLocation: sourceLocation) != nil, sourceLocation: sourceLocation)
+    }
+
     /// In command mode: select the steps field (guidance → seed → steps), type `n`, and wait for it.
     func typeSteps(_ n: Int, sourceLocation: SourceLocation = #_sourceLocation) throws {
         sendKeys("]")
         sendKeys("]")
         sendKeys(":")
-        sendKeys("C-u")
         sendText("\(n)")
         sendKeys("Enter")
         try #require(waitFor(text: "steps \(n)", sourceLocation: sourceLocation) != nil, sourceLocation: sourceLocation)
+    }
+}
+
+extension EndToEndTests {
+    /// The prompt row's text (between the box borders), trimmed.
+    static func promptRow(_ screen: String) -> String {
+        let rows = screen.split(separator: "\n", omittingEmptySubsequences: false)
+        guard rows.count > 1 else { return "" }
+        return rows[1].trimmingCharacters(in: CharacterSet(charactersIn: "│ "))
+    }
+
+    /// Defects 3, 1 and 2 as a newcomer met them under tmux with TERM=xterm-256color: Home/End
+    /// (`ESC [ 1 ~`, `ESC [ 4 ~`), rxvt's `ESC [ 7 ~`, an unknown sequence and Alt chords stay in the
+    /// editor (Alt+q does not quit); A/B is one run; after a rejected prompt the keys type.
+    @Test func keysSequencesAltChordsABAndARejectedPromptUnderTmux() throws {
+        let t = try TmuxSession.demo("keys", width: 110, height: 32, stepMs: 150, env: ["TERM": "xterm-256color"])
+        t.sendText("dog to the right of a teddy bear")
+        t.sendKeys("Home")
+        t.sendText("a ")
+        t.sendKeys("End")
+        t.sendText("\u{1B}[7~")      // rxvt Home
+        t.sendText("X")
+        t.sendText("\u{1B}[8~")      // rxvt End
+        t.sendText("\u{1B}[99~")     // unknown: ignored
+        t.sendKeys("M-b")
+        t.sendKeys("M-q")
+        t.sendText("Y")
+        let typed = try #require(t.waitFor("the typed prompt") { Self.promptRow($0) == "Xa dog to the right of a teddy bearY" })
+        #expect(typed.contains("editing · Esc for keys"), "still editing")
+        #expect(!t.capture(history: true).contains("l2s-exit="), "Alt+q did not quit")
+        #expect(typed.contains("cfg 4.0") && !typed.contains("loss target 0*"), "the Schedule selection did not move")
+        // A/B is one run: a → unsteered, then r is steered again.
+        t.sendKeys("C-a")
+        t.sendKeys("Delete")
+        t.sendKeys("C-e")
+        t.sendKeys("BSpace")
+        t.sendKeys("Enter")
+        try #require(t.waitFor(text: "run 1: seed") != nil)
+        t.sendKeys("a")
+        try #require(t.waitFor(text: "unsteered (A/B)") != nil)
+        t.sendKeys("r")
+        let rerun = try #require(t.waitFor(text: "run 3: seed"))
+        #expect(rerun.contains(", steered") && rerun.contains("  steered  "), "the run after A/B is steered:\n\(rerun)")
+        // A rejected (empty) prompt: the editor stays open and what is typed next is text.
+        t.sendKeys("e")
+        try #require(t.waitFor(text: "editing · Esc for keys") != nil)
+        t.sendKeys("C-u")
+        t.sendKeys("Enter")
+        try #require(t.waitFor(text: "Nothing was sampled") != nil)
+        t.sendText("a red")
+        let fixed = try #require(t.waitFor("typed text") { Self.promptRow($0) == "a red" })
+        #expect(fixed.contains("editing · Esc for keys") && fixed.contains("No image yet."))
+        #expect(!t.log.contains("run 4:"), "typing after the rejected prompt started no run")
+        try t.leaveEditing()
+        t.sendKeys("q")
+        try #require(t.waitFor(text: "l2s-exit=0", history: true) != nil)
+        #expect(t.terminalRestored().0)
+    }
+
+    /// `l2s replay`: a `generate --trace` recording opens in the workbench without the model, and
+    /// the steps can be scrubbed.
+    @Test func replayOpensARecordedRunAndScrubs() throws {
+        let dir = NSTemporaryDirectory() + "l2s-replay-e2e-\(getpid())"
+        try? FileManager.default.removeItem(atPath: dir)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try ToyModel(config: .small, seed: 1).save(directory: dir + "/assets/toy")
+        let (status, out) = shell(Products.l2s, ["generate", "--assets", dir + "/assets", "--prompt", "a red circle to the left of a blue square",
+                                                 "--steps", "6", "--seed", "2", "--steer", "--loss", "handcrafted", "--iterations", "1",
+                                                 "--trace", dir + "/run.trace.json", "--out", dir + "/run.png"])
+        try #require(status == 0, "generate failed: \(out)")
+        let t = TmuxSession(tmux: Products.tmux!, name: "replay", width: 120, height: 40, args: ["replay", dir + "/run.trace.json"])
+        let done = try #require(t.waitFor("the recorded run") { $0.contains("DONE") && classifierStep($0) == 6 })
+        #expect(t.log.contains("replay of run.trace.json: 6 steps recorded"))
+        #expect(done.contains("red circle —left of→ blue square") && done.contains("final (steered)"))
+        t.sendKeys(",")
+        let back = try #require(t.waitFor("step 5") { classifierStep($0) == 5 })
+        #expect(back.contains("x̂₀ at step 5/6"))
+        t.sendKeys("<")
+        try #require(t.waitFor("step 1") { classifierStep($0) == 1 } != nil)
+        // Another seed has no model to sample with: it says so.
+        t.sendKeys("n")
+        try #require(t.waitFor(text: "a replay has no model") != nil)
+        t.sendKeys("q")
+        try #require(t.waitFor(text: "l2s-exit=0", history: true) != nil)
+        #expect(t.terminalRestored().0)
+    }
+
+    /// True-pixel previews: inside tmux `auto` keeps half-blocks; a forced protocol writes its
+    /// sequences after each frame, and what the program wrote to the pty decodes back to the image
+    /// (sixel through libsixel's sixel2png, kitty's chunks to RGB of the stated size).
+    @Test func graphicsDefaultToHalfBlocksInTmuxAndForcedProtocolsWriteImages() throws {
+        let auto = try TmuxSession.demo("gfx-auto", stepMs: 20)
+        let blocks = try #require(auto.runToTheEnd("a dog to the right of a teddy bear"))
+        #expect(blocks.contains("▀▀▀▀") && auto.log.contains("graphics: blocks (inside tmux/screen"))
+        #expect(!auto.raw.contains("\u{1B}Pq") && !auto.raw.contains("\u{1B}_G"))
+
+        for proto in ["sixel", "kitty"] {
+            let t = try TmuxSession.demo("gfx-\(proto)", stepMs: 20, args: ["--graphics", proto])
+            try #require(t.runToTheEnd("a dog to the right of a teddy bear") != nil)
+            Thread.sleep(forTimeInterval: 0.5)
+            #expect(t.log.contains("graphics: \(proto) (--graphics \(proto))"))
+            let raw = t.raw
+            if proto == "sixel" {
+                let start = try #require(raw.range(of: "\u{1B}Pq", options: .backwards), "no sixel written")
+                let end = try #require(raw.range(of: "\u{1B}\\", range: start.upperBound..<raw.endIndex))
+                let path = t.dir + "/last.six"
+                try Data(raw[start.lowerBound..<end.upperBound].utf8).write(to: URL(fileURLWithPath: path))
+                if haveSixel2png {
+                    let (status, out) = shell("/usr/bin/sixel2png", ["-i", path, "-o", t.dir + "/last.png"])
+                    #expect(status == 0, "\(out)")
+                    let png = try readPNG(path: t.dir + "/last.png")
+                    #expect(png.width >= 100 && png.height == png.width, "a square preview at cell resolution: \(png.width)×\(png.height)")
+                    #expect(Set(stride(from: 0, to: png.rgb.count, by: 3).map { png.rgb[$0] }).count > 4, "an image, not a blank")
+                }
+            } else {
+                // The last transmission: its first chunk names the size, the chunks carry s×v RGB.
+                let first = try #require(raw.range(of: "\u{1B}_Ga=T,f=24,", options: .backwards), "no kitty image written")
+                let tail = String(raw[first.lowerBound...])
+                let chunks = tail.components(separatedBy: "\u{1B}\\")
+                let last = try #require(chunks.firstIndex { $0.contains("m=0;") })
+                let keys = chunks[0][chunks[0].index(chunks[0].startIndex, offsetBy: 3)..<chunks[0].firstIndex(of: ";")!]
+                let dims = Dictionary(uniqueKeysWithValues: keys.split(separator: ",").compactMap { kv -> (String, Int)? in
+                    let p = kv.split(separator: "="); return p.count == 2 ? (String(p[0]), Int(p[1]) ?? -1) : nil })
+                let b64 = chunks[0...last].map { String($0[$0.index(after: $0.firstIndex(of: ";")!)...]) }.joined()
+                let bytes = try #require(Data(base64Encoded: b64))
+                #expect(bytes.count == (dims["s"] ?? 0) * (dims["v"] ?? 0) * 3 && dims["s"] == 32, "\(dims)")
+                #expect((dims["c"] ?? 0) > 4 && (dims["r"] ?? 0) > 2)
+            }
+            t.sendKeys("q")
+            try #require(t.waitFor(text: "l2s-exit=0", history: true) != nil)
+            #expect(t.terminalRestored().0)
+        }
+    }
+
+    /// Defect 6: TERM=dumb gets one clear line and exit 2, not a blank screen.
+    @Test func dumbTerminalIsRefusedWithOneLine() throws {
+        let t = TmuxSession(tmux: Products.tmux!, name: "dumb", width: 100, height: 20, args: ["--demo"], env: ["TERM": "dumb"])
+        let screen = try #require(t.waitFor(text: "l2s-exit=2", history: true))
+        #expect(screen.contains("l2s: cannot start the terminal UI: TERM=dumb cannot move the cursor"))
     }
 }
 

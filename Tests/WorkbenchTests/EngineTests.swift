@@ -195,15 +195,19 @@ func stepNumber(_ e: EngineEvent) -> Int? { if case .step(_, let r) = e { return
         #expect(car.perStep.count == 50 && car.perStep[0].relations.first?.probabilities.count == 5)
         #expect(car.perStep[30].relations.isEmpty, "no evaluations outside the steering range")
         let dir = NSTemporaryDirectory() + "l2s-sidecar-\(getpid())"
-        let png = try Sidecar.save(s, directory: dir, base: "t")
+        let png = try Sidecar.save(run: s.run!, state: s, directory: dir, base: "t")
         let back = try readPNG(path: png)
-        #expect(back.width == 32 && back.height == 32)
+        #expect(back.width == 256 && back.height == 256, "a 32×32 image is saved ×8 by default")
         let json = try JSONDecoder().decode(Sidecar.self, from: Data(contentsOf: URL(fileURLWithPath: dir + "/t.json")))
-        #expect(json == car.with(image: "t.png"))
+        #expect(json == car.with(image: "t.png", upscale: 8, mapStrips: ["t-maps-rel1.png", "t-maps-rel2.png"], trace: "t.trace.json"))
         try? FileManager.default.removeItem(atPath: dir)
     }
 }
 
 extension Sidecar {
-    func with(image: String) -> Sidecar { var c = self; c.image = image; return c }
+    func with(image: String, upscale: Int? = nil, mapStrips: [String]? = nil, trace: String? = nil) -> Sidecar {
+        var c = self
+        c.image = image; c.upscale = upscale; c.mapStrips = mapStrips; c.trace = trace
+        return c
+    }
 }

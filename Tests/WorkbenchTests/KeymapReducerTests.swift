@@ -10,7 +10,7 @@ import Steering
         #expect(Keymap.action(for: .char("q"), mode: .command, focus: .relations) == .quit)
         #expect(Keymap.action(for: .enter, mode: .prompt, focus: .relations) == .run)
         #expect(Keymap.action(for: .escape, mode: .prompt, focus: .relations) == .leaveEditing)
-        #expect(Keymap.action(for: .ctrl("u"), mode: .prompt, focus: .relations) == .killToStart)
+        #expect(Keymap.action(for: .ctrl("u"), mode: .prompt, focus: .relations) == .clearLine)
         #expect(Keymap.action(for: .up, mode: .prompt, focus: .relations) == .historyPrevious)
         #expect(Keymap.action(for: .char("J"), mode: .command, focus: .schedule) == .moveRelation(1))
         #expect(Keymap.action(for: .char("K"), mode: .command, focus: .schedule) == .moveRelation(-1))
@@ -101,7 +101,10 @@ import Steering
         e.left(); e.left()
         e.killToEnd()
         #expect(e.text == "X ")
-        e.killToStart()
+        e.insert("a dog")
+        e.home()
+        e.right()
+        e.clear()   // ^U clears the whole line, not just up to the cursor
         #expect(e.text == "" && e.cursor == 0)
     }
 
@@ -228,14 +231,12 @@ import Steering
         var s = Fixture.state()
         s.field = .guidance
         _ = s.apply(.editField)
-        #expect(s.mode == .field(.guidance) && s.fieldEditor.text == "4.0")
-        _ = s.apply(.killToStart)
+        #expect(s.mode == .field(.guidance) && s.fieldEditor.text == "")
         _ = s.apply(.insert("7.25"))
         _ = s.apply(.commitField)
         #expect(s.settings.guidance == 7.25 && s.mode == .command)
         s.field = .start
         _ = s.apply(.editField)
-        _ = s.apply(.killToStart)
         _ = s.apply(.insert("99"))
         _ = s.apply(.commitField)
         #expect(s.settings.schedule.startStep == 0)

@@ -1,0 +1,110 @@
+import Foundation
+import Testing
+import ToyWorld
+
+/// The command line around the workbench: `l2s --help` lists its options, the help texts say what
+/// the checks accept, and the embedded model is found from any directory.
+@Suite("l2s workbench command line", .serialized) struct WorkbenchCLITests {
+    /// Runs the built `l2s` in `directory` with `L2S_ASSETS` removed; returns (status, stdout + stderr).
+    static func run(_ args: [String], in directory: String = NSTemporaryDirectory(), binary: String = CLITests.binary) throws -> (Int32, String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: binary)
+        p.arguments = args
+        p.currentDirectoryURL = URL(fileURLWithPath: directory)
+        var env = ProcessInfo.processInfo.environment
+        env["L2S_THREADS"] = "1"
+        env["L2S_ASSETS"] = nil
+        env["COLUMNS"] = "200"
+        p.environment = env
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = out
+        try p.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
+    /// Help text with its line wrapping undone.
+    static func flat(_ text: String) -> String {
+        text.split(whereSeparator: \.isWhitespace).joined(separator: " ")
+    }
+
+    /// Defect 15: every option of the workbench (`l2s tui --help`) is named in `l2s --help`.
+    @Test func rootHelpListsTheWorkbenchOptions() throws {
+        let (s1, tui) = try Self.run(["tui", "--help"])
+        let (s2, root) = try Self.run(["--help"])
+        #expect(s1 == 0 && s2 == 0)
+        let options = Set(try tui.matches(of: Regex("--[a-z][a-z0-9-]+")).map { String(tui[$0.range]) }).subtracting(["--help", "--version"])
+        #expect(options.isSuperset(of: ["--demo", "--no-color", "--ascii", "--log", "--assets", "--model", "--upscale"]), "\(options)")
+        for o in options.sorted() { #expect(root.contains(o), "`l2s --help` does not mention \(o)") }
+    }
+
+    /// Defect 17: `--size` help says what the check accepts; `--assets` help names $L2S_ASSETS.
+    @Test func helpSaysWhatTheChecksAccept() throws {
+        let (_, help) = try Self.run(["generate", "--help"])
+        let text = Self.flat(help)
+        #expect(text.contains("a multiple of 64 in 64…1024"), "\(text)")
+        #expect(text.contains("$L2S_ASSETS"))
+        let (status, out) = try Self.run(["generate", "--prompt", "a red circle", "--size", "300"])
+        #expect(status != 0 && out.contains("multiple of 64 in 64…1024"))
+    }
+
+    /// Defect 18: the embedded model is found from another directory, through the binary's real
+    /// path (a symlink on PATH included), and from an install prefix (PREFIX/bin/l2s with
+    /// PREFIX/share/l2s/Assets).
+    @Test func theEmbeddedModelIsFoundFromAnyDirectory() throws {
+        let checkoutAssets = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("Assets").path
+        try #require(FileManager.default.fileExists(atPath: checkoutAssets + "/toy/config.json"), "no Assets/toy in the checkout")
+        let tmp = NSTemporaryDirectory() + "l2s-anywhere-\(getpid())"
+        try? FileManager.default.removeItem(atPath: tmp)
+        try FileManager.default.createDirectory(atPath: tmp + "/bin", withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: tmp) }
+        let args = ["generate", "--prompt", "a red circle", "--steps", "1", "--seed", "1", "--out", tmp + "/a.png"]
+        let (s1, o1) = try Self.run(args, in: "/")
+        #expect(s1 == 0, "from /: \(o1)")
+        // A symlink elsewhere (as on PATH) still leads to the checkout's Assets.
+        try FileManager.default.createSymbolicLink(atPath: tmp + "/bin/l2s-link", withDestinationPath: CLITests.binary)
+        let (s2, o2) = try Self.run(args, in: tmp, binary: tmp + "/bin/l2s-link")
+        #expect(s2 == 0, "through a symlink: \(o2)")
+        // An installed copy: PREFIX/bin/l2s finds PREFIX/share/l2s/Assets.
+        let prefix = tmp + "/prefix"
+        try FileManager.default.createDirectory(atPath: prefix + "/bin", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: prefix + "/share/l2s", withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: URL(fileURLWithPath: CLITests.binary).resolvingSymlinksInPath().path, toPath: prefix + "/bin/l2s")
+        try FileManager.default.copyItem(atPath: checkoutAssets, toPath: prefix + "/share/l2s/Assets")
+        let (s3, o3) = try Self.run(args, in: "/", binary: prefix + "/bin/l2s")
+        #expect(s3 == 0, "installed: \(o3)")
+        // With the prefix's Assets gone, the installed copy says where it looked (no silent success).
+        try FileManager.default.removeItem(atPath: prefix + "/share/l2s/Assets")
+        let (s4, o4) = try Self.run(args, in: "/", binary: prefix + "/bin/l2s")
+        #expect(s4 != 0 && o4.contains("weights were not found"), "\(o4)")
+    }
+
+    /// `generate --trace` records what `l2s replay` needs (x̂₀ per step, maps, the final image) and
+    /// `--maps` writes the subject/object map strip over the steered steps.
+    @Test func generateRecordsAReplayableTraceAndTheMapStrip() throws {
+        let dir = NSTemporaryDirectory() + "l2s-trace-\(getpid())"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let (status, out) = try Self.run(["generate", "--assets", CLITests.tinyAssets, "--prompt", "a red circle to the left of a blue square",
+                                          "--seed", "3", "--steps", "4", "--steer", "--loss", "handcrafted", "--iterations", "1",
+                                          "--steer-steps", "0:3", "--trace", dir + "/g.trace.json", "--maps", "--out", dir + "/g.png"])
+        #expect(status == 0, "\(out)")
+        let top = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/g.trace.json"))) as? [String: Any])
+        #expect(top["steps"] as? Int == 4 && top["steered"] as? Bool == true && top["schedule"] != nil)
+        let events = top["events"] as? [[String: Any]] ?? []
+        let steps = events.filter { $0["event"] as? String == "step" }
+        #expect(steps.count == 4)
+        for e in steps {
+            let p = e["preview"] as? [String: Any]
+            let w = p?["width"] as? Int ?? 0, h = p?["height"] as? Int ?? 0
+            #expect(w == 32 && h == 32 && Data(base64Encoded: p?["rgb"] as? String ?? "")?.count == 32 * 32 * 3)
+        }
+        #expect(events.contains { $0["event"] as? String == "final" && $0["image"] != nil })
+        #expect(events.filter { $0["event"] as? String == "iteration" }.allSatisfy { $0["edge"] as? Int == 0 && ($0["subject_map"] as? [Any])?.count == 256 })
+        let strip = try readPNG(path: dir + "/g-maps-rel1.png")
+        #expect(strip.width == 3 * 64 + 2 * 2 && strip.height == 2 * 64 + 2, "three steered steps, subject above object")
+    }
+}
