@@ -191,6 +191,20 @@ import Tensors
         let r = try Self.run(["bench", "engine", "--quick", "--repeats", "1", "--json"])
         #expect(r.status == 0, "\(r.stderr)")
         let json = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]
-        #expect((json?["results"] as? [Any])?.count == 5)
+        let names = (json?["results"] as? [[String: Any]])?.compactMap { $0["name"] as? String } ?? []
+        #expect(names.count == 7, "\(names)")
+        #expect(names.contains { $0.hasPrefix("groupnorm32 fwd+bwd") } && names.contains { $0.hasPrefix("sdpa fwd+bwd") })
+        #expect((json?["blas"] as? String).map { !$0.isEmpty && $0 != "unknown" } == true)
+    }
+
+    @Test func benchTrainTimesTheEmbeddedModelsStep() throws {
+        let r = try Self.run(["bench", "train", "--batches", "2", "--repeats", "1", "--json", "--threads", "1"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let json = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]
+        let results = json?["results"] as? [[String: Any]] ?? []
+        #expect(results.count == 1 && results.first?["name"] as? String == "train step B2")
+        #expect(((results.first?["seconds"] as? Double) ?? 0) > 0)
+        let bad = try Self.run(["bench", "train", "--batches", "0"])
+        #expect(bad.status != 0)
     }
 }

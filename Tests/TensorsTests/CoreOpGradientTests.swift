@@ -96,6 +96,62 @@ struct CoreOpGradientTests {
         }
     }
 
+    /// The flash kernel (online softmax over key blocks, probabilities recomputed in the backward
+    /// pass) has its own finite-difference check with tiles smaller than the sequence, so several query
+    /// and key blocks, ragged last blocks and the running-max rescale are all exercised; with a mask too.
+    @Test func flashAttentionGradients() {
+        let q = randomTensor([2, 2, 5, 4], seed: 31), k = randomTensor([2, 2, 7, 4], seed: 32)
+        let v = randomTensor([2, 2, 7, 3], seed: 33), mask = randomTensor([5, 7], seed: 34)
+        for tiles in [FlashTiles(rows: 2, keys: 3), FlashTiles(rows: 5, keys: 7), FlashTiles(rows: 1, keys: 1)] {
+            checkGradients([q, k, v]) { flashAttention($0[0], $0[1], $0[2], scale: 0.7, mask: nil, tiles: tiles) }
+            checkGradients([q, k, v]) { flashAttention($0[0], $0[1], $0[2], scale: 0.7, mask: mask, tiles: tiles) }
+        }
+    }
+
+    /// Flash and the probability-keeping fused op agree in value and in every gradient, also under a
+    /// causal (−∞) mask where whole key blocks of a row are masked.
+    @Test func flashAttentionMatchesTheFusedOp() {
+        let q = randomTensor([3, 2, 19, 8], seed: 41), k = randomTensor([3, 2, 19, 8], seed: 42)
+        let v = randomTensor([3, 2, 19, 6], seed: 43), g = randomTensor([3, 2, 19, 6], seed: 44)
+        for mask in [nil, causalMask(19), randomTensor([19, 19], seed: 45)] {
+            func run(_ f: (Tensor, Tensor, Tensor) -> Tensor) -> [[Float]] {
+                for t in [q, k, v] { t.grad = nil; t.requiresGrad = true }
+                let y = f(q, k, v)
+                y.backward(seed: g)
+                defer { for t in [q, k, v] { t.grad = nil; t.requiresGrad = false } }
+                return [y.array, q.grad!.array, k.grad!.array, v.grad!.array]
+            }
+            let reference = run { fusedAttention($0, $1, $2, scale: 0.35, mask: mask).0 }
+            for tiles in [FlashTiles(rows: 4, keys: 5), FlashTiles(rows: 64, keys: 8), FlashTiles(rows: 7, keys: 64)] {
+                let flash = run { flashAttention($0, $1, $2, scale: 0.35, mask: mask, tiles: tiles) }
+                for (a, b) in zip(reference, flash) {
+                    let err = zip(a, b).map { abs($0 - $1) }.max()!
+                    #expect(err < 2e-5, "tiles \(tiles.rows)×\(tiles.keys): error \(err)")
+                }
+            }
+        }
+    }
+
+    /// Regression: the backward pass recomputes scores with the mask, so the op must keep the mask
+    /// alive itself — a causal mask made per call (CLIP's) is freed before backward, and its reused
+    /// memory turned training losses into NaN.
+    @Test func flashAttentionKeepsItsMaskAlive() {
+        let q = randomTensor([2, 2, 9, 4], seed: 51), k = randomTensor([2, 2, 9, 4], seed: 52)
+        let v = randomTensor([2, 2, 9, 3], seed: 53), g = randomTensor([2, 2, 9, 3], seed: 54)
+        for t in [q, k, v] { t.requiresGrad = true }
+        var y: Tensor
+        do { y = flashAttention(q, k, v, scale: 0.5, mask: causalMask(9), tiles: FlashTiles(rows: 4, keys: 4)) }
+        let junk = (0..<256).map { _ in Storage(count: 81, repeating: .nan) }   // takes over freed memory
+        y.backward(seed: g)
+        withExtendedLifetime(junk) {}
+        let flash = [q.grad!.array, k.grad!.array, v.grad!.array]
+        for t in [q, k, v] { t.grad = nil }
+        fusedAttention(q, k, v, scale: 0.5, mask: causalMask(9)).0.backward(seed: g)
+        for (a, b) in zip([q.grad!.array, k.grad!.array, v.grad!.array], flash) {
+            #expect(zip(a, b).allSatisfy { abs($0 - $1) < 1e-5 })
+        }
+    }
+
     /// The no-grad path scores query chunks in scratch blocks; it must give the fused op's output, with a
     /// ragged last chunk, a broadcast mask and one-row chunks.
     @Test func chunkedInferenceAttentionMatchesTheFusedOp() {

@@ -31,8 +31,146 @@ public func scaledDotProductAttention(query q: Tensor, key k: Tensor, value v: T
     if !tracked && !returnProbabilities {
         return AttentionResult(output: chunkedAttention(q, k, v, scale: s, mask: mask), probabilities: nil)
     }
+    if tracked && !returnProbabilities {
+        return AttentionResult(output: flashAttention(q, k, v, scale: s, mask: mask), probabilities: nil)
+    }
     let (out, probs) = fusedAttention(q, k, v, scale: s, mask: mask)
     return AttentionResult(output: out, probabilities: returnProbabilities ? probs.detached() : nil)
+}
+
+/// Block sizes of the flash kernel: `rows` queries × `keys` keys per score tile. The key block is
+/// sized for the head dimensions so that a K block, a V block and the score tile stay near 512 kB
+/// (an L2-resident working set), the query block keeps the GEMMs' m dimension at 64.
+struct FlashTiles {
+    let rows: Int, keys: Int
+
+    init(rows: Int, keys: Int) {
+        self.rows = max(1, rows)
+        self.keys = max(1, keys)
+    }
+
+    init(lq: Int, lk: Int, d: Int, dv: Int) {
+        rows = max(1, min(lq, 64))
+        let budget = (1 << 17) / max(d + dv + rows, 1)          // floats per key row of the working set
+        keys = max(1, min(lk, max(64, budget / 16 * 16)))
+    }
+}
+
+/// Flash-style attention for the tape (training, steering through the output): the forward pass runs
+/// over query blocks and key blocks with an online softmax (running row max m and sum l; the output
+/// block is rescaled by e^(m_old − m_new) when the max grows) and keeps only each row's log-sum-exp
+/// L = m + log l, never the [Lq, Lk] probabilities. The backward pass recomputes each probability
+/// tile as P = exp(scale·q·kᵀ + mask − L) and accumulates, per (batch, head):
+/// dV += Pᵀ·dO, dP = dO·Vᵀ, dS = P ⊙ (dP − D) with D = rowsum(dO ⊙ O), dQ += scale·dS·K,
+/// dK += scale·dSᵀ·Q (Dao et al., FlashAttention, 2022, Algorithm 2, as CPU GEMM tiles).
+func flashAttention(_ q: Tensor, _ k: Tensor, _ v: Tensor, scale: Float, mask: Tensor?, tiles chosen: FlashTiles? = nil) -> Tensor {
+    let lq = q.shape[q.rank - 2], d = q.shape[q.rank - 1]
+    let lk = k.shape[k.rank - 2], dv = v.shape[v.rank - 1]
+    precondition(k.shape[k.rank - 1] == d && v.shape[v.rank - 2] == lk, "attention: q \(q.shape), k \(k.shape), v \(v.shape)")
+    let batch = q.count / max(lq * d, 1)
+    let tiles = chosen.map { FlashTiles(rows: min($0.rows, max(lq, 1)), keys: min($0.keys, max(lk, 1))) }
+        ?? FlashTiles(lq: lq, lk: lk, d: d, dv: dv)
+    let queryBlocks = (lq + tiles.rows - 1) / tiles.rows
+    let out = Tensor(uninitialized: Array(q.shape.dropLast()) + [dv])
+    let lse = Storage(uninitializedCount: max(batch * lq, 1))
+    let maskRows: Tensor? = mask.map { m in m.count == lq * lk ? m : m.expanded(to: [lq, lk]) }
+    let pq = q.pointer, pk = k.pointer, pv = v.pointer, po = out.pointer, pl = lse.pointer, pm = maskRows?.pointer
+
+    // Scores of query rows r0..<r0+m of block b against keys c0..<c0+n into S [m, n] (ldc n).
+    @inline(__always)
+    func scores(_ b: Int, _ r0: Int, _ m: Int, _ c0: Int, _ n: Int, into S: UnsafeMutablePointer<Float>) {
+        sgemm(transA: false, transB: true, m: m, n: n, k: d, alpha: scale, a: pq + (b * lq + r0) * d, lda: d,
+              b: pk + (b * lk + c0) * d, ldb: d, c: S, ldc: n)
+        if let pm {
+            for i in 0..<m {
+                let row = S + i * n, mrow = pm + (r0 + i) * lk + c0
+                for j in 0..<n { row[j] += mrow[j] }
+            }
+        }
+    }
+
+    parallelFor(batch * queryBlocks, costPerItem: tiles.rows * lk * (2 * d + dv), grain: 1 << 16) { range in
+        let S = UnsafeMutablePointer<Float>.allocate(capacity: tiles.rows * tiles.keys)
+        let runMax = UnsafeMutablePointer<Float>.allocate(capacity: tiles.rows)
+        let runSum = UnsafeMutablePointer<Float>.allocate(capacity: tiles.rows)
+        defer { S.deallocate(); runMax.deallocate(); runSum.deallocate() }
+        for task in range {
+            let b = task / queryBlocks, r0 = (task % queryBlocks) * tiles.rows, m = min(tiles.rows, lq - r0)
+            let O = po + (b * lq + r0) * dv
+            O.update(repeating: 0, count: m * dv)
+            runMax.update(repeating: -.infinity, count: m)
+            runSum.update(repeating: 0, count: m)
+            var c0 = 0
+            while c0 < lk {
+                let n = min(tiles.keys, lk - c0)
+                scores(b, r0, m, c0, n, into: S)
+                for i in 0..<m {
+                    let row = S + i * n
+                    let newMax = Swift.max(runMax[i], vmax(row, n))
+                    if newMax == -.infinity { row.update(repeating: 0, count: n); continue }   // all masked so far
+                    let alpha = runMax[i] == -.infinity ? 0 : Foundation.exp(runMax[i] - newMax)
+                    vexp(row, row, n, shift: -newMax)
+                    runSum[i] = runSum[i] * alpha + vsum(row, n)
+                    if alpha != 1 { vscale(O + i * dv, dv, by: alpha) }
+                    runMax[i] = newMax
+                }
+                sgemm(transA: false, transB: false, m: m, n: dv, k: n, a: S, lda: n, b: pv + (b * lk + c0) * dv, ldb: dv,
+                      beta: 1, c: O, ldc: dv)
+                c0 += n
+            }
+            for i in 0..<m {
+                // A row with every key masked has no softmax: output 0, L = +∞ (its recomputed P is 0).
+                let l = runSum[i]
+                vscale(O + i * dv, dv, by: l > 0 ? 1 / l : 0)
+                pl[b * lq + r0 + i] = l > 0 ? runMax[i] + Foundation.log(l) : .infinity
+            }
+        }
+    }
+
+    return out.recorded("flash_attention", [q, k, v]) { [lse, maskRows] g in
+        // The closure owns L and the mask rows the recomputed scores read through `pm` (the caller's
+        // mask, e.g. a causal mask made per call, may be gone by the time the backward pass runs).
+        let pl = lse.pointer
+        defer { withExtendedLifetime(maskRows) {} }
+        let gq = Tensor(zeros: q.shape), gk = Tensor(zeros: k.shape), gv = Tensor(zeros: v.shape)
+        let pg = g.pointer, pgq = gq.pointer, pgk = gk.pointer, pgv = gv.pointer
+        parallelFor(batch, costPerItem: lq * lk * (3 * d + 2 * dv), grain: 1 << 16) { range in
+            let P = UnsafeMutablePointer<Float>.allocate(capacity: tiles.rows * tiles.keys)
+            let dP = UnsafeMutablePointer<Float>.allocate(capacity: tiles.rows * tiles.keys)
+            let D = UnsafeMutablePointer<Float>.allocate(capacity: tiles.rows)
+            defer { P.deallocate(); dP.deallocate(); D.deallocate() }
+            for b in range {
+                for r0 in stride(from: 0, to: lq, by: tiles.rows) {
+                    let m = min(tiles.rows, lq - r0)
+                    let dO = pg + (b * lq + r0) * dv, O = po + (b * lq + r0) * dv
+                    for i in 0..<m { D[i] = vdot(dO + i * dv, O + i * dv, dv) }
+                    var c0 = 0
+                    while c0 < lk {
+                        let n = min(tiles.keys, lk - c0)
+                        scores(b, r0, m, c0, n, into: P)
+                        for i in 0..<m { vexp(P + i * n, P + i * n, n, shift: -pl[b * lq + r0 + i]) }
+                        // dV[c0..] += Pᵀ·dO; dP = dO·V[c0..]ᵀ
+                        sgemm(transA: true, transB: false, m: n, n: dv, k: m, a: P, lda: n, b: dO, ldb: dv,
+                              beta: 1, c: pgv + (b * lk + c0) * dv, ldc: dv)
+                        sgemm(transA: false, transB: true, m: m, n: n, k: dv, a: dO, lda: dv, b: pv + (b * lk + c0) * dv, ldb: dv,
+                              c: dP, ldc: n)
+                        // dS = P ⊙ (dP − D), in dP
+                        for i in 0..<m {
+                            let prow = P + i * n, drow = dP + i * n, di = D[i]
+                            for j in 0..<n { drow[j] = prow[j] * (drow[j] - di) }
+                        }
+                        // dQ += scale·dS·K[c0..]; dK[c0..] += scale·dSᵀ·Q
+                        sgemm(transA: false, transB: false, m: m, n: d, k: n, alpha: scale, a: dP, lda: n,
+                              b: pk + (b * lk + c0) * d, ldb: d, beta: 1, c: pgq + (b * lq + r0) * d, ldc: d)
+                        sgemm(transA: true, transB: false, m: n, n: d, k: m, alpha: scale, a: dP, lda: n,
+                              b: pq + (b * lq + r0) * d, ldb: d, beta: 1, c: pgk + (b * lk + c0) * d, ldc: d)
+                        c0 += n
+                    }
+                }
+            }
+        }
+        return [gq, gk, gv]
+    }
 }
 
 /// Inference attention over query chunks: each task scores `chunkRows` queries against all keys in a
