@@ -15,6 +15,8 @@ public struct ScriptedRun: Sendable {
     public private(set) var positions: [(Double, Double)]
     private var drift: [(Double, Double)]
     private var rng: SplitMix
+    /// The product's refinement policy (its turn counter runs across steps).
+    private var loop = RefinementLoop()
     public let colors: [(Double, Double, Double)]
     public static let mapSide = 16
     public static let imageSide = 32
@@ -45,20 +47,16 @@ public struct ScriptedRun: Sendable {
         var its: [IterationRecord] = []
         let sched = settings.effectiveSchedule
         let active = settings.activeOrder.filter { graph.edges.indices.contains($0) && graph.edges[$0].relation != nil }
-        if sched.enabled, k >= sched.startStep, k < sched.endStep, !active.isEmpty {
-            for i in 0..<sched.maxIterations {
-                let e = active[i % active.count]
-                var rec = evaluate(edge: e, step: k, iteration: i, progress: progress)
-                let reached = rec.targetProbability >= sched.probabilityTarget || rec.loss <= sched.lossTarget
-                if reached {
-                    rec.note = "target reached"
-                } else {
-                    push(edge: e, by: Double(sched.stepSize(at: k)))
-                }
-                its.append(rec)
-                if reached { break }
-            }
-        }
+        var loop = self.loop
+        var pusher = DiscPusher(run: self, progress: progress)
+        loop.refine(&pusher, step: k, active: active, schedule: sched, onIteration: { it in
+            var rec = it.evaluation
+            rec.iteration = it.iteration
+            rec.note = it.note
+            its.append(rec)
+        })
+        self = pusher.run
+        self.loop = loop
         // Unguided drift toward the seed's natural places, slowing as the image settles.
         for i in positions.indices {
             let rate = 0.08 * (1 - progress)
@@ -84,6 +82,22 @@ public struct ScriptedRun: Sendable {
         let ex = logits.map { Foundation.exp($0 - m) }
         let sum = ex.reduce(0, +)
         return ex.map { Float($0 / sum) }
+    }
+
+    /// The scripted run as the refinement loop's evaluator: judging an edge reads the discs'
+    /// arrangement; descending pushes them. Its "gradient" is one number, `gradientNorm`, along the
+    /// relation's axis, so the normalised update pushes by the step size itself.
+    struct DiscPusher: RelationEvaluator {
+        var run: ScriptedRun
+        let progress: Double
+
+        mutating func evaluate(target edge: Int, step: Int) -> IterationRecord? {
+            run.evaluate(edge: edge, step: step, iteration: 0, progress: progress)
+        }
+
+        mutating func descend(along evaluation: IterationRecord, scale: Float) {
+            run.push(edge: evaluation.edge, by: Double(scale * evaluation.gradientNorm))
+        }
     }
 
     mutating func evaluate(edge e: Int, step: Int, iteration: Int, progress: Double) -> IterationRecord {

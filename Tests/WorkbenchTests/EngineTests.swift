@@ -129,6 +129,35 @@ func stepNumber(_ e: EngineEvent) -> Int? { if case .step(_, let r) = e { return
         #expect(finalP(true) > 0.9)
         #expect(finalP(true) > finalP(false))
     }
+
+    /// The scripted run uses the product's refinement policy: the turn runs on across steps and a
+    /// step's refinement ends only once every relation is satisfied, so the second relation is steered
+    /// too (the old scripted rule restarted at relation 1 each step and stopped at its first success).
+    @Test func scriptedRunSteersEveryRelationByTheProductsPolicy() {
+        let g = try! PromptParser().parse("a dog to the right of a teddy bear and a cat above the dog")
+        var s = ScriptedEngine(stepDelay: 0).defaults
+        s.order = g.order
+        #expect(s.order.count == 2)
+        var run = ScriptedRun(prompt: g.prompt, graph: g, settings: s)
+        var judged: [[Int]] = []
+        var finalP: [Int: Float] = [:]
+        for k in 0..<s.steps {
+            let its = run.step(k).iterations
+            judged.append(its.map(\.edge))
+            for it in its { finalP[it.edge] = it.targetProbability }
+            if let last = its.last, its.count < s.schedule.maxIterations {
+                // A step that ended early ended with every relation satisfied in that step.
+                #expect(Set(its.filter { $0.note == "target reached" }.map(\.edge)) == Set(s.order), "step \(k)")
+                #expect(last.note == "target reached")
+            }
+        }
+        // The turn continues: each step starts with the relation after the last one judged.
+        for k in 1..<judged.count where !judged[k].isEmpty && !judged[k - 1].isEmpty {
+            let last = judged[k - 1].last!
+            #expect(judged[k].first == s.order[(s.order.firstIndex(of: last)! + 1) % s.order.count], "step \(k)")
+        }
+        #expect(s.order.allSatisfy { (finalP[$0] ?? 0) > 0.9 })
+    }
 }
 
 @Suite(.serialized) struct LiveEngineTests {
