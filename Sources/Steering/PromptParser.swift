@@ -1,5 +1,6 @@
 // PromptParser: turns a free-form prompt into a RelationGraph with rules, no NLP model. It
-// reproduces the behaviour of the authors' spaCy-based triplet extraction (l2s-method.md §1.2) on
+// reproduces the behaviour of the authors' spaCy-based triplet extraction
+// (`prompt_parsing_utils.py::PromptParser.extract_relation_triplets_from_prompt`) on
 // the prompts it was used for (all 100 GenEval position prompts give their metadata triplet) and
 // keeps more of what other prompts say. Cost is linear in the prompt length, which is capped
 // (`PromptParser.maxLength`) before any other work.
@@ -154,8 +155,8 @@ public struct ObjectVocabulary: Equatable, Sendable {
     }
 }
 
-/// Rule-based prompt parser; see the file header for what it does and l2s-method.md §1.2 for the
-/// behaviour it reproduces.
+/// Rule-based prompt parser; the file header lists its rules and where they follow or depart from
+/// the authors' parser.
 public struct PromptParser: Sendable {
     /// The longest prompt accepted, in Unicode scalars (CLIP reads only 77 tokens anyway).
     public static let maxLength = 1000
