@@ -231,6 +231,24 @@ func stepNumber(_ e: EngineEvent) -> Int? { if case .step(_, let r) = e { return
         #expect(json == car.with(image: "t.png", upscale: 8, mapStrips: ["t-maps-rel1.png", "t-maps-rel2.png"], trace: "t.trace.json"))
         try? FileManager.default.removeItem(atPath: dir)
     }
+
+    /// Settings changed after a run (for the next one) do not leak into the run's sidecar: every
+    /// field comes from the settings the run sampled with (the review saw guidance and order taken
+    /// from the UI's current settings beside the run's seed and schedule).
+    @Test func sidecarKeepsTheRunsSettingsWhenTheUIChangesThemAfterwards() throws {
+        var s = Fixture.running(twoRelations, steps: 50)
+        let ran = try #require(s.run?.settings)
+        _ = s.apply(.adjustGuidance(1))
+        _ = s.apply(.adjustGuidance(1))
+        _ = s.apply(.moveRelation(1))
+        _ = s.apply(.toggleRelation)
+        #expect(s.settings.guidance != ran.guidance && s.settings.order != ran.order && s.settings.disabled != ran.disabled,
+                "the UI's settings did change")
+        let car = try #require(Sidecar.make(s, imageFile: "x.png"))
+        #expect(car.guidance == ran.guidance && car.seed == ran.seed && car.steps == ran.steps)
+        #expect(car.order == ran.order && car.disabled == ran.disabled.sorted())
+        #expect(car.schedule == ran.effectiveSchedule && car.relations.allSatisfy(\.enabled))
+    }
 }
 
 extension Sidecar {
