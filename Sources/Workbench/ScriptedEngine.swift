@@ -233,8 +233,7 @@ public final class ScriptedEngine: WorkbenchEngine, @unchecked Sendable {
     public let startDelay: Double
     private var worker: WorkerThread?
     private var sink: (@Sendable (EngineEvent) -> Void)?
-    private let lock = NSLock()
-    private var current: RunControl?
+    private let current = CurrentRun()
 
     public init(stepDelay: Double = 0.1, startDelay: Double = 0.3, vocabulary: ObjectVocabulary? = nil,
                 name: String = "scripted demo engine (no model)") {
@@ -267,10 +266,7 @@ public final class ScriptedEngine: WorkbenchEngine, @unchecked Sendable {
     }
 
     public func submit(_ request: RunRequest, control: RunControl) {
-        lock.lock()
-        current?.cancel()
-        current = control
-        lock.unlock()
+        current.replace(with: control)
         guard let sink else { return }
         let parser = PromptParser(vocabulary: vocabulary)
         let delay = stepDelay
@@ -294,16 +290,9 @@ public final class ScriptedEngine: WorkbenchEngine, @unchecked Sendable {
         var applied = request.version
         var final: RGBImage?
         for k in 0..<request.settings.steps {
-            if control.waitWhilePaused(onPause: { sink(.paused(run: id, step: k)) }) {
-                if !control.isCancelled { sink(.resumed(run: id)) }
-            }
+            control.waitAtBoundary(run: id, step: k, sink: sink)
             if control.isCancelled { sink(.cancelled(run: id, step: k)); return }
-            let (s, v) = control.latest()
-            if v != applied {
-                applied = v
-                run.update(s)
-                sink(.applied(run: id, version: v, step: k))
-            }
+            if let s = control.newerSettings(than: &applied, run: id, step: k, sink: sink) { run.update(s) }
             let t0 = Date()
             let (its, rec) = run.step(k)
             let per = its.isEmpty ? stepDelay : stepDelay / Double(its.count + 1)
@@ -315,20 +304,14 @@ public final class ScriptedEngine: WorkbenchEngine, @unchecked Sendable {
             if control.isCancelled { sink(.cancelled(run: id, step: k)); return }
             var record = rec
             record.seconds = Date().timeIntervalSince(t0)
-            if let box = control.previewBox {
-                record.fitted = ImageFitter.fit(rec.preview, boxWidth: box.width, boxHeight: box.height)
-                record.fittedBox = box
-            }
             final = rec.preview
-            sink(.step(run: id, record))
+            sink(.step(run: id, control.fittingPreview(record)))
         }
         if let final { sink(.finished(run: id, image: final, seconds: Date().timeIntervalSince(start))) }
     }
 
     public func shutdown(timeout: Double) -> Bool {
-        lock.lock()
-        current?.cancel()
-        lock.unlock()
+        current.cancel()
         return worker?.shutdown(timeout: timeout) ?? true
     }
 }
