@@ -5,11 +5,8 @@ import Testing
 /// call, and returns nil (non-finite) on the calls listed in `nonFiniteCalls`.
 struct FakeEvaluator: RelationEvaluator {
     struct Score: RelationScore {
-        let target: Int
-        let targetProbability: Float
-        let loss: Float
-        let gradientNorm: Float
-        let gradientCount: Int
+        let target: Int, targetProbability: Float, gradientNorm: Float, gradientCount: Int
+        var loss: Float { 1 - min(targetProbability, 1) }
     }
     var base: [Float]
     var rise: Float = 0
@@ -25,8 +22,7 @@ struct FakeEvaluator: RelationEvaluator {
         judged.append(target)
         if nonFiniteCalls.contains(judged.count - 1) { return nil }
         let p = base[target] + rise * Float(descents.filter { $0.target == target }.count)
-        return Score(target: target, targetProbability: p, loss: 1 - min(p, 1), gradientNorm: gradientNorm,
-                     gradientCount: gradientCount)
+        return Score(target: target, targetProbability: p, gradientNorm: gradientNorm, gradientCount: gradientCount)
     }
 
     mutating func descend(along evaluation: Score, scale: Float) { descents.append((evaluation.target, scale)) }
