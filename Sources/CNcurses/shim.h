@@ -1,5 +1,6 @@
 // ncursesw for Swift. SwiftPM drops pkg-config's -D flags, so wide-character support must be
-// switched on here, before the header (see shared/docs/tui-notes.md §2).
+// switched on here, before the header (without NCURSES_WIDECHAR and _XOPEN_SOURCE_EXTENDED, cchar_t,
+// setcchar and get_wch are not declared).
 #ifndef L2S_NCURSES_SHIM_H
 #define L2S_NCURSES_SHIM_H
 #define NCURSES_WIDECHAR 1

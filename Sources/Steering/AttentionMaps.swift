@@ -2,7 +2,8 @@ import Foundation
 import Tensors
 import Diffusion
 
-/// Turns captured cross-attention into the classifier's input, as the paper does (l2s-method.md §2.1):
+/// Turns captured cross-attention into the classifier's input, as the paper does (the authors'
+/// `sd2_attention_processor.py` and `utils.py::resize_and_concat_attn_maps_from_dict`):
 /// every cross-attention layer and head of the conditional branch, mean over the object's token span,
 /// resized to 16×16 with PyTorch-exact bilinear (align_corners=False), each map renormalised to sum 1
 /// (÷ (sum + 1e-8)), stacked in a fixed order: resolutions ascending (8, 16, 32, 64); inside a

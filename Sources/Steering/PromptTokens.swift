@@ -1,6 +1,6 @@
 // PromptTokens: mapping objects to the token positions whose cross-attention maps stand for them
-// (l2s-method.md §1.3), through a small tokenizer protocol that the word-level and CLIP tokenizers
-// conform to. Also the word scanner the parser itself uses.
+// (as the authors' `utils.py::find_word_token_inds` does), through a small tokenizer protocol that
+// the word-level and CLIP tokenizers conform to. Also the word scanner the parser itself uses.
 
 /// One token of a tokenized prompt.
 public struct TokenPiece: Equatable, Sendable {

@@ -2,7 +2,7 @@ import Foundation
 import Tensors
 import Diffusion
 
-// The paper's relation classifier (l2s-method.md §3), with the parameter names of the authors'
+// The paper's relation classifier (the authors' `train_relation_classifier/model.py`), with the parameter names of the authors'
 // PyTorch module (`EnhancedRelationClassifier`), so their checkpoints convert with no renaming:
 //   object_extractor.{input_projection, timestep_embedding, transformer.layers.N.*, query_vector,
 //                     layer_attention.{in_proj_weight,in_proj_bias,out_proj}, output_projection}

@@ -1,5 +1,5 @@
 // SpatialRelation: the four relations the relation classifier can steer toward, with the class
-// indices of its 5-logit output (l2s-method.md §1.1).
+// indices of its 5-logit output (the checkpoint's `rel_name_to_idx`).
 
 /// One of the four spatial relations the learned classifier knows, read "subject <relation> object".
 ///
@@ -12,7 +12,8 @@ public enum SpatialRelation: String, CaseIterable, Codable, Sendable {
     case rightOf = "to the right of"
 
     /// The classifier's class names in logit order: the alphabetically sorted relation names of the
-    /// training split, including the attribute class `is` (l2s-method.md §1.1).
+    /// training split, including the attribute class `is` (the authors'
+    /// `gqa_preprocessing.py::create_relation_name_to_index_mapping`).
     public static let classNames = ["above", "below", "is", "to the left of", "to the right of"]
 
     /// The logit index of the attribute class `is`, which no prompt relation maps to.

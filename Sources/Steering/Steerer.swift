@@ -95,8 +95,9 @@ public struct SteeringIteration: Sendable {
 
 /// The Learn-to-Steer refinement loop as a sampler hook: at each steered step, up to `maxIterations`
 /// times, take the conditional UNet pass on the tape up to the last cross-attention layer, read the
-/// subject/object maps, score the target relation, and descend the loss w.r.t. the latent.
-/// Relations take turns (round-robin) across iterations.
+/// subject/object maps, score the target relation, and descend the loss w.r.t. the latent. The policy
+/// (round-robin across steps, early stop, non-finite skip, update rule) is `RefinementLoop`'s; this
+/// class is its UNet + classifier evaluator.
 public final class Steerer: StepHook {
     public let unet: UNet2DConditionModel
     public let classifier: RelationClassifier?
@@ -110,8 +111,9 @@ public final class Steerer: StepHook {
     public var onLog: ((String) -> Void)?
     /// Consulted at each step boundary for live edits.
     public var scheduleProvider: ((Int) -> (SteeringSchedule, [Int]))?
+    private var loop = RefinementLoop()
     /// The round-robin turn counter (continues across steps).
-    public private(set) var turn = 0
+    public var turn: Int { loop.turn }
 
     public init(unet: UNet2DConditionModel, classifier: RelationClassifier?, targets: [SteeringTarget], schedule: SteeringSchedule) {
         self.unet = unet
@@ -124,51 +126,44 @@ public final class Steerer: StepHook {
     public func refine(latents: Tensor, step: Int, timestep: Int, totalSteps: Int, context: Tensor) -> Tensor {
         if let provider = scheduleProvider { (schedule, order) = provider(step) }
         let active = order.filter { targets.indices.contains($0) }
-        guard schedule.enabled, step >= schedule.startStep, step < schedule.endStep, !active.isEmpty,
-              schedule.maxIterations > 0 else { return latents }
+        guard RefinementLoop.refines(schedule, step: step, active: active) else { return latents }
         if schedule.loss == .learned && classifier == nil { return latents }
-        var z = latents
-        // Round-robin continues across steps (a persistent turn counter), and a step's refinement ends
-        // only once every active relation has reached its target this step. (The authors' loop restarts
-        // at the first relation each step and stops as soon as the current one is satisfied; with a
-        // reachable target that would leave later relations unsteered.)
-        var satisfied = Set<Int>()
-        for k in 0..<schedule.maxIterations {
-            let ti = active[turn % active.count]
-            turn += 1
-            let start = Date()
-            guard let result = evaluate(z, step: step, timestep: timestep, totalSteps: totalSteps, context: context, target: targets[ti]) else {
-                onLog?("step \(step) iteration \(k): non-finite loss or gradient, iteration skipped")
-                continue
-            }
-            let reached = result.targetProbability >= schedule.probabilityTarget || result.loss <= schedule.lossTarget
-            var note: String? = reached ? "target reached" : nil
-            if reached {
-                satisfied.insert(ti)
-            } else {
-                satisfied.remove(ti)
-                let s = schedule.stepSize(at: step)
-                let g = result.gradient
-                if schedule.update == .normalized {
-                    let rms = result.gradientNorm / Float(g.count).squareRoot()
-                    if rms > 0 { z = noGrad { z - g * (s / rms) } } else { note = "zero gradient" }
-                } else {
-                    z = noGrad { z - g * s }
-                }
-            }
-            if let onIteration {  // the maps are copied out only for a listener (not in evaluations)
+        var evaluator = LatentEvaluator(steerer: self, latents: latents, timestep: timestep, totalSteps: totalSteps, context: context)
+        // The maps are copied out only for a listener (not in evaluations).
+        let report: ((RefinementIteration<Evaluation>) -> Void)? = onIteration.map { listener in
+            { it in
+                let result = it.evaluation
                 let sm = MapStack(result.subjectMaps, layers: result.layers), om = MapStack(result.objectMaps, layers: result.layers)
-                onIteration(SteeringIteration(step: step, iteration: k, target: ti, probabilities: result.probabilities,
-                                              targetProbability: result.targetProbability, loss: result.loss,
-                                              gradientNorm: result.gradientNorm, subjectMap: sm.map(), objectMap: om.map(),
-                                              subjectStack: sm, objectStack: om, seconds: Date().timeIntervalSince(start), note: note))
+                listener(SteeringIteration(step: it.step, iteration: it.iteration, target: it.target, probabilities: result.probabilities,
+                                           targetProbability: result.targetProbability, loss: result.loss,
+                                           gradientNorm: result.gradientNorm, subjectMap: sm.map(), objectMap: om.map(),
+                                           subjectStack: sm, objectStack: om, seconds: it.seconds, note: it.note))
             }
-            if satisfied.isSuperset(of: active) { break }
         }
-        return z
+        loop.refine(&evaluator, step: step, active: active, schedule: schedule, onIteration: report, onLog: onLog)
+        return evaluator.latents
     }
 
-    struct Evaluation {
+    /// The Steerer's side of the loop: `evaluate` at the current latent, and a step down the gradient.
+    struct LatentEvaluator: RelationEvaluator {
+        let steerer: Steerer
+        var latents: Tensor
+        let timestep: Int
+        let totalSteps: Int
+        let context: Tensor
+
+        func evaluate(target: Int, step: Int) -> Evaluation? {
+            steerer.evaluate(latents, step: step, timestep: timestep, totalSteps: totalSteps, context: context,
+                             target: steerer.targets[target])
+        }
+
+        mutating func descend(along evaluation: Evaluation, scale: Float) {
+            let z = latents
+            latents = noGrad { z - evaluation.gradient * scale }
+        }
+    }
+
+    struct Evaluation: RelationScore {
         let loss: Float
         let probabilities: [Float]
         let targetProbability: Float
@@ -178,6 +173,7 @@ public final class Steerer: StepHook {
         let subjectMaps: Tensor
         let objectMaps: Tensor
         let layers: [MapLayer]
+        var gradientCount: Int { gradient.count }
     }
 
     /// Loss, class probabilities and ∂loss/∂z for one relation at latent z; nil if anything is non-finite.
@@ -197,6 +193,7 @@ public final class Steerer: StepHook {
             case .learned:
                 let c = classifier!
                 let maps = Tensor.stack([subject, object], axis: 0).unsqueezed(0)
+                // The classifier was trained on step indices of a 50-step schedule: rescale this run's step.
                 let classifierStep = c.config.classifierStep(for: step * 50 / max(totalSteps, 1))
                 let logits = c(maps, steps: [classifierStep])
                 probs = noGrad { logits.softmax() }.array

@@ -1,4 +1,4 @@
-// The event loop (tui-notes §2.10): the UI thread polls stdin and a self-pipe, drains every key and
+// The event loop: the UI thread polls stdin and a self-pipe, drains every key and
 // every engine event, applies them to the state, and draws at most one frame per wake-up (capped at
 // 60 fps for engine updates; a key is drawn at once). Signals: SIGINT/SIGTERM/SIGHUP set a flag and
 // wake the loop for an orderly quit; crash signals restore the terminal and re-raise. stderr goes to

@@ -1,4 +1,4 @@
-// The only file that calls ncurses (tui-notes §2, §7). Copies a CellGrid to the screen (changed cells
+// The only file that calls ncurses. Copies a CellGrid to the screen (changed cells
 // only, wide graphemes whole, colours through extended pairs passed in setcchar's `opts` — never
 // COLOR_PAIR(n), which truncates pairs above 255), reads keys with get_wch, and restores the terminal.
 // Call it from one thread only: the UI thread.

@@ -97,6 +97,11 @@ public struct IterationRecord: Sendable, Equatable {
     }
 }
 
+/// The scripted engine's records are its refinement loop's evaluations (a one-element gradient).
+extension IterationRecord: RelationScore {
+    public var gradientCount: Int { 1 }
+}
+
 /// One finished denoising step.
 public struct StepRecord: Sendable, Equatable {
     public var step: Int

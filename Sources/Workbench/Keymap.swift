@@ -1,4 +1,4 @@
-// The one key table (tui-notes §7.13): dispatch, the key bar and the `?` overlay are all generated
+// The one key table: dispatch, the key bar and the `?` overlay are all generated
 // from `Keymap.bindings`. Two input modes: editing the prompt (text goes to the field) and command
 // keys; a third for typing a schedule value; the help overlay takes keys while open.
 

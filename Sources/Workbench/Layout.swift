@@ -1,4 +1,4 @@
-// layout(size) → rectangles (tui-notes §8). Pure and fuzz-tested over 1×1 … 300×100: every rectangle
+// layout(size) → rectangles. Pure and fuzz-tested over 1×1 … 300×100: every rectangle
 // lies inside the screen, none overlap, and below the minimum size only the "too small" screen shows.
 
 /// Where each pane goes on a screen of `size`.

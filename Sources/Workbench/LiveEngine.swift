@@ -20,7 +20,7 @@ public final class LiveEngine: WorkbenchEngine, @unchecked Sendable {
     private let loadingMessage: String
     private var worker: WorkerThread?
     private let lock = NSLock()
-    private var current: RunControl?
+    private let current = CurrentRun()
     private var generator: SteeredGenerator?
     private var loadError: String?
 
@@ -80,10 +80,7 @@ public final class LiveEngine: WorkbenchEngine, @unchecked Sendable {
     private var sink: (@Sendable (EngineEvent) -> Void)?
 
     public func submit(_ request: RunRequest, control: RunControl) {
-        lock.lock()
-        current?.cancel()
-        current = control
-        lock.unlock()
+        current.replace(with: control)
         guard let sink else { return }
         worker?.submit { [self] in
             lock.lock()
@@ -112,16 +109,10 @@ public final class LiveEngine: WorkbenchEngine, @unchecked Sendable {
             let result = try generator.run(prompt: request.prompt, settings: settings, cancel: control.token, live: { step in
                 lastStep = step
                 if step < 3 { WorkerThread.lowerPoolPriority() }  // pool threads appear during the first steps
-                if control.waitWhilePaused(onPause: { sink(.paused(run: id, step: step)) }) {
-                    if !control.isCancelled { sink(.resumed(run: id)) }
-                }
+                control.waitAtBoundary(run: id, step: step, sink: sink)
                 stepStart = Date()
-                let (s, v) = control.latest()
-                guard v != applied else { return nil }
-                applied = v
-                var next = s
+                guard var next = control.newerSettings(than: &applied, run: id, step: step, sink: sink) else { return nil }
                 next.steered = steered
-                sink(.applied(run: id, version: v, step: step))
                 return next.generationSettings(prompt: request.prompt)
             }, captureAttention: false, onEvent: { event in
                 switch event {
@@ -139,13 +130,9 @@ public final class LiveEngine: WorkbenchEngine, @unchecked Sendable {
                 case .step(let e):
                     let image = LiveEngine.rgb(generator.model.preview(e.predictedClean))
                     let thumb = ImageFitter.thumbnail(image)
-                    var rec = StepRecord(step: e.step, totalSteps: e.totalSteps, timestep: e.timestep,
+                    let rec = StepRecord(step: e.step, totalSteps: e.totalSteps, timestep: e.timestep,
                                          seconds: Date().timeIntervalSince(stepStart), preview: thumb)
-                    if let box = control.previewBox {
-                        rec.fitted = ImageFitter.fit(thumb, boxWidth: box.width, boxHeight: box.height)
-                        rec.fittedBox = box
-                    }
-                    sink(.step(run: id, rec))
+                    sink(.step(run: id, control.fittingPreview(rec)))
                 case .log(let line):
                     sink(.log(line))
                 }
@@ -168,9 +155,7 @@ public final class LiveEngine: WorkbenchEngine, @unchecked Sendable {
     }
 
     public func shutdown(timeout: Double) -> Bool {
-        lock.lock()
-        current?.cancel()
-        lock.unlock()
+        current.cancel()
         return worker?.shutdown(timeout: timeout) ?? true
     }
 }

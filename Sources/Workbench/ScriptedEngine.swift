@@ -15,6 +15,8 @@ public struct ScriptedRun: Sendable {
     public private(set) var positions: [(Double, Double)]
     private var drift: [(Double, Double)]
     private var rng: SplitMix
+    /// The product's refinement policy (its turn counter runs across steps).
+    private var loop = RefinementLoop()
     public let colors: [(Double, Double, Double)]
     public static let mapSide = 16
     public static let imageSide = 32
@@ -45,20 +47,16 @@ public struct ScriptedRun: Sendable {
         var its: [IterationRecord] = []
         let sched = settings.effectiveSchedule
         let active = settings.activeOrder.filter { graph.edges.indices.contains($0) && graph.edges[$0].relation != nil }
-        if sched.enabled, k >= sched.startStep, k < sched.endStep, !active.isEmpty {
-            for i in 0..<sched.maxIterations {
-                let e = active[i % active.count]
-                var rec = evaluate(edge: e, step: k, iteration: i, progress: progress)
-                let reached = rec.targetProbability >= sched.probabilityTarget || rec.loss <= sched.lossTarget
-                if reached {
-                    rec.note = "target reached"
-                } else {
-                    push(edge: e, by: Double(sched.stepSize(at: k)))
-                }
-                its.append(rec)
-                if reached { break }
-            }
-        }
+        var loop = self.loop
+        var pusher = DiscPusher(run: self, progress: progress)
+        loop.refine(&pusher, step: k, active: active, schedule: sched, onIteration: { it in
+            var rec = it.evaluation
+            rec.iteration = it.iteration
+            rec.note = it.note
+            its.append(rec)
+        })
+        self = pusher.run
+        self.loop = loop
         // Unguided drift toward the seed's natural places, slowing as the image settles.
         for i in positions.indices {
             let rate = 0.08 * (1 - progress)
@@ -84,6 +82,22 @@ public struct ScriptedRun: Sendable {
         let ex = logits.map { Foundation.exp($0 - m) }
         let sum = ex.reduce(0, +)
         return ex.map { Float($0 / sum) }
+    }
+
+    /// The scripted run as the refinement loop's evaluator: judging an edge reads the discs'
+    /// arrangement; descending pushes them. Its "gradient" is one number, `gradientNorm`, along the
+    /// relation's axis, so the normalised update pushes by the step size itself.
+    struct DiscPusher: RelationEvaluator {
+        var run: ScriptedRun
+        let progress: Double
+
+        mutating func evaluate(target edge: Int, step: Int) -> IterationRecord? {
+            run.evaluate(edge: edge, step: step, iteration: 0, progress: progress)
+        }
+
+        mutating func descend(along evaluation: IterationRecord, scale: Float) {
+            run.push(edge: evaluation.edge, by: Double(scale * evaluation.gradientNorm))
+        }
     }
 
     mutating func evaluate(edge e: Int, step: Int, iteration: Int, progress: Double) -> IterationRecord {
@@ -219,8 +233,7 @@ public final class ScriptedEngine: WorkbenchEngine, @unchecked Sendable {
     public let startDelay: Double
     private var worker: WorkerThread?
     private var sink: (@Sendable (EngineEvent) -> Void)?
-    private let lock = NSLock()
-    private var current: RunControl?
+    private let current = CurrentRun()
 
     public init(stepDelay: Double = 0.1, startDelay: Double = 0.3, vocabulary: ObjectVocabulary? = nil,
                 name: String = "scripted demo engine (no model)") {
@@ -253,10 +266,7 @@ public final class ScriptedEngine: WorkbenchEngine, @unchecked Sendable {
     }
 
     public func submit(_ request: RunRequest, control: RunControl) {
-        lock.lock()
-        current?.cancel()
-        current = control
-        lock.unlock()
+        current.replace(with: control)
         guard let sink else { return }
         let parser = PromptParser(vocabulary: vocabulary)
         let delay = stepDelay
@@ -280,16 +290,9 @@ public final class ScriptedEngine: WorkbenchEngine, @unchecked Sendable {
         var applied = request.version
         var final: RGBImage?
         for k in 0..<request.settings.steps {
-            if control.waitWhilePaused(onPause: { sink(.paused(run: id, step: k)) }) {
-                if !control.isCancelled { sink(.resumed(run: id)) }
-            }
+            control.waitAtBoundary(run: id, step: k, sink: sink)
             if control.isCancelled { sink(.cancelled(run: id, step: k)); return }
-            let (s, v) = control.latest()
-            if v != applied {
-                applied = v
-                run.update(s)
-                sink(.applied(run: id, version: v, step: k))
-            }
+            if let s = control.newerSettings(than: &applied, run: id, step: k, sink: sink) { run.update(s) }
             let t0 = Date()
             let (its, rec) = run.step(k)
             let per = its.isEmpty ? stepDelay : stepDelay / Double(its.count + 1)
@@ -301,20 +304,14 @@ public final class ScriptedEngine: WorkbenchEngine, @unchecked Sendable {
             if control.isCancelled { sink(.cancelled(run: id, step: k)); return }
             var record = rec
             record.seconds = Date().timeIntervalSince(t0)
-            if let box = control.previewBox {
-                record.fitted = ImageFitter.fit(rec.preview, boxWidth: box.width, boxHeight: box.height)
-                record.fittedBox = box
-            }
             final = rec.preview
-            sink(.step(run: id, record))
+            sink(.step(run: id, control.fittingPreview(record)))
         }
         if let final { sink(.finished(run: id, image: final, seconds: Date().timeIntervalSince(start))) }
     }
 
     public func shutdown(timeout: Double) -> Bool {
-        lock.lock()
-        current?.cancel()
-        lock.unlock()
+        current.cancel()
         return worker?.shutdown(timeout: timeout) ?? true
     }
 }

@@ -1,4 +1,4 @@
-// Colour tiers, glyph sets and palettes (tui-notes §3, §7.8–7.11). Chrome uses the user's themed
+// Colour tiers, glyph sets and palettes. Chrome uses the user's themed
 // colours 0–15; data (heatmaps, images) uses palette indices 16–255 in the 256-colour tier, density
 // glyphs otherwise. Never more than one tier per session: chosen once at start-up.
 
@@ -95,7 +95,8 @@ public struct Theme: Sendable, Equatable {
 public enum Colormap: String, Sendable, CaseIterable {
     case magma, inferno, gray
 
-    /// Palette indices, dark → light (tui-notes §3: constrained nearest-Lab picks, L* increasing).
+    /// Palette indices, dark → light (nearest in CIE Lab under the constraint that L* increases, so a
+    /// brighter cell always means a larger value).
     public var lut: [UInt8] {
         switch self {
         case .magma: return [16, 232, 17, 53, 54, 89, 90, 126, 161, 167, 203, 209, 179, 216, 222, 229]

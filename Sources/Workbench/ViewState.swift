@@ -316,12 +316,6 @@ public struct ViewState: Sendable {
         return order + g.edges.indices.filter { !order.contains($0) }
     }
 
-    /// The edge the steerer visits at iteration `k` of a step.
-    public func edgeInTurn(iteration k: Int) -> Int? {
-        let active = settings.activeOrder
-        return active.isEmpty ? nil : active[k % active.count]
-    }
-
     /// Adds a line to the on-screen log and the file log.
     public mutating func note(_ line: String) {
         log.append(line)

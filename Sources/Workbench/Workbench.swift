@@ -1,4 +1,4 @@
-// Workbench: the `l2s` terminal UI (tui-notes §7–8).
+// Workbench: the `l2s` terminal UI (docs/ARCHITECTURE.md has where each piece lives).
 //
 // Owns: the pure core (view state, key map and reducer, layout, widgets that render into a `CellGrid`),
 // the engines that produce runs (`LiveEngine` over `SteeredGenerator`, `ScriptedEngine` for tests and

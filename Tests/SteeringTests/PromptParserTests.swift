@@ -431,11 +431,10 @@ private let compBenchSample: [(String, String)] = [
     #expect(throws: PromptError.noObjects) { try parser.parse("left of the , .") }
 
     let huge = String(repeating: "a cat left of a dog ", count: 512)  // 10 kB
-    let clock = ContinuousClock()
-    let elapsed = clock.measure {
-        #expect(throws: PromptError.tooLong(huge.unicodeScalars.count)) { try parser.parse(huge) }
-    }
-    #expect(elapsed < .milliseconds(50))
+    #expect(throws: PromptError.tooLong(huge.unicodeScalars.count)) { try parser.parse(huge) }
+    // The length is checked before anything reads the text: a control character at the end of an
+    // over-long prompt is never seen (no wall-clock bound, which a loaded machine can break).
+    #expect(throws: PromptError.tooLong(huge.unicodeScalars.count + 1)) { try parser.parse(huge + "\u{0007}") }
     let atLimit = String(repeating: "a cat left of a dog ", count: 50)  // exactly 1000
     #expect(try parser.parse(atLimit).edges.count == 50)
 
@@ -461,14 +460,24 @@ private let compBenchSample: [(String, String)] = [
     }
 }
 
-@Test func worstCasePromptsAtTheCapAreFast() throws {
+/// Degenerate prompts at the length cap are accepted (not `tooLong`) and give a well-formed graph
+/// with no more objects than the prompt has words, or a clear `PromptError`. (Speed is not asserted here: a wall-clock bound fails
+/// on a loaded machine; the fuzz test below runs 100 000 inputs through the same code.)
+@Test func worstCasePromptsAtTheCapParse() throws {
     let patterns = ["above ", "a ", ", ", "on the left ", "a cat on the left and a dog on the right ", "a cat left of ",
                     "which is ", "x-", "-", "🐶", "e\u{301}", "a cat left of the image ", "the cat "]
-    let clock = ContinuousClock()
     for pattern in patterns {
         let prompt = String(String(repeating: pattern, count: 1000).unicodeScalars.prefix(PromptParser.maxLength))
-        let elapsed = clock.measure { _ = try? parser.parse(prompt) }
-        #expect(elapsed < .milliseconds(200), "\(pattern): \(elapsed)")
+        #expect(prompt.unicodeScalars.count == PromptParser.maxLength)
+        let words = prompt.split(whereSeparator: { $0 == " " || $0 == "-" || $0 == "," }).count
+        do {
+            let graph = try parser.parse(prompt)
+            #expect(!graph.objects.isEmpty && graph.objects.count <= words, "\(pattern): \(graph.objects.count) objects")
+            #expect(graph.edges.allSatisfy { graph.objects.indices.contains($0.subject) && graph.objects.indices.contains($0.object) },
+                    "\(pattern): an edge names an object that is not in the graph")
+        } catch let error as PromptError {
+            #expect(error == .noObjects, "\(pattern): \(error)")
+        }
     }
 }
 

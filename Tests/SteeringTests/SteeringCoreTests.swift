@@ -237,4 +237,28 @@ final class TinyModel: TextToImageModel {
         #expect(losses.last! < losses.first!, "loss \(losses)")
         #expect(targetProbabilities.last! > targetProbabilities.first!, "p(target) \(targetProbabilities)")
     }
+
+    /// The Steerer runs `RefinementLoop`'s policy: with two relations and one iteration per step, the
+    /// relations alternate across steps (the turn is kept), and a step is skipped outside the range.
+    @Test func steererTakesTurnsAcrossSteps() throws {
+        let model = try TinyModel(seed: 4)
+        let context = model.encode(["a red circle to the left of a blue square"])
+        var schedule = SteeringSchedule()
+        schedule.loss = .handcrafted; schedule.startStep = 0; schedule.endStep = 3; schedule.maxIterations = 1
+        schedule.stepSizes = [0.3]; schedule.probabilityTarget = 1.01; schedule.lossTarget = -1
+        let targets = [SteeringTarget(subject: "red circle", object: "blue square", relation: .leftOf, subjectTokens: 2..<4, objectTokens: 9..<11),
+                       SteeringTarget(subject: "blue square", object: "red circle", relation: .above, subjectTokens: 9..<11, objectTokens: 2..<4)]
+        let steerer = Steerer(unet: model.unet, classifier: nil, targets: targets, schedule: schedule)
+        var judged: [Int] = []
+        steerer.onIteration = { judged.append($0.target) }
+        var rng = RNG(seed: 9)
+        var z = Tensor.randn([1] + model.latentShape, rng: &rng)
+        for step in 0..<4 {
+            let before = z.array
+            z = steerer.refine(latents: z, step: step, timestep: 900 - 100 * step, totalSteps: 4, context: context)
+            #expect((z.array != before) == (step < 3), "step \(step) moves the latent only inside the range")
+        }
+        #expect(judged == [0, 1, 0])
+        #expect(steerer.turn == 3)
+    }
 }

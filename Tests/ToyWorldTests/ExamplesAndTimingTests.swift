@@ -5,8 +5,9 @@ import ToyWorld
 
 /// Opt-in checks run by hand (they time a release build or write files outside the sandbox):
 ///   TOYWORLD_BENCH=1 swift test -c release -Xswiftc -enable-testing --filter ExamplesAndTiming
-///   TOYWORLD_EXAMPLES=/tmp/toy_examples.png swift test --filter ExamplesAndTiming
-@Suite("Examples and timing (opt-in)")
+///   TOYWORLD_EXAMPLES=/tmp/toy_examples.png swift test --filter ExamplesAndTiming (the grid also
+///   runs without it, into a temporary file)
+@Suite("Examples and timing")
 struct ExamplesAndTimingTests {
     @Test("render speed of a 64-scene batch", .enabled(if: ProcessInfo.processInfo.environment["TOYWORLD_BENCH"] != nil))
     func renderSpeed() {
@@ -37,18 +38,32 @@ struct ExamplesAndTimingTests {
         }
     }
 
-    @Test("example grid PNG", .enabled(if: ProcessInfo.processInfo.environment["TOYWORLD_EXAMPLES"] != nil))
+    /// The 8×8 example grid of captioned scenes. It always runs (into a temporary file) and checks
+    /// the grid it wrote; with TOYWORLD_EXAMPLES=path it writes there and prints the captions.
+    @Test("example grid PNG")
     func exampleGrid() throws {
-        let path = ProcessInfo.processInfo.environment["TOYWORLD_EXAMPLES"]!
+        let requested = ProcessInfo.processInfo.environment["TOYWORLD_EXAMPLES"]
+        let path = requested ?? FileManager.default.temporaryDirectory
+            .appendingPathComponent("toy-examples-\(ProcessInfo.processInfo.processIdentifier).png").path
+        defer { if requested == nil { try? FileManager.default.removeItem(atPath: path) } }
         let sampler = SceneSampler(size: 32)
         let captioner = Captioner()
         var tiles: [[UInt8]] = []
         for seed in 0..<64 {
             let scene = sampler.sample(seed: UInt64(seed))
             tiles.append(upscaleNearest(rgb: imageToRGB8(SceneRenderer().render(scene)), width: 32, height: 32, factor: 4))
-            print("example \(seed): \(captioner.caption(for: scene, seed: UInt64(seed)).text)")
+            let caption = captioner.caption(for: scene, seed: UInt64(seed))
+            #expect(caption.text.isEmpty == (caption.kind == .empty), "scene \(seed): \(caption.text)")
+            if requested != nil { print("example \(seed): \(caption.text)") }
         }
+        #expect(Set(tiles).count > 60, "seeds give different scenes")
         let grid = tileRGB(tiles, width: 128, height: 128, columns: 8, padding: 2)
         try writePNG(rgb: grid.rgb, width: grid.width, height: grid.height, to: path)
+        let back = try readPNG(path: path)
+        #expect(back.width == 8 * 128 + 9 * 2 && back.height == 8 * 128 + 9 * 2)
+        #expect(back.rgb == grid.rgb)
+        // The last tile sits at the bottom-right, after seven tiles and eight paddings in each direction.
+        let origin = 2 + 7 * (128 + 2), row = 3 * (origin * back.width + origin)
+        #expect(Array(back.rgb[row..<(row + 3 * 128)]) == Array(tiles[63][0..<(3 * 128)]))
     }
 }

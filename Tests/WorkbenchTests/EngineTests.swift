@@ -129,6 +129,35 @@ func stepNumber(_ e: EngineEvent) -> Int? { if case .step(_, let r) = e { return
         #expect(finalP(true) > 0.9)
         #expect(finalP(true) > finalP(false))
     }
+
+    /// The scripted run uses the product's refinement policy: the turn runs on across steps and a
+    /// step's refinement ends only once every relation is satisfied, so the second relation is steered
+    /// too (the old scripted rule restarted at relation 1 each step and stopped at its first success).
+    @Test func scriptedRunSteersEveryRelationByTheProductsPolicy() {
+        let g = try! PromptParser().parse("a dog to the right of a teddy bear and a cat above the dog")
+        var s = ScriptedEngine(stepDelay: 0).defaults
+        s.order = g.order
+        #expect(s.order.count == 2)
+        var run = ScriptedRun(prompt: g.prompt, graph: g, settings: s)
+        var judged: [[Int]] = []
+        var finalP: [Int: Float] = [:]
+        for k in 0..<s.steps {
+            let its = run.step(k).iterations
+            judged.append(its.map(\.edge))
+            for it in its { finalP[it.edge] = it.targetProbability }
+            if let last = its.last, its.count < s.schedule.maxIterations {
+                // A step that ended early ended with every relation satisfied in that step.
+                #expect(Set(its.filter { $0.note == "target reached" }.map(\.edge)) == Set(s.order), "step \(k)")
+                #expect(last.note == "target reached")
+            }
+        }
+        // The turn continues: each step starts with the relation after the last one judged.
+        for k in 1..<judged.count where !judged[k].isEmpty && !judged[k - 1].isEmpty {
+            let last = judged[k - 1].last!
+            #expect(judged[k].first == s.order[(s.order.firstIndex(of: last)! + 1) % s.order.count], "step \(k)")
+        }
+        #expect(s.order.allSatisfy { (finalP[$0] ?? 0) > 0.9 })
+    }
 }
 
 @Suite(.serialized) struct LiveEngineTests {
@@ -201,6 +230,24 @@ func stepNumber(_ e: EngineEvent) -> Int? { if case .step(_, let r) = e { return
         let json = try JSONDecoder().decode(Sidecar.self, from: Data(contentsOf: URL(fileURLWithPath: dir + "/t.json")))
         #expect(json == car.with(image: "t.png", upscale: 8, mapStrips: ["t-maps-rel1.png", "t-maps-rel2.png"], trace: "t.trace.json"))
         try? FileManager.default.removeItem(atPath: dir)
+    }
+
+    /// Settings changed after a run (for the next one) do not leak into the run's sidecar: every
+    /// field comes from the settings the run sampled with (the review saw guidance and order taken
+    /// from the UI's current settings beside the run's seed and schedule).
+    @Test func sidecarKeepsTheRunsSettingsWhenTheUIChangesThemAfterwards() throws {
+        var s = Fixture.running(twoRelations, steps: 50)
+        let ran = try #require(s.run?.settings)
+        _ = s.apply(.adjustGuidance(1))
+        _ = s.apply(.adjustGuidance(1))
+        _ = s.apply(.moveRelation(1))
+        _ = s.apply(.toggleRelation)
+        #expect(s.settings.guidance != ran.guidance && s.settings.order != ran.order && s.settings.disabled != ran.disabled,
+                "the UI's settings did change")
+        let car = try #require(Sidecar.make(s, imageFile: "x.png"))
+        #expect(car.guidance == ran.guidance && car.seed == ran.seed && car.steps == ran.steps)
+        #expect(car.order == ran.order && car.disabled == ran.disabled.sorted())
+        #expect(car.schedule == ran.effectiveSchedule && car.relations.allSatisfy(\.enabled))
     }
 }
 

@@ -1,0 +1,101 @@
+// The Learn-to-Steer refinement policy, once: which relation is judged at each iteration, when a
+// step's refinement ends, what happens to a non-finite iteration, and how the step size becomes an
+// update. What "judge a relation" and "move the latent" mean is the evaluator's business: the
+// Steerer's is a UNet pass plus the relation classifier (or the handcrafted loss); the Workbench's
+// scripted demo engine pushes discs. Both run this loop, so the demo and the UI tests see the
+// product's policy.
+
+import Foundation
+
+/// What the loop needs to know about one evaluation of a relation.
+public protocol RelationScore {
+    /// p(the asked-for relation), in [0, 1].
+    var targetProbability: Float { get }
+    var loss: Float { get }
+    /// ‖∇z loss‖₂.
+    var gradientNorm: Float { get }
+    /// Number of elements of the gradient (the RMS of the normalised update is norm / √count).
+    var gradientCount: Int { get }
+}
+
+/// Judges one relation at the current latent and moves the latent; the loop decides which and when.
+public protocol RelationEvaluator {
+    associatedtype Evaluation: RelationScore
+    /// Scores relation `target` (an index into the caller's relations) at the current latent at
+    /// denoising step `step`; nil when the loss or the gradient is not finite.
+    mutating func evaluate(target: Int, step: Int) -> Evaluation?
+    /// Moves the latent by −scale · gradient of `evaluation`.
+    mutating func descend(along evaluation: Evaluation, scale: Float)
+}
+
+/// One refinement iteration as the loop ran it.
+public struct RefinementIteration<Evaluation> {
+    public let step: Int
+    /// The iteration's index within its step.
+    public let iteration: Int
+    /// The relation judged (the index the evaluator was asked about).
+    public let target: Int
+    public let evaluation: Evaluation
+    /// Wall time of the evaluation and the update.
+    public let seconds: Double
+    /// "target reached" or "zero gradient"; nil for an ordinary descent step.
+    public let note: String?
+}
+
+/// The refinement policy. Relations take turns round-robin, and the turn counter continues across
+/// steps; a step's refinement ends once every active relation has reached its target within that
+/// step (or after `maxIterations`); an iteration whose loss or gradient is not finite is skipped and
+/// logged; the update is the plain z −= s·∇z or the normalised z −= s·∇z / rms(∇z).
+///
+/// (The authors' loop restarts at the first relation each step and stops as soon as the current one
+/// is satisfied; with a reachable target that leaves later relations unsteered, so this one does not.)
+public struct RefinementLoop: Sendable {
+    /// The round-robin turn counter (continues across steps).
+    public private(set) var turn = 0
+
+    public init() {}
+
+    /// Whether `schedule` refines at `step` with these active relations.
+    public static func refines(_ schedule: SteeringSchedule, step: Int, active: [Int]) -> Bool {
+        schedule.enabled && step >= schedule.startStep && step < schedule.endStep && !active.isEmpty
+            && schedule.maxIterations > 0
+    }
+
+    /// Runs step `step`'s refinement over the `active` relations (in turn order), moving the
+    /// evaluator's latent. `onIteration` sees every iteration that was not skipped; `onLog` gets a line
+    /// for each skipped one.
+    public mutating func refine<E: RelationEvaluator>(_ evaluator: inout E, step: Int, active: [Int],
+                                                      schedule: SteeringSchedule,
+                                                      onIteration: ((RefinementIteration<E.Evaluation>) -> Void)? = nil,
+                                                      onLog: ((String) -> Void)? = nil) {
+        guard Self.refines(schedule, step: step, active: active) else { return }
+        var satisfied = Set<Int>()
+        for k in 0..<schedule.maxIterations {
+            let target = active[turn % active.count]
+            turn += 1
+            let start = Date()
+            guard let result = evaluator.evaluate(target: target, step: step) else {
+                onLog?("step \(step) iteration \(k): non-finite loss or gradient, iteration skipped")
+                continue
+            }
+            let reached = result.targetProbability >= schedule.probabilityTarget || result.loss <= schedule.lossTarget
+            var note: String? = reached ? "target reached" : nil
+            if reached {
+                satisfied.insert(target)
+            } else {
+                satisfied.remove(target)
+                let s = schedule.stepSize(at: step)
+                switch schedule.update {
+                case .normalized:
+                    let rms = result.gradientNorm / Float(max(result.gradientCount, 1)).squareRoot()
+                    if rms > 0 { evaluator.descend(along: result, scale: s / rms) } else { note = "zero gradient" }
+                case .plain:
+                    evaluator.descend(along: result, scale: s)
+                }
+            }
+            onIteration?(RefinementIteration(step: step, iteration: k, target: target, evaluation: result,
+                                             seconds: Date().timeIntervalSince(start), note: note))
+            if satisfied.isSuperset(of: active) { break }
+        }
+    }
+}
