@@ -108,14 +108,15 @@ public struct ModelFolder: Sendable {
 
     /// The UNet with the folder's weights.
     public func loadUNet() throws -> UNet2DConditionModel {
-        let unet = try UNet2DConditionModel(config: unetConfig)
+        // No random initial values: the strict load below replaces every parameter (missing keys throw).
+        let unet = try ParameterInitialization.deferred { try UNet2DConditionModel(config: unetConfig) }
         try ModelFolder.load(unet, from: unetWeights)
         return unet
     }
 
     /// The text encoder with the folder's weights.
     public func loadTextEncoder() throws -> CLIPTextModel {
-        let model = try CLIPTextModel(config: textEncoderConfig)
+        let model = try ParameterInitialization.deferred { try CLIPTextModel(config: textEncoderConfig) }
         // transformers < 5 writes keys under `text_model.`, transformers 5 without that prefix.
         try ModelFolder.load(model, from: textEncoderWeights, rename: { $0.hasPrefix("text_model.") ? $0 : "text_model." + $0 })
         return model
@@ -123,7 +124,7 @@ public struct ModelFolder: Sendable {
 
     /// The VAE with the folder's weights (legacy attention names accepted).
     public func loadVAE() throws -> AutoencoderKL {
-        let vae = try AutoencoderKL(config: vaeConfig)
+        let vae = try ParameterInitialization.deferred { try AutoencoderKL(config: vaeConfig) }
         try ModelFolder.load(vae, from: vaeWeights, rename: ModelFolder.modernVAEKey,
                              squeezing: { $0.contains("mid_block.attentions.") && $0.hasSuffix(".weight") })
         return vae

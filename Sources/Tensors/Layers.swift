@@ -89,7 +89,7 @@ public final class Embedding: Module {
     public var weight: Tensor
 
     public init(_ count: Int, _ dim: Int, rng: inout RNG) {
-        weight = Tensor.randn([count, dim], rng: &rng)
+        weight = ParameterInitialization.isDeferred ? Tensor(uninitialized: [count, dim]) : Tensor.randn([count, dim], rng: &rng)
         weight.requiresGrad = true
         super.init()
     }

@@ -85,9 +85,32 @@ open class Module {
 /// Fills a tensor with uniform values in ±bound (PyTorch's default Linear/Conv initialisation uses
 /// bound = 1/√fan_in).
 public func uniformInit(_ shape: [Int], bound: Float, rng: inout RNG) -> Tensor {
-    let t = Tensor.rand(shape, rng: &rng, low: -bound, high: bound)
+    let t = ParameterInitialization.isDeferred ? Tensor(uninitialized: shape) : Tensor.rand(shape, rng: &rng, low: -bound, high: bound)
     t.requiresGrad = true
     return t
+}
+
+/// Random initialisation of new parameters, or none for modules that a strict checkpoint load will
+/// overwrite whole: drawing SD 1.5's 1.07 G random numbers only to replace them took most of a
+/// folder load. Thread-local, like `GradMode`.
+public enum ParameterInitialization {
+    private static let key: pthread_key_t = {
+        var k = pthread_key_t()
+        pthread_key_create(&k, nil)
+        return k
+    }()
+
+    /// True inside `deferred`: `uniformInit` and `Embedding` leave their values uninitialised.
+    public static var isDeferred: Bool { pthread_getspecific(key) != nil }
+
+    /// Builds modules without drawing initial values. Only for modules whose every parameter is then
+    /// loaded by a strict load (missing keys are an error), since the values are garbage until then.
+    public static func deferred<T>(_ body: () throws -> T) rethrows -> T {
+        let previous = pthread_getspecific(key)
+        pthread_setspecific(key, UnsafeRawPointer(bitPattern: 1))
+        defer { pthread_setspecific(key, previous) }
+        return try body()
+    }
 }
 
 /// A parameter-free list entry that keeps indices aligned with PyTorch's `nn.Sequential`/`ModuleList`

@@ -24,3 +24,24 @@ struct BLASLoaderTests {
         #expect(a.matmul(b).array == [4, 5, 10, 11])
     }
 }
+
+@Suite("Deferred parameter initialisation")
+struct DeferredInitTests {
+    @Test("modules built for a checkpoint draw no random numbers; outside, initialisation is unchanged")
+    func deferredDrawsNothing() throws {
+        var rng = RNG(seed: 9)
+        let before = rng
+        let layer = ParameterInitialization.deferred { Linear(64, 32, rng: &rng) }
+        let embedding = ParameterInitialization.deferred { Embedding(10, 8, rng: &rng) }
+        #expect(rng.next() == { var r = before; return r.next() }(), "the generator was advanced")
+        #expect(layer.weight.shape == [32, 64] && layer.weight.requiresGrad && embedding.weight.shape == [10, 8])
+        #expect(!ParameterInitialization.isDeferred)
+        // A strict load then defines every value.
+        let source = Linear(64, 32, rng: &rng)
+        try layer.loadStateDict(Dictionary(uniqueKeysWithValues: source.stateDict()))
+        #expect(layer.weight.array == source.weight.array && layer.bias!.array == source.bias!.array)
+        // Normal construction is as before: the same seed gives the same weights.
+        var a = RNG(seed: 4), b = RNG(seed: 4)
+        #expect(Linear(8, 4, rng: &a).weight.array == Linear(8, 4, rng: &b).weight.array)
+    }
+}
