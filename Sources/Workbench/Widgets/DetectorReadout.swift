@@ -7,21 +7,21 @@ import Foundation
 import ToyWorld
 
 extension Widgets {
-    /// The objects line(s): "x̂₀ detector  red circle found · blue square missing · green triangle ×2 · +cyan bar
-    /// unasked", flowed over at most `maxLines` lines of `width` columns.
+    /// The objects line(s): "x̂₀ detector: red circle found · blue square missing · green triangle duplicated ×2 ·
+    /// +cyan bar unasked", flowed over at most `maxLines` lines of `width` columns.
     static func detectorObjects(_ reading: DetectorReading, width: Int, theme t: Theme, maxLines: Int = 2) -> [[(String, Style)]] {
         guard width > 0, maxLines > 0 else { return [] }
         var chips: [[(String, Style)]] = reading.objects.map { o in
             switch o.status {
             case .found: return [(o.name, t.text), (" found", t.good)]
             case .missing: return [(o.name, t.text), (o.count == 0 ? " missing" : " \(o.count) of \(o.asked)", t.error)]
-            case .duplicated: return [(o.name, t.text), (" \(t.glyphs.ascii ? "x" : "×")\(o.count)", t.warning)]
+            case .duplicated: return [(o.name, t.text), (" duplicated \(t.glyphs.ascii ? "x" : "×")\(o.count)", t.warning)]
             }
         }
         chips += reading.unasked.map { o in
             [("+\(o.name)", t.warning), (o.count > 1 ? " \(t.glyphs.ascii ? "x" : "×")\(o.count) unasked" : " unasked", t.warning)]
         }
-        let lead: [(String, Style)] = [("\(t.glyphs.predicted) detector ", t.dim)]
+        let lead: [(String, Style)] = [("\(t.glyphs.predicted) detector: ", t.dim)]
         let separator: (String, Style) = (" \(t.glyphs.sectionDot) ", t.dim)
         func columns(_ segs: [(String, Style)]) -> Int { segs.reduce(0) { $0 + TextWidth.columns(of: $1.0) } }
         var lines: [[(String, Style)]] = [lead]
