@@ -22,7 +22,7 @@ struct Generate: ParsableCommand {
     @Option(help: "Classifier-free guidance scale.") var guidance: Float?
     @Option(help: "Output PNG path (a .json sidecar is written beside it).") var out: String?
     @Option(help: "Upscale the saved PNG by this integer factor (nearest neighbour) for viewing.") var upscale = 1
-    @Option(help: "Write the whole event stream (steps with x̂₀ previews, steering iterations with their maps) to this JSON file; `l2s replay FILE` opens it.") var trace: String?
+    @Option(help: "Write the whole event stream (steps with x̂₀ previews and, for the embedded model, the detector's reading of them; steering iterations with their maps) to this JSON file; `l2s replay FILE` opens it.") var trace: String?
     @Flag(help: "Also write the subject's and object's maps over the steered steps as one PNG strip per relation (<out>-maps-relN.png).") var maps = false
 
     func validate() throws {
