@@ -59,6 +59,10 @@ let chain = "a green triangle above a yellow star and a cyan bar to the right of
         #expect(text.contains("green triangle missing") && text.contains("fooled"))
         let compact = Fixture.pane(Size(width: 60, height: 10)) { Widgets.classifier(s, in: $1, grid: &$0) }
         assertGolden("pane-classifier-fooled-compact", compact.plainText())
+        // Short panes keep the relation rows (with their verdicts) before the objects line.
+        let short = Fixture.pane(Size(width: 60, height: 5)) { Widgets.classifier(s, in: $1, grid: &$0) }
+        assertGolden("pane-classifier-fooled-short", short.plainText())
+        #expect(short.plainText().components(separatedBy: "fooled").count == 3, "both relations say fooled")
         let a = try Self.fooled(steps: 12, tier: .none, ascii: true)
         assertGolden("pane-classifier-fooled-ascii",
                      Fixture.pane(Size(width: 60, height: 10), { Widgets.classifier(a, in: $1, grid: &$0) }, ascii: true).plainText())

@@ -30,7 +30,9 @@ extension Widgets {
         let atStep = run.iterations(at: step)
         var lines: [[(String, Style)]] = []
         let reading = run.steps.last { $0.step == step }?.detector
-        let objectLines = reading.map { detectorObjects($0, width: inner.width, theme: t) } ?? []
+        // The objects line(s) give way to the relation rows when the pane is short (their verdicts stay).
+        let objectRoom = min(2, inner.height - edges.count)
+        let objectLines = reading.map { detectorObjects($0, width: inner.width, theme: t, maxLines: objectRoom) } ?? []
         lines += objectLines
         let full = inner.height >= edges.count * 7 + 1 + objectLines.count
         let labelWidth = 10

@@ -7,33 +7,39 @@ import Foundation
 import ToyWorld
 
 extension Widgets {
-    /// The objects line(s): "x̂₀ detector: red circle found · blue square missing · green triangle duplicated ×2 ·
-    /// +cyan bar unasked", flowed over at most `maxLines` lines of `width` columns.
+    /// The objects line(s): "x̂₀ detector: blue square missing · green triangle duplicated ×2 · +cyan bar
+    /// unasked · red circle found" (problems first, then the objects found), flowed over at most
+    /// `maxLines` lines of `width` columns; what does not fit ends in "…".
     static func detectorObjects(_ reading: DetectorReading, width: Int, theme t: Theme, maxLines: Int = 2) -> [[(String, Style)]] {
         guard width > 0, maxLines > 0 else { return [] }
-        var chips: [[(String, Style)]] = reading.objects.map { o in
+        let times = t.glyphs.ascii ? "x" : "×"
+        func chip(_ o: DetectorReading.Object) -> [(String, Style)] {
             switch o.status {
             case .found: return [(o.name, t.text), (" found", t.good)]
             case .missing: return [(o.name, t.text), (o.count == 0 ? " missing" : " \(o.count) of \(o.asked)", t.error)]
-            case .duplicated: return [(o.name, t.text), (" duplicated \(t.glyphs.ascii ? "x" : "×")\(o.count)", t.warning)]
+            case .duplicated: return [(o.name, t.text), (" duplicated \(times)\(o.count)", t.warning)]
             }
         }
-        chips += reading.unasked.map { o in
-            [("+\(o.name)", t.warning), (o.count > 1 ? " \(t.glyphs.ascii ? "x" : "×")\(o.count) unasked" : " unasked", t.warning)]
-        }
-        let lead: [(String, Style)] = [("\(t.glyphs.predicted) detector: ", t.dim)]
+        let named = reading.objects
+        var chips = named.filter { $0.status == .missing }.map(chip) + named.filter { $0.status == .duplicated }.map(chip)
+        chips += reading.unasked.map { o in [("+\(o.name)", t.warning), (o.count > 1 ? " \(times)\(o.count) unasked" : " unasked", t.warning)] }
+        chips += named.filter { $0.status == .found }.map(chip)
         let separator: (String, Style) = (" \(t.glyphs.sectionDot) ", t.dim)
+        let more: (String, Style) = (" \(t.glyphs.ellipsis)", t.dim)
         func columns(_ segs: [(String, Style)]) -> Int { segs.reduce(0) { $0 + TextWidth.columns(of: $1.0) } }
-        var lines: [[(String, Style)]] = [lead]
-        var first = true
-        for chip in chips {
-            let piece = first ? chip : [separator] + chip
-            if !first && columns(lines[lines.count - 1]) + columns(piece) > width && lines.count < maxLines {
-                lines.append([("  ", t.dim)] + chip)
-            } else {
+        var lines: [[(String, Style)]] = [[("\(t.glyphs.predicted) detector: ", t.dim)]]
+        for (k, c) in chips.enumerated() {
+            let piece = k == 0 ? c : [separator] + c
+            let last = k == chips.count - 1
+            let fits = columns(lines[lines.count - 1]) + columns(piece) + (last ? 0 : columns([more])) <= width
+            if k == 0 || fits {
                 lines[lines.count - 1] += piece
+            } else if lines.count < maxLines {
+                lines.append([("  ", t.dim)] + c)
+            } else {
+                lines[lines.count - 1].append(more)
+                break
             }
-            first = false
         }
         return lines
     }
