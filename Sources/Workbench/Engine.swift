@@ -5,6 +5,7 @@
 import Foundation
 import Steering
 import Diffusion
+import ToyWorld
 
 /// Everything the user can change about a run; the engine re-reads it at each step boundary.
 /// Steps and seed are fixed once a run starts (they apply to the next run).
@@ -114,10 +115,12 @@ public struct StepRecord: Sendable, Equatable {
     /// The same, fitted to the pane size the UI asked for (nil if it asked for none).
     public var fitted: FittedImage?
     public var fittedBox: PixelBox?
+    /// What the toy detector reads on x̂₀ against the prompt (nil: the engine has no detector for its model).
+    public var detector: DetectorReading?
     public init(step: Int, totalSteps: Int, timestep: Int, seconds: Double, preview: RGBImage,
-                fitted: FittedImage? = nil, fittedBox: PixelBox? = nil) {
+                fitted: FittedImage? = nil, fittedBox: PixelBox? = nil, detector: DetectorReading? = nil) {
         self.step = step; self.totalSteps = totalSteps; self.timestep = timestep; self.seconds = seconds
-        self.preview = preview; self.fitted = fitted; self.fittedBox = fittedBox
+        self.preview = preview; self.fitted = fitted; self.fittedBox = fittedBox; self.detector = detector
     }
 }
 

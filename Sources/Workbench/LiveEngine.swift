@@ -101,6 +101,9 @@ public final class LiveEngine: WorkbenchEngine, @unchecked Sendable {
         guard !control.isCancelled else { sink(.cancelled(run: id, step: 0)); return }
         var applied = request.version
         var edgeOfTarget: [Int] = []
+        // Ground truth per step: only the embedded toy model draws the world its detector knows.
+        let hasDetector = generator.model is ToyModel
+        var asked: DetectorReading.Request?
         var stepStart = Date()
         var lastStep = 0
         let steered = request.settings.steered
@@ -118,6 +121,7 @@ public final class LiveEngine: WorkbenchEngine, @unchecked Sendable {
                 switch event {
                 case .parsed(let graph, let targets):
                     edgeOfTarget = targets.keys.sorted()
+                    if hasDetector { asked = DetectorReading.Request(graph: graph) }
                     sink(.parsed(run: id, graph: graph, steerable: edgeOfTarget))
                 case .iteration(let it):
                     let edge = edgeOfTarget.indices.contains(it.target) ? edgeOfTarget[it.target] : it.target
@@ -131,7 +135,8 @@ public final class LiveEngine: WorkbenchEngine, @unchecked Sendable {
                     let image = LiveEngine.rgb(generator.model.preview(e.predictedClean))
                     let thumb = ImageFitter.thumbnail(image)
                     let rec = StepRecord(step: e.step, totalSteps: e.totalSteps, timestep: e.timestep,
-                                         seconds: Date().timeIntervalSince(stepStart), preview: thumb)
+                                         seconds: Date().timeIntervalSince(stepStart), preview: thumb,
+                                         detector: asked.map { DetectorReading.read(image: e.predictedClean, asked: $0) })
                     sink(.step(run: id, control.fittingPreview(rec)))
                 case .log(let line):
                     sink(.log(line))

@@ -1,10 +1,12 @@
 // A recorded run, for `l2s replay`: the `--trace` JSON of `l2s generate` and the `.trace.json` the
 // workbench's `s` writes beside a saved image share one format — the prompt, seed and settings, and
 // the event stream (the parse, every steering iteration with its 16×16 maps, every step with its x̂₀
-// preview, the final image). Reading turns it back into the engine events the workbench draws.
+// preview and, for the embedded toy model, what the detector reads on it; the final image). Reading
+// turns it back into the engine events the workbench draws.
 
 import Foundation
 import Steering
+import ToyWorld
 
 /// Reading and writing recorded runs.
 public enum RunTrace {
@@ -42,6 +44,16 @@ public enum RunTrace {
          "seconds": seconds, "note": note ?? "", "subject_map": subjectMap, "object_map": objectMap]
     }
 
+    /// The `step` event of the trace format: x̂₀'s preview and, for the embedded toy model, what the
+    /// detector reads on it (`detector`: objects with counts, unasked objects, relation verdicts).
+    public static func stepJSON(step: Int, totalSteps: Int, timestep: Int, seconds: Double, preview: RGBImage,
+                                detector: DetectorReading?) -> [String: Any] {
+        var e: [String: Any] = ["event": "step", "step": step, "total_steps": totalSteps, "timestep": timestep,
+                                "seconds": seconds, "preview": imageJSON(preview)]
+        if let detector { e["detector"] = detector.json }
+        return e
+    }
+
     /// The header fields of the trace format.
     public static func header(prompt: String, settings: LiveSettings) -> [String: Any] {
         var h: [String: Any] = ["prompt": prompt, "seed": settings.seed, "steps": settings.steps, "guidance": settings.guidance,
@@ -66,8 +78,8 @@ public enum RunTrace {
                                             gradientNorm: it.gradientNorm, seconds: 0, note: it.note,
                                             subjectMap: it.subjectMap, objectMap: it.objectMap))
             }
-            events.append(["event": "step", "step": rec.step, "total_steps": rec.totalSteps, "timestep": rec.timestep,
-                           "seconds": rec.seconds, "preview": imageJSON(rec.preview)])
+            events.append(stepJSON(step: rec.step, totalSteps: rec.totalSteps, timestep: rec.timestep, seconds: rec.seconds,
+                                   preview: rec.preview, detector: rec.detector))
         }
         if let f = run.final { events.append(["event": "final", "image": imageJSON(f), "seconds": run.seconds ?? 0]) }
         var top = header(prompt: run.prompt, settings: run.settings)
@@ -127,7 +139,8 @@ public enum RunTrace {
                 }
                 let seconds = (e["seconds"] as? NSNumber)?.doubleValue ?? 0
                 steps.append(StepRecord(step: e["step"] as? Int ?? steps.count, totalSteps: e["total_steps"] as? Int ?? (top["steps"] as? Int ?? 0),
-                                        timestep: e["timestep"] as? Int ?? 0, seconds: seconds, preview: preview))
+                                        timestep: e["timestep"] as? Int ?? 0, seconds: seconds, preview: preview,
+                                        detector: DetectorReading(json: e["detector"])))
             case "final":
                 final = image(e["image"])
                 seconds = (e["seconds"] as? NSNumber)?.doubleValue ?? 0

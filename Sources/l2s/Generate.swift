@@ -22,7 +22,7 @@ struct Generate: ParsableCommand {
     @Option(help: "Classifier-free guidance scale.") var guidance: Float?
     @Option(help: "Output PNG path (a .json sidecar is written beside it).") var out: String?
     @Option(help: "Upscale the saved PNG by this integer factor (nearest neighbour) for viewing.") var upscale = 1
-    @Option(help: "Write the whole event stream (steps with x̂₀ previews, steering iterations with their maps) to this JSON file; `l2s replay FILE` opens it.") var trace: String?
+    @Option(help: "Write the whole event stream (steps with x̂₀ previews and, for the embedded model, the detector's reading of them; steering iterations with their maps) to this JSON file; `l2s replay FILE` opens it.") var trace: String?
     @Flag(help: "Also write the subject's and object's maps over the steered steps as one PNG strip per relation (<out>-maps-relN.png).") var maps = false
 
     func validate() throws {
@@ -48,6 +48,7 @@ struct Generate: ParsableCommand {
         var traceEvents: [[String: Any]] = []
         var stepProbabilities: [[String: Any]] = []
         var edgeOfTarget: [Int] = []
+        var asked: DetectorReading.Request?  // the toy detector's checklist (embedded model only)
         var strips: [Int: [MapStrip.Column]] = [:]
         var warnings: [String] = []
         let result: GenerationResult
@@ -57,6 +58,7 @@ struct Generate: ParsableCommand {
                 case .parsed(let graph, let targets):
                     if schedule.enabled && targets.isEmpty { warnings.append("nothing to steer in this prompt; generating unsteered") }
                     edgeOfTarget = targets.keys.sorted()
+                    if trace != nil, loaded.toy != nil { asked = DetectorReading.Request(graph: graph) }
                     if trace != nil {
                         traceEvents.append(["event": "parsed", "graph": (try? JSONSerialization.jsonObject(with: Data(graph.jsonString().utf8))) ?? [:],
                                             "steerable": edgeOfTarget])
@@ -82,8 +84,9 @@ struct Generate: ParsableCommand {
                     bar.update(s.step + 1, detail: String(format: "t=%d %.2fs/step", s.timestep, s.seconds))
                     if trace != nil {
                         let preview = ImageFitter.thumbnail(LiveEngine.rgb(model.preview(s.predictedClean)))
-                        traceEvents.append(["event": "step", "step": s.step, "total_steps": s.totalSteps, "timestep": s.timestep,
-                                            "seconds": s.seconds, "preview": RunTrace.imageJSON(preview)])
+                        traceEvents.append(RunTrace.stepJSON(step: s.step, totalSteps: s.totalSteps, timestep: s.timestep, seconds: s.seconds,
+                                                             preview: preview,
+                                                             detector: asked.map { DetectorReading.read(image: s.predictedClean, asked: $0) }))
                     }
                 case .log(let line):
                     warnings.append(line)

@@ -82,8 +82,8 @@ import ToyWorld
         #expect(s4 != 0 && o4.contains("weights were not found"), "\(o4)")
     }
 
-    /// `generate --trace` records what `l2s replay` needs (x̂₀ per step, maps, the final image) and
-    /// `--maps` writes the subject/object map strip over the steered steps.
+    /// `generate --trace` records what `l2s replay` needs (x̂₀ per step with the detector's reading of it,
+    /// maps, the final image) and `--maps` writes the subject/object map strip over the steered steps.
     @Test func generateRecordsAReplayableTraceAndTheMapStrip() throws {
         let dir = NSTemporaryDirectory() + "l2s-trace-\(getpid())"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
@@ -101,6 +101,13 @@ import ToyWorld
             let p = e["preview"] as? [String: Any]
             let w = p?["width"] as? Int ?? 0, h = p?["height"] as? Int ?? 0
             #expect(w == 32 && h == 32 && Data(base64Encoded: p?["rgb"] as? String ?? "")?.count == 32 * 32 * 3)
+            // The embedded model's steps carry what the detector reads on x̂₀ (in the format replay reads).
+            let d = try #require(e["detector"] as? [String: Any], "step \(e["step"] ?? "?") has no detector reading")
+            let reading = try JSONDecoder().decode(DetectorReading.self, from: JSONSerialization.data(withJSONObject: d))
+            #expect(reading.objects.map(\.name) == ["red circle", "blue square"])
+            #expect(reading.relations.count == 1 && reading.relations[0].relation == .leftOf && reading.relations[0].edge == 0)
+            let objects = d["objects"] as? [[String: Any]] ?? []
+            #expect(objects.allSatisfy { $0["count"] is Int }, "counts are plain numbers in the JSON")
         }
         #expect(events.contains { $0["event"] as? String == "final" && $0["image"] != nil })
         #expect(events.filter { $0["event"] as? String == "iteration" }.allSatisfy { $0["edge"] as? Int == 0 && ($0["subject_map"] as? [Any])?.count == 256 })

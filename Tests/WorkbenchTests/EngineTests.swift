@@ -205,6 +205,11 @@ func stepNumber(_ e: EngineEvent) -> Int? { if case .step(_, let r) = e { return
         if case .step(_, let rec)? = events.first(where: { stepNumber($0) != nil }) {
             #expect(rec.preview.width == 32 && rec.fitted?.width == 16)
         }
+        // The toy model's steps carry the detector's reading of x̂₀ against the prompt.
+        let readings = events.compactMap { e -> DetectorReading? in if case .step(_, let rec) = e { return rec.detector }; return nil }
+        #expect(readings.count == 4)
+        #expect(readings.allSatisfy { $0.objects.map(\.name) == ["red circle", "blue square"] && $0.relations.map(\.edge) == [0]
+                                        && $0.relations[0].relation == .leftOf })
         // Cancelled before it starts: reported as cancelled.
         let c2 = RunControl(runID: 8, settings: s, version: 1)
         c2.cancel()

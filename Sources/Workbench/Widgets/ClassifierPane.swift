@@ -1,8 +1,11 @@
-// The classifier pane: the relation classifier's read-out (class bars, p(target), loss) for the shown iteration.
+// The classifier pane: the relation classifier's read-out (class bars, p(target), loss) for the shown iteration,
+// and beside it, when the engine has a detector for its model (the embedded toy model), what the
+// detector finds on the step's x̂₀ (DetectorReadout.swift): so a fooled classifier shows.
 // A pure function from the view state to cells in its rectangle (see Widgets.swift).
 
 import Foundation
 import Steering
+import ToyWorld
 
 extension Widgets {
     // MARK: Classifier
@@ -26,7 +29,12 @@ extension Widgets {
         let step = s.shownStep ?? -1
         let atStep = run.iterations(at: step)
         var lines: [[(String, Style)]] = []
-        let full = inner.height >= edges.count * 7 + 1
+        let reading = run.steps.last { $0.step == step }?.detector
+        // The objects line(s) give way to the relation rows when the pane is short (their verdicts stay).
+        let objectRoom = min(2, inner.height - edges.count)
+        let objectLines = reading.map { detectorObjects($0, width: inner.width, theme: t, maxLines: objectRoom) } ?? []
+        lines += objectLines
+        let full = inner.height >= edges.count * 7 + 1 + objectLines.count
         let labelWidth = 10
         let barWidth = max(4, min(40, inner.width - labelWidth - 8))
 
@@ -48,6 +56,10 @@ extension Widgets {
                 if it.step != step { row.append((" (step \(it.step + 1))", t.dim)) }
             } else {
                 row.append((off ? "  off" : "  not evaluated yet", t.dim))
+            }
+            if let reading, let verdict = detectorVerdict(reading, edge: e, probability: it?.targetProbability, theme: t) {
+                let before = row.reduce(0) { $0 + TextWidth.columns(of: $1.0) }
+                row += Flex.fit([verdict], width: inner.width - before)
             }
             let used = row.reduce(0) { $0 + TextWidth.columns(of: $1.0) } + 2
             let room = inner.width - used

@@ -1,0 +1,49 @@
+// Ground truth in the loop: what the toy world's detector reads on a step's x̂₀, against the prompt's
+// graph. The engine (worker thread) computes a `DetectorReading` per step for the embedded toy model
+// only; the step record and the trace carry it as plain data; the classifier pane draws it.
+
+import Foundation
+import Tensors
+import Steering
+import ToyWorld
+
+extension ToyRelation {
+    /// The toy world's name for a prompt relation.
+    public init(_ r: SpatialRelation) {
+        switch r {
+        case .leftOf: self = .leftOf
+        case .rightOf: self = .rightOf
+        case .above: self = .above
+        case .below: self = .below
+        }
+    }
+}
+
+extension DetectorReading.Request {
+    /// What a parsed prompt asks the detector to check: its objects by catalogue name and its
+    /// supported relations by edge index. Nil when an object is not a catalogue class (the toy
+    /// detector cannot look for it).
+    public init?(graph: RelationGraph) {
+        let names = graph.objects.map { $0.vocabularyName ?? $0.name }
+        guard !names.isEmpty, names.allSatisfy({ Catalogue.named($0) != nil }) else { return nil }
+        let edges = graph.edges.enumerated().compactMap { i, e -> Edge? in
+            e.relation.map { Edge(edge: i, subject: e.subject, relation: ToyRelation($0), object: e.object) }
+        }
+        self.init(objects: names, edges: edges)
+    }
+}
+
+extension DetectorReading {
+    /// The reading as trace JSON (a dictionary for JSONSerialization).
+    public var json: Any {
+        guard let data = try? JSONEncoder().encode(self), let obj = try? JSONSerialization.jsonObject(with: data) else { return [:] }
+        return obj
+    }
+
+    /// The reading from trace JSON (nil when absent or unreadable).
+    public init?(json: Any?) {
+        guard let json, JSONSerialization.isValidJSONObject(json), let data = try? JSONSerialization.data(withJSONObject: json),
+              let r = try? JSONDecoder().decode(DetectorReading.self, from: data) else { return nil }
+        self = r
+    }
+}
