@@ -13,11 +13,13 @@ Usage: python3 Scripts/bench_train_vs_torch.py [--l2s .build/release/l2s] [--thr
 Run it on a quiet machine: PyTorch's OpenMP threads spin while other processes run (the script sets
 OMP_WAIT_POLICY=PASSIVE unless it is set). Reference only; nothing here runs at l2s run time.
 """
-import argparse, json, os, subprocess, time
+import argparse, json, os, subprocess
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch  # noqa: E402  (after the OpenMP setting)
+
+from bench_vs_torch import median_time  # noqa: E402  (one warm-up call, then the median of `repeats`)
 
 
 def torch_step_seconds(config, batch, repeats):
@@ -60,14 +62,7 @@ def torch_step_seconds(config, batch, repeats):
         with torch.no_grad():
             torch._foreach_lerp_(ema, [p.detach() for p in params], 1 - 0.999)
 
-    step()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - t0)
-    times.sort()
-    return times[len(times) // 2]
+    return median_time(step, repeats)
 
 
 def main():

@@ -56,9 +56,9 @@ struct CaptionerTests {
         #expect(named > 3000)
     }
 
-    @Test("v1 captions (namesEveryObject off) come at the configured rates")
-    func legacyRates() {
-        let captioner = Captioner(namesEveryObject: false)
+    /// Caption kinds drawn by `captioner` over 8,000 two- and three-object scenes, and the fraction of
+    /// those scenes with a clear relation.
+    func kindRates(_ captioner: Captioner) -> (rate: (CaptionKind) -> Double, clear: Double) {
         var kinds: [CaptionKind: Int] = [:]
         var clearScenes = 0
         let multi = SceneSampler(size: 32, objectCountWeights: [0, 1, 1])
@@ -68,8 +68,12 @@ struct CaptionerTests {
             if !captioner.clearRelations(in: scene).isEmpty { clearScenes += 1 }
             kinds[captioner.caption(for: scene, seed: UInt64(seed) &* 31 &+ 5).kind, default: 0] += 1
         }
-        func rate(_ k: CaptionKind) -> Double { Double(kinds[k, default: 0]) / Double(n) }
-        let clear = Double(clearScenes) / Double(n)
+        return ({ Double(kinds[$0, default: 0]) / Double(n) }, Double(clearScenes) / Double(n))
+    }
+
+    @Test("v1 captions (namesEveryObject off) come at the configured rates")
+    func legacyRates() {
+        let (rate, clear) = kindRates(Captioner(namesEveryObject: false))
         #expect(abs(rate(.empty) - 0.10) < 0.015)
         #expect(abs(rate(.single) - 0.15) < 0.02)
         // A relation draw falls back to "and" when no pair is clear.
@@ -79,18 +83,7 @@ struct CaptionerTests {
 
     @Test("caption kinds come at the configured rates; a single draw on a multi-object scene names them all")
     func rates() {
-        let captioner = Captioner()
-        var kinds: [CaptionKind: Int] = [:]
-        var clearScenes = 0
-        let multi = SceneSampler(size: 32, objectCountWeights: [0, 1, 1])
-        let n = 8000
-        for seed in 0..<n {
-            let scene = multi.sample(seed: UInt64(seed))
-            if !captioner.clearRelations(in: scene).isEmpty { clearScenes += 1 }
-            kinds[captioner.caption(for: scene, seed: UInt64(seed) &* 31 &+ 5).kind, default: 0] += 1
-        }
-        func rate(_ k: CaptionKind) -> Double { Double(kinds[k, default: 0]) / Double(n) }
-        let clear = Double(clearScenes) / Double(n)
+        let (rate, clear) = kindRates(Captioner())
         #expect(abs(rate(.empty) - 0.10) < 0.015)
         #expect(rate(.single) == 0)
         #expect(abs(rate(.relation) - 0.25 * clear) < 0.025)
