@@ -77,6 +77,9 @@ public final class CLIPTokenizer: @unchecked Sendable {
             guard let id = vocabulary[s] else { throw ConfigError.malformed("tokenizer vocabulary", "no entry for '\(s)'") }
             return id
         }
+        if let (symbol, id) = vocabulary.first(where: { !(0...Int(Int32.max)).contains($0.value) }) {
+            throw ConfigError.malformed("tokenizer vocabulary", "id \(id) of '\(symbol)' is negative or too large")
+        }
         self.vocabulary = vocabulary
         bosID = try need(CLIPTokenizer.startLiteral)
         eosID = try need(CLIPTokenizer.endLiteral)

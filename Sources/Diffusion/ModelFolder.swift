@@ -104,6 +104,17 @@ public struct ModelFolder: Sendable {
         textEncoderWeights = try ModelFolder.weightsFile(path + "/text_encoder", base: "model", preferFP16: preferFP16)
     }
 
+    /// Memory for the whole pipeline at latent side `latentSide` (default: the UNet's sample_size),
+    /// from the configs alone: fp32 weights of the three networks, plus the larger of the UNet's and
+    /// the VAE decoder's peak activations.
+    public func memoryEstimate(latentSide: Int? = nil) -> MemoryEstimate {
+        let side = latentSide ?? unetConfig.sample_size
+        let weights = 4 * (unetConfig.parameterCount + textEncoderConfig.parameterCount + vaeConfig.parameterCount)
+        let activations = max(unetConfig.activationBytes(side: side), vaeConfig.activationBytes(latentSide: side),
+                              textEncoderConfig.activationBytes)
+        return MemoryEstimate(weightBytes: weights, activationBytes: activations)
+    }
+
     // MARK: Loading components
 
     /// The UNet with the folder's weights.
@@ -134,6 +145,10 @@ public struct ModelFolder: Sendable {
         let dir = path + "/tokenizer"
         do {
             let tok = try CLIPTokenizer(folder: dir)
+            if let (symbol, id) = tok.vocabulary.first(where: { $0.value >= textEncoderConfig.vocab_size }) {
+                throw ModelFolderError.unsupported(file: dir + "/vocab.json",
+                                                   detail: "id \(id) of '\(symbol)' is outside the text encoder's \(textEncoderConfig.vocab_size) embeddings")
+            }
             guard tok.vocabulary.count <= textEncoderConfig.vocab_size else {
                 throw ModelFolderError.unsupported(file: dir + "/vocab.json",
                                                    detail: "\(tok.vocabulary.count) entries but the text encoder has \(textEncoderConfig.vocab_size) embeddings")
@@ -208,11 +223,17 @@ public struct ModelFolder: Sendable {
             if !misshaped.isEmpty { parts.append("\(misshaped.count) mis-shaped key(s): " + list(misshaped.sorted())) }
             throw ModelFolderError.weights(file: file, detail: "does not fit the model its config describes: " + parts.joined(separator: "; "))
         }
-        // One tensor at a time: peak memory is the model plus its largest tensor.
+        // One tensor at a time: peak memory is the model plus its largest tensor. Each is scanned for
+        // NaN/Inf (one pass over memory just read), so a damaged file is named instead of giving a black image.
         for (name, key, _) in plan {
-            do { params[key]!.assign(try st.tensor(name)) } catch let e as SafetensorsError {
+            let t: Tensor
+            do { t = try st.tensor(name) } catch let e as SafetensorsError {
                 throw ModelFolderError.weights(file: file, detail: e.description)
             }
+            if let bad = firstNonFinite(t) {
+                throw ModelFolderError.weights(file: file, detail: "tensor '\(name)' holds \(bad) (the first non-finite value; the file is damaged)")
+            }
+            params[key]!.assign(t)
         }
     }
 

@@ -40,10 +40,13 @@ struct ModelOptions: ParsableArguments {
     func load() throws -> LoadedModel {
         if let model {
             let sd: StableDiffusionModel
-            do { sd = try StableDiffusionModel(path: model, preferFP16: fp16) } catch {
+            do {
+                // The latent side for --size needs the VAE's factor, known once the folder's configs are read.
+                let factor = size == nil ? 1 : try ModelFolder(path: model, preferFP16: fp16).vaeConfig.downscale
+                sd = try StableDiffusionModel(path: model, preferFP16: fp16, latentSize: size.map { $0 / factor })
+            } catch {
                 throw ValidationError("\(error)")
             }
-            if let size { sd.latentSize = size / sd.vae.config.downscale }
             return LoadedModel(model: sd, name: "stable-diffusion", defaultSteps: 50, defaultGuidance: 7.5, vocabulary: nil)
         }
         if size != nil { throw ValidationError("--size applies to --model folders; the embedded model is 32×32") }
