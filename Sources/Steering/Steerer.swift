@@ -47,12 +47,17 @@ public struct SteeringSchedule: Codable, Equatable, Sendable {
         return s
     }
 
+    /// Largest step sizes accepted: the update RMS (latent units) for `.normalized`, s for `.plain`.
+    public static let maxNormalizedStep: Float = 10
+    public static let maxPlainStep: Float = 100
+
     public func stepSize(at step: Int) -> Float { stepSizes.isEmpty ? 0 : stepSizes[min(max(step - startStep, 0), stepSizes.count - 1)] }
 
     public func validationError() -> String? {
         if startStep < 0 || endStep < startStep { return "steering range must satisfy 0 ≤ start ≤ end" }
         if maxIterations < 0 || maxIterations > 100 { return "iterations must be in 0…100" }
-        if stepSizes.contains(where: { !$0.isFinite || $0 < 0 }) { return "step sizes must be finite and ≥ 0" }
+        let limit = update == .normalized ? SteeringSchedule.maxNormalizedStep : SteeringSchedule.maxPlainStep
+        if stepSizes.contains(where: { !$0.isFinite || $0 < 0 || $0 > limit }) { return "step sizes must be in 0…\(Int(limit)) for the \(update.rawValue) update" }
         return nil
     }
 }
@@ -110,6 +115,9 @@ public final class Steerer: StepHook {
     public var onLog: ((String) -> Void)?
     /// Consulted at each step boundary for live edits.
     public var scheduleProvider: ((Int) -> (SteeringSchedule, [Int]))?
+    /// Largest RMS change of the latent one iteration may make (latents have RMS ≈ 1; a bigger step is
+    /// skipped and logged instead of exploding the latent).
+    public static let maxUpdateRMS: Float = 10
     /// The round-robin turn counter (continues across steps).
     public private(set) var turn = 0
 
@@ -149,9 +157,18 @@ public final class Steerer: StepHook {
                 satisfied.remove(ti)
                 let s = schedule.stepSize(at: step)
                 let g = result.gradient
-                if schedule.update == .normalized {
-                    let rms = result.gradientNorm / Float(g.count).squareRoot()
-                    if rms > 0 { z = noGrad { z - g * (s / rms) } } else { note = "zero gradient" }
+                // The update's RMS: s for the normalized rule, s·rms(∇z) for the plain one.
+                let gradientRMS = result.gradientNorm / Float(g.count).squareRoot()
+                let updateRMS = schedule.update == .normalized ? s : s * gradientRMS
+                if gradientRMS == 0 {
+                    note = "zero gradient"
+                } else if !(updateRMS <= Steerer.maxUpdateRMS) {
+                    // A finite but huge step would push the latent far outside anything the UNet has seen
+                    // (then to Inf/NaN and a black image): skip it, as for a non-finite gradient.
+                    note = "update skipped"
+                    onLog?("step \(step) iteration \(k): update RMS \(updateRMS) > \(Steerer.maxUpdateRMS) would explode the latent, iteration skipped")
+                } else if schedule.update == .normalized {
+                    z = noGrad { z - g * (s / gradientRMS) }
                 } else {
                     z = noGrad { z - g * s }
                 }

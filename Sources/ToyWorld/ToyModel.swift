@@ -180,7 +180,7 @@ public final class ToyModel: TextToImageModel {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try enc.encode(config).write(to: URL(fileURLWithPath: directory + "/config.json"))
+        try writeFilesAtomically([(directory + "/config.json", try enc.encode(config))])
         try unet.save(to: directory + "/unet.safetensors", dtype: dtype, metadata: metadata)
         try textEncoder.save(to: directory + "/text_encoder.safetensors", dtype: dtype, metadata: metadata)
     }

@@ -94,10 +94,10 @@ public struct Sidecar: Codable, Equatable {
         }
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let png = directory + "/" + base + ".png"
-        try writePNG(rgb: image.pixels, width: image.width, height: image.height, to: png)
-        if let car = make(s, imageFile: base + ".png") {
-            try car.json().write(to: URL(fileURLWithPath: directory + "/" + base + ".json"))
-        }
+        // PNG and sidecar together or not at all (a failure leaves the previous pair as it was).
+        var files = [(path: png, data: try encodePNG(rgb: image.pixels, width: image.width, height: image.height))]
+        if let car = make(s, imageFile: base + ".png") { files.append((directory + "/" + base + ".json", car.json())) }
+        try writeFilesAtomically(files)
         return png
     }
 }

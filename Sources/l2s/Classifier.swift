@@ -62,18 +62,18 @@ struct BuildDataset: ParsableCommand {
 
     @OptionGroup var common: CommonOptions
     @OptionGroup var models: ModelOptions
-    @Option(help: "Number of rendered scenes (embedded model, without --annotations).") var scenes = 2000
+    @Option(parsing: .unconditional, help: "Number of rendered scenes (embedded model, without --annotations).") var scenes = 2000
     @Option(help: "Directory of your images (with --annotations).") var images: String?
     @Option(help: "JSON-lines file of (image, subject, relation, object) records (with --images).") var annotations: String?
     @Option(help: "Where the shards go.") var out = "runs/dataset"
     @Option(help: "inversion or forward-noising.") var source: DatasetSource = .forwardNoising
     @Flag(help: "Positive prompts only (the single-prompt ablation).") var single = false
     @Option(help: "Denoising step indices to record, comma-separated.") var steps = "5,10,15,20,25,49"
-    @Option(help: "Fixed-point iterations per inversion step (1 lifts the embedded model's reconstructions from a median 35.5 dB, some < 20, to ≥ 45 dB; `l2s invert` measures it).") var fixedPoint = 1
-    @Option(help: "Reconstruction PSNR gate in dB (inversion).") var psnrGate: Double = 20
-    @Option(help: "Images per shard.") var shardSize = 250
-    @Option(help: "Seed for scenes and noise.") var seed: UInt64 = 1
-    @Option(help: "Images per UNet batch.") var batchSize = 16
+    @Option(parsing: .unconditional, help: "Fixed-point iterations per inversion step (1 lifts the embedded model's reconstructions from a median 35.5 dB, some < 20, to ≥ 45 dB; `l2s invert` measures it).") var fixedPoint = 1
+    @Option(parsing: .unconditional, help: "Reconstruction PSNR gate in dB (inversion).") var psnrGate: Double = 20
+    @Option(parsing: .unconditional, help: "Images per shard.") var shardSize = 250
+    @Option(parsing: .unconditional, help: "Seed for scenes and noise.") var seed: UInt64 = 1
+    @Option(parsing: .unconditional, help: "Images per UNet batch.") var batchSize = 16
 
     func run() throws {
         try common.apply()
@@ -164,17 +164,17 @@ struct TrainClassifier: ParsableCommand {
     @Option(help: "With --images: a Stable Diffusion diffusers folder whose attention is recorded (default: the embedded model).") var model: String?
     @Option(help: "Directory of your PNG images (records from --annotations).") var images: String?
     @Option(help: "JSON-lines (image, subject, relation, object) records for --images.") var annotations: String?
-    @Option(help: "With --model: image size 256 or 512 (default: the model's own).") var size: Int?
-    @Option(help: "With --images: fixed-point iterations per inversion step (the paper: 5).") var fixedPoint = 5
+    @Option(parsing: .unconditional, help: "With --model: image size 256 or 512 (default: the model's own).") var size: Int?
+    @Option(parsing: .unconditional, help: "With --images: fixed-point iterations per inversion step (the paper: 5).") var fixedPoint = 5
     @Option(help: "Output weights.") var out = "runs/classifier.safetensors"
-    @Option(help: "Model width d_model.") var dModel = 64
-    @Option(help: "Learning rate.") var lr: Float = 5e-4
-    @Option(help: "Maximum epochs.") var epochs = 60
-    @Option(help: "Batch size.") var batchSize = 64
-    @Option(help: "Dropout.") var dropout: Float = 0.1
+    @Option(parsing: .unconditional, help: "Model width d_model.") var dModel = 64
+    @Option(parsing: .unconditional, help: "Learning rate.") var lr: Float = 5e-4
+    @Option(parsing: .unconditional, help: "Maximum epochs.") var epochs = 60
+    @Option(parsing: .unconditional, help: "Batch size.") var batchSize = 64
+    @Option(parsing: .unconditional, help: "Dropout.") var dropout: Float = 0.1
     @Flag(help: "Train on positive-prompt samples only (the single-prompt ablation).") var positiveOnly = false
     @Flag(help: "Mirror training maps at random (left–right swaps left of/right of, top–bottom swaps above/below).") var flips = false
-    @Option(help: "Seed.") var seed: UInt64 = 0
+    @Option(parsing: .unconditional, help: "Seed.") var seed: UInt64 = 0
 
     func run() throws {
         try common.apply()

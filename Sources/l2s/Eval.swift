@@ -26,12 +26,12 @@ struct EvalRun: ParsableCommand {
     @Option(help: "Prompt file, one prompt per line (default: the --preset list).") var prompts: String?
     @Option(help: "Built-in prompt list: pairs (8×7 ordered class pairs × 4 relations = 224) or chains (200 three-object prompts with two relations).")
     var preset = "pairs"
-    @Option(help: "Seeds per prompt.") var seeds = 1
-    @Option(help: "First seed.") var firstSeed: UInt64 = 0
-    @Option(help: "Use only the first N prompts.") var limit: Int?
+    @Option(parsing: .unconditional, help: "Seeds per prompt.") var seeds = 1
+    @Option(parsing: .unconditional, help: "First seed.") var firstSeed: UInt64 = 0
+    @Option(parsing: .unconditional, help: "Use only the first N prompts.") var limit: Int?
     @Option(help: "Run shard i of n (i/n, 0-based).") var shard: String?
-    @Option(help: "Denoising steps.") var steps: Int?
-    @Option(help: "Guidance scale.") var guidance: Float?
+    @Option(parsing: .unconditional, help: "Denoising steps.") var steps: Int?
+    @Option(parsing: .unconditional, help: "Guidance scale.") var guidance: Float?
     @Option(help: "Write one JSON record per image to this file (JSON lines).") var out: String?
     @Flag(help: "Run base and steered on the same prompts and seeds (two records per case).") var compare = false
     @Option(help: "Name of the steered rows (default steered-<loss>), e.g. to tell two classifiers apart.") var label: String?

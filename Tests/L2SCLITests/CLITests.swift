@@ -80,7 +80,101 @@ import Tensors
             #expect(r.status != 0, "\(args) exited 0")
             #expect(r.stderr.lowercased().contains(fragment.lowercased()), "\(args): stderr was \(r.stderr)")
             #expect(!r.stderr.contains("Fatal error"), "\(args) crashed: \(r.stderr)")
+            // Exactly one line (no usage block), as the README says; bad input points at the subcommand's help.
+            #expect(r.stderr.split(separator: "\n").count == 1, "\(args): \(r.stderr)")
+            if r.status == 64 { #expect(r.stderr.contains("(see 'l2s \(args[0])"), "\(args): \(r.stderr)") }
         }
+    }
+
+    /// Negative numbers reach the range checks (ArgumentParser read `-1` as a flag: "Missing value for
+    /// '--steps <steps>'"), and step size has an upper bound (1e39 said "must be ≥ 0").
+    @Test func negativeAndHugeNumbersGetTheValidatorsMessage() throws {
+        let base = ["generate", "--assets", Self.tinyAssets, "--prompt", "a red circle to the left of a blue square"]
+        let cases: [([String], String)] = [
+            (["--steps", "-1"], "--steps must be in 1…1000"), (["--guidance", "-5"], "--guidance must be in 0…50"),
+            (["--guidance", "-inf"], "--guidance must be in 0…50"), (["--threads", "-3"], "--threads must be in 1…256"),
+            (["--upscale", "-1"], "--upscale must be in 1…64"), (["--iterations", "-1"], "--iterations must be in 0…100"),
+            (["--step-size", "-1"], "--step-size must be in 0…10"), (["--step-size", "1e39"], "--step-size must be in 0…10"),
+            (["--step-size", "1e30", "--update", "plain"], "--step-size must be in 0…100"),
+            (["--steer-steps", "-5:3"], "--steer-steps must look like"), (["--seed", "-1"], "'-1' is invalid for '--seed"),
+        ]
+        for (extra, fragment) in cases {
+            let r = try Self.run(base + extra)
+            #expect(r.status == 64, "\(extra): \(r.status)")
+            #expect(r.stderr.contains(fragment) && r.stderr.split(separator: "\n").count == 1, "\(extra): \(r.stderr)")
+        }
+        let eval = try Self.run(["eval", "--assets", Self.tinyAssets, "--seeds", "-2"])
+        #expect(eval.status == 64 && eval.stderr.contains("--seeds must be in 1…10000") && eval.stderr.contains("see 'l2s eval"), "\(eval.stderr)")
+    }
+
+    /// A directory where the sidecar goes: nothing is written (the PNG used to be left without a sidecar),
+    /// one line; `--trace` into a missing folder creates it (was a raw NSError dump after the PNG was written).
+    @Test func outputsAreWrittenTogetherOrNotAtAll() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("l2s-atomic-\(getpid())").path
+        try? FileManager.default.removeItem(atPath: dir)
+        try FileManager.default.createDirectory(atPath: dir + "/x.json", withIntermediateDirectories: true)
+        let args = ["generate", "--assets", Self.tinyAssets, "--prompt", "a red circle", "--steps", "2", "--seed", "1"]
+        let r = try Self.run(args + ["--out", dir + "/x.png"])
+        #expect(r.status == 1 && r.stderr.hasSuffix("Error: cannot write \(dir)/x.json: it is a directory\n"), "\(r.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: dir + "/x.png"))
+        let t = try Self.run(args + ["--out", dir + "/y.png", "--trace", dir + "/new/t.json"])
+        #expect(t.status == 0, "\(t.stderr)")
+        #expect(FileManager.default.fileExists(atPath: dir + "/new/t.json") && FileManager.default.fileExists(atPath: dir + "/y.json"))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir).sorted() == ["new", "x.json", "y.json", "y.png"])
+    }
+
+    /// On a full file system (a 64 kB tmpfs; needs root, as CI runs), overwriting an existing PNG fails
+    /// with one line and leaves the old PNG and sidecar byte-for-byte (libpng used to delete the PNG).
+    @Test(.enabled(if: getuid() == 0)) func aFullDiskKeepsThePreviousFiles() throws {
+        let mountPoint = FileManager.default.temporaryDirectory.appendingPathComponent("l2s-full-\(getpid())").path
+        try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: true)
+        let mount = Process()
+        mount.executableURL = URL(fileURLWithPath: "/bin/mount")
+        mount.arguments = ["-t", "tmpfs", "-o", "size=64k", "tmpfs", mountPoint]
+        try mount.run()
+        mount.waitUntilExit()
+        try #require(mount.terminationStatus == 0, "cannot mount a tmpfs")
+        defer {
+            let umount = Process()
+            umount.executableURL = URL(fileURLWithPath: "/bin/umount")
+            umount.arguments = [mountPoint]
+            try? umount.run()
+            umount.waitUntilExit()
+        }
+        let oldPNG = Data((0..<3000).map { UInt8(($0 * 7) % 256) }), oldJSON = Data(String(repeating: "OLD ", count: 1200).utf8)
+        try oldPNG.write(to: URL(fileURLWithPath: mountPoint + "/old.png"))
+        try oldJSON.write(to: URL(fileURLWithPath: mountPoint + "/old.json"))
+        // Fill what is left.
+        let filler = FileHandle(forWritingAtPath: mountPoint + "/filler") ?? {
+            FileManager.default.createFile(atPath: mountPoint + "/filler", contents: nil)
+            return FileHandle(forWritingAtPath: mountPoint + "/filler")!
+        }()
+        while (try? filler.write(contentsOf: Data(count: 4096))) != nil {}
+        try? filler.close()
+        let r = try Self.run(["generate", "--assets", Self.tinyAssets, "--prompt", "a red circle to the left of a blue square",
+                              "--steps", "2", "--upscale", "8", "--out", mountPoint + "/old.png"])
+        #expect(r.status == 1)
+        #expect(r.stderr.hasSuffix("Error: cannot write \(mountPoint)/old.png: No space left on device\n"), "\(r.stderr)")
+        #expect(FileManager.default.contents(atPath: mountPoint + "/old.png") == oldPNG)
+        #expect(FileManager.default.contents(atPath: mountPoint + "/old.json") == oldJSON)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: mountPoint).sorted() == ["filler", "old.json", "old.png"])
+    }
+
+    /// A run whose image comes out constant (here: a UNet that predicts a huge constant noise, so every
+    /// x̂₀ clips to black) exits 3 with one line and flags the sidecar, instead of exit 0 with a black PNG.
+    @Test func aConstantImageIsReported() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("l2s-black-\(getpid())").path
+        let model = try ToyModel(config: .small, seed: 1)
+        model.unet.conv_out.weight.assign(Tensor(zeros: model.unet.conv_out.weight.shape))
+        model.unet.conv_out.bias!.assign(Tensor(Array(repeating: 1000, count: 3)))
+        try model.save(directory: dir + "/assets/toy")
+        let r = try Self.run(["generate", "--assets", dir + "/assets", "--prompt", "a red circle", "--steps", "3", "--out", dir + "/b.png"])
+        #expect(r.status == 3, "\(r.stderr)")
+        let errors = r.stderr.split(separator: "\n").filter { $0.hasPrefix("Error") }
+        #expect(errors.count == 1 && errors[0].contains("the image is constant (every pixel is RGB 0,0,0)"), "\(r.stderr)")
+        let sidecar = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/b.json"))) as? [String: Any]
+        #expect((sidecar?["defect"] as? String)?.hasPrefix("constant") == true)
+        #expect(try readPNG(path: dir + "/b.png").rgb.allSatisfy { $0 == 0 })
     }
 
     @Test func generateWritesPNGAndSidecarWithTheSeed() throws {
