@@ -117,13 +117,13 @@ public final class CLIPTokenizer: @unchecked Sendable {
         } catch {
             throw ConfigError.malformed(vocabPath, "not a JSON object of string → id (\(error))")
         }
-        guard let text = try? String(contentsOfFile: mergesPath, encoding: .utf8) else {
-            throw ConfigError.malformed(mergesPath, "not UTF-8 text")
+        let lines: [String]
+        do { lines = try TextLines.read(path: mergesPath) } catch let e as TextFileError {
+            throw ConfigError.malformed(mergesPath, e.description)
         }
         var merges: [(String, String)] = []
-        for (n, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            if n == 0 && line.hasPrefix("#version") { continue }
-            let trimmed = line.hasSuffix("\r") ? line.dropLast() : line
+        for (n, trimmed) in lines.enumerated() {
+            if n == 0 && trimmed.hasPrefix("#version") { continue }
             if trimmed.isEmpty { continue }
             let parts = trimmed.split(separator: " ")
             guard parts.count == 2 else { throw ConfigError.malformed(mergesPath, "line \(n + 1) is not two symbols: '\(trimmed)'") }

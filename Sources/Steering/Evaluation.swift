@@ -1,4 +1,5 @@
 import Foundation
+import Diffusion
 
 /// One cell of an evaluation grid: a prompt and a seed.
 public struct EvalCase: Codable, Equatable, Sendable {
@@ -96,11 +97,10 @@ public enum EvalRecords {
 
     /// Reads records; a malformed line is an error naming the file and line.
     public static func read(_ path: String) throws -> [EvalRecord] {
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-            throw EvalError.unreadable(path)
-        }
+        let lines: [String]
+        do { lines = try TextLines.read(path: path) } catch let e as TextFileError { throw EvalError.unreadable(e.description) }
         var out: [EvalRecord] = []
-        for (i, line) in text.split(separator: "\n", omittingEmptySubsequences: true).enumerated() {
+        for (i, line) in lines.enumerated() where !line.isEmpty {
             do { out.append(try JSONDecoder().decode(EvalRecord.self, from: Data(line.utf8))) } catch {
                 throw EvalError.malformed(path, line: i + 1)
             }
@@ -121,12 +121,13 @@ public enum EvalRecords {
 }
 
 public enum EvalError: Error, CustomStringConvertible {
+    /// Why the file could not be read (a full message).
     case unreadable(String)
     case malformed(String, line: Int)
     case conflict(index: Int)
     public var description: String {
         switch self {
-        case .unreadable(let p): return "cannot read \(p)"
+        case .unreadable(let why): return why
         case .malformed(let p, let l): return "\(p):\(l): not an evaluation record"
         case .conflict(let i): return "shards disagree on the prompt of case \(i) (were they made from different prompt lists?)"
         }

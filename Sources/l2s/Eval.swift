@@ -104,8 +104,9 @@ struct EvalRun: ParsableCommand {
     }
 
     func readPromptFile(_ path: String) throws -> [String] {
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw ValidationError("cannot read \(path)") }
-        let lines = text.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        let text: [String]
+        do { text = try TextLines.read(path: path) } catch let e as TextFileError { throw ValidationError(e.description) }
+        let lines = text.map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         guard !lines.isEmpty else { throw ValidationError("\(path) has no prompts") }
         return lines
     }

@@ -287,4 +287,25 @@ import Tensors
         let json = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]
         #expect((json?["results"] as? [Any])?.count == 5)
     }
+
+    /// CRLF and CR files are read line by line (a CRLF file was one line: `parse --file` printed 1 line
+    /// for 2 prompts, `eval --prompts` scored 1 merged prompt with presence 0 and exit 0); invalid UTF-8
+    /// names the line and byte.
+    @Test func crlfFilesAreReadLineByLine() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("l2s-crlf-\(getpid())").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        for (name, ending) in [("crlf", "\r\n"), ("cr", "\r")] {
+            try Data("a dog left of a cat\(ending)a cat above a dog\(ending)".utf8).write(to: URL(fileURLWithPath: "\(dir)/\(name).txt"))
+            let p = try Self.run(["parse", "--file", "\(dir)/\(name).txt"])
+            #expect(p.status == 0 && p.stdout.split(separator: "\n").count == 2, "\(name): \(p.stdout)")
+        }
+        try Data("a red circle above a blue square\r\na green triangle to the right of a yellow star\r\n".utf8)
+            .write(to: URL(fileURLWithPath: dir + "/prompts.txt"))
+        let e = try Self.run(["eval", "--assets", Self.tinyAssets, "--prompts", dir + "/prompts.txt", "--steps", "2", "--out", dir + "/r.jsonl"])
+        #expect(e.status == 0, "\(e.stderr)")
+        #expect(try String(contentsOfFile: dir + "/r.jsonl", encoding: .utf8).split(separator: "\n").count == 2)
+        try Data(Array("a dog left of a cat\nab".utf8) + [0xFF] + Array("c\n".utf8)).write(to: URL(fileURLWithPath: dir + "/bad.txt"))
+        let bad = try Self.run(["parse", "--file", dir + "/bad.txt"])
+        #expect(bad.status == 64 && bad.stderr.contains("bad.txt:2: invalid UTF-8 at byte 3 of the line (byte offset 22 in the file)"), "\(bad.stderr)")
+    }
 }
