@@ -57,7 +57,10 @@ struct BuildDataset: ParsableCommand {
         images with --images DIR --annotations FILE.jsonl, one record a line: \
         {"image": "a.png", "subject": "dog", "relation": "to the left of", "object": "teddy bear"} (PNG files; \
         center-cropped and resized to the model's size; with --model they are VAE-encoded). \
-        Resumable: shards already in --out are kept and their examples skipped.
+        Resumable: shards already in --out are kept and their examples skipped (each is written to a temporary \
+        file and renamed into place, so an interrupted shard leaves nothing). With --shard i/n or --shard auto \
+        (a Slurm job array or Kubernetes Indexed Job, as for `l2s eval`) this process builds every n-th shard \
+        file from i; all tasks may share one --out.
         """)
 
     @OptionGroup var common: CommonOptions
@@ -74,6 +77,15 @@ struct BuildDataset: ParsableCommand {
     @Option(parsing: .unconditional, help: "Images per shard.") var shardSize = 250
     @Option(parsing: .unconditional, help: "Seed for scenes and noise.") var seed: UInt64 = 1
     @Option(parsing: .unconditional, help: "Images per UNet batch.") var batchSize = 16
+    @Option(help: "Build only shard files i, i+n, … (i/n), or auto (Slurm array / Kubernetes Indexed Job task).") var shard: String?
+
+    func validate() throws {
+        if let shard {
+            do { _ = try EvalGrid.resolveShard(shard, environment: ProcessInfo.processInfo.environment) } catch let e as ShardError {
+                throw ValidationError(e.message)
+            }
+        }
+    }
 
     func run() throws {
         try common.apply()
@@ -112,11 +124,12 @@ struct BuildDataset: ParsableCommand {
         let builder = DatasetBuilder(model: model, config: config)
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
         let shards = (total + shardSize - 1) / shardSize
+        let (task, tasks) = try shard.map { try EvalGrid.resolveShard($0, environment: ProcessInfo.processInfo.environment) } ?? (0, 1)
         let bar = ProgressBar(total: total, label: "build-dataset")
         installInterruptHandler()
         var dropped = 0, samples = 0, skipped = 0
         let start = Date()
-        for shard in 0..<shards {
+        for shard in 0..<shards where shard % tasks == task {
             let path = "\(out)/shard-\(String(format: "%04d", shard)).safetensors"
             let count = min(shardSize, total - shard * shardSize)
             if FileManager.default.fileExists(atPath: path) {

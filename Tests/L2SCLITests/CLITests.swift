@@ -308,4 +308,68 @@ import Tensors
         let bad = try Self.run(["parse", "--file", dir + "/bad.txt"])
         #expect(bad.status == 64 && bad.stderr.contains("bad.txt:2: invalid UTF-8 at byte 3 of the line (byte offset 22 in the file)"), "\(bad.stderr)")
     }
+
+    /// `--shard auto` under Slurm's and Kubernetes' variables; each shard file resumes after an
+    /// interruption and a finished shard is left as it is; `eval merge` wants every shard exactly once.
+    @Test func shardAutoResumesAndMergesExactlyOnce() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("l2s-auto-\(getpid())").path
+        try? FileManager.default.removeItem(atPath: dir)
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        try "a red circle above a blue square\na green triangle to the right of a yellow star\na white cross below an orange ring\n"
+            .write(toFile: dir + "/prompts.txt", atomically: true, encoding: .utf8)
+        let args = ["eval", "--assets", Self.tinyAssets, "--prompts", dir + "/prompts.txt", "--steps", "2", "--seeds", "2", "--shard", "auto"]
+        let slurm = try Self.run(args + ["--out", dir + "/s0.jsonl"],
+                                 environment: ["SLURM_ARRAY_TASK_ID": "1", "SLURM_ARRAY_TASK_COUNT": "2", "SLURM_ARRAY_TASK_MIN": "1"])
+        #expect(slurm.status == 0, "\(slurm.stderr)")
+        let k8s = try Self.run(args + ["--out", dir + "/s1.jsonl"], environment: ["JOB_COMPLETION_INDEX": "1", "L2S_SHARD_COUNT": "2"])
+        #expect(k8s.status == 0, "\(k8s.stderr)")
+        let lines = { (f: String) in try String(contentsOfFile: dir + "/" + f, encoding: .utf8).split(separator: "\n").map(String.init) }
+        #expect(try lines("s0.jsonl").count == 3 && lines("s1.jsonl").count == 3)  // 6 cases: indices 0,2,4 and 1,3,5
+        let full = try Data(contentsOf: URL(fileURLWithPath: dir + "/s0.jsonl"))
+        // Idempotent: a finished shard run again changes nothing.
+        let again = try Self.run(args + ["--out", dir + "/s0.jsonl"], environment: ["SLURM_ARRAY_TASK_ID": "0", "SLURM_ARRAY_TASK_COUNT": "2"])
+        #expect(again.status == 0 && again.stderr.contains("resuming"), "\(again.stderr)")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: dir + "/s0.jsonl")) == full)
+        // Resumable: cut the file inside its second record, run again: the same cases come back.
+        let cut = try lines("s0.jsonl")[0] + "\n" + String(lines("s0.jsonl")[1].prefix(30))
+        try cut.write(toFile: dir + "/s0.jsonl", atomically: true, encoding: .utf8)
+        let resumed = try Self.run(args + ["--out", dir + "/s0.jsonl"], environment: ["SLURM_ARRAY_TASK_ID": "0", "SLURM_ARRAY_TASK_COUNT": "2"])
+        #expect(resumed.status == 0 && resumed.stderr.contains("1 of 3 records already there"), "\(resumed.stderr)")
+        func keys(_ f: String) throws -> [String] {
+            try lines(f).map { l in
+                let o = try JSONSerialization.jsonObject(with: Data(l.utf8)) as! [String: Any]
+                return "\(o["mode"]!)#\(o["index"]!)#\(o["found"]!)#\(o["satisfied"]!)"
+            }
+        }
+        #expect(try keys("s0.jsonl") == (try String(decoding: full, as: UTF8.self).split(separator: "\n").map { l in
+            let o = try JSONSerialization.jsonObject(with: Data(l.utf8)) as! [String: Any]
+            return "\(o["mode"]!)#\(o["index"]!)#\(o["found"]!)#\(o["satisfied"]!)"
+        }))
+        // Another run's file is not resumed into.
+        let other = try Self.run(["eval", "--assets", Self.tinyAssets, "--prompts", dir + "/prompts.txt", "--steps", "3", "--seeds", "2",
+                                  "--shard", "0/2", "--out", dir + "/s0.jsonl"])
+        #expect(other.status == 64 && other.stderr.contains("holds records of another run"), "\(other.stderr)")
+        let merged = try Self.run(["eval", "merge", dir + "/s0.jsonl", dir + "/s1.jsonl", "--out", dir + "/all.jsonl"])
+        #expect(merged.status == 0 && merged.stdout.contains("     6  "), "\(merged.stdout) \(merged.stderr)")
+        #expect(try lines("all.jsonl").count == 6)
+        let missing = try Self.run(["eval", "merge", dir + "/s0.jsonl"])
+        #expect(missing.status == 1 && missing.stderr == "Error: missing shard(s) 1/2: no file holds them\n", "\(missing.stderr)")
+        let twice = try Self.run(["eval", "merge", dir + "/s0.jsonl", dir + "/s1.jsonl", dir + "/s0.jsonl"])
+        #expect(twice.status == 1 && twice.stderr.contains("shard 0/2 appears twice"), "\(twice.stderr)")
+        let none = try Self.run(args)
+        #expect(none.status == 64 && none.stderr.contains("none of SLURM_ARRAY_TASK_ID"), "\(none.stderr)")
+    }
+
+    /// build-dataset tasks split the shard files (i, i+n, …) and can share one --out.
+    @Test func buildDatasetShardsSplitTheFiles() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("l2s-bds-\(getpid())").path
+        try? FileManager.default.removeItem(atPath: dir)
+        let args = ["build-dataset", "--assets", Self.tinyAssets, "--scenes", "4", "--shard-size", "1", "--steps", "5", "--out", dir]
+        let one = try Self.run(args + ["--shard", "1/2"])
+        #expect(one.status == 0, "\(one.stderr)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir).sorted() == ["shard-0001.safetensors", "shard-0003.safetensors"])
+        let zero = try Self.run(args + ["--shard", "auto"], environment: ["JOB_COMPLETION_INDEX": "0", "L2S_SHARD_COUNT": "2"])
+        #expect(zero.status == 0, "\(zero.stderr)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir).count == 4)
+    }
 }
