@@ -61,11 +61,12 @@ public struct RelationClassifierConfig: Codable, Equatable, Sendable {
     /// anything is allocated; throws a message naming `file` and the field.
     public func validate(file: String) throws {
         func fail(_ m: String) -> ConfigError { ConfigError.unsupported("\(file): classifier config: \(m)") }
+        let width = max(d_model, 1)  // a range's bounds must be ordered, or building it traps
         let sizes: [(String, Int, ClosedRange<Int>)] = [
             ("d_model", d_model, 1...4096), ("map_size", map_size, 16...16), ("num_timesteps", num_timesteps, 1...1000),
-            ("num_classes", num_classes, 5...5), ("extractor_nhead", extractor_nhead, 1...d_model),
+            ("num_classes", num_classes, 5...5), ("extractor_nhead", extractor_nhead, 1...width),
             ("extractor_num_layers", extractor_num_layers, 0...64), ("extractor_dim_feedforward", extractor_dim_feedforward, 1...65_536),
-            ("extractor_layer_attn_nheads", extractor_layer_attn_nheads, 1...d_model), ("classifier_nhead", classifier_nhead, 1...d_model),
+            ("extractor_layer_attn_nheads", extractor_layer_attn_nheads, 1...width), ("classifier_nhead", classifier_nhead, 1...width),
             ("classifier_num_layers", classifier_num_layers, 0...64), ("classifier_dim_feedforward", classifier_dim_feedforward, 1...65_536),
             ("timestep_embedding_dim", timestep_embedding_dim, 1...4096), ("max_channels", max_channels, 1...100_000),
         ]

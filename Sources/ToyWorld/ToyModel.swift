@@ -56,7 +56,7 @@ public struct ToyModelConfig: Codable, Equatable, Sendable {
             throw fail("image_size \(image_size) must be in 1…256 and a multiple of \(factor) (the UNet's down-sampling factor)")
         }
         guard unet.sample_size == image_size else { throw fail("unet.sample_size \(unet.sample_size) ≠ image_size \(image_size)") }
-        guard (3...text_encoder.max_position_embeddings).contains(max_tokens) else {
+        guard max_tokens >= 3, max_tokens <= text_encoder.max_position_embeddings else {
             throw fail("max_tokens \(max_tokens) must be in 3…\(text_encoder.max_position_embeddings) (text_encoder.max_position_embeddings)")
         }
         guard text_encoder.vocab_size >= WordTokenizer.vocabulary.count else {

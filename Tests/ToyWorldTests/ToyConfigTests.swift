@@ -35,6 +35,7 @@ import ToyWorld
         rejected({ $0.max_tokens = 0 }, "max_tokens 0")
         rejected({ $0.max_tokens = 1 }, "max_tokens 1")
         rejected({ $0.max_tokens = 17 }, "max_tokens 17")
+        rejected({ $0.text_encoder.max_position_embeddings = 2 }, "max_tokens 16 must be in 3…2")  // found by FuzzTests: an inverted range trapped
         rejected({ $0.text_encoder.num_attention_heads = -1 }, "num_attention_heads = -1")
         rejected({ $0.text_encoder.num_attention_heads = 0 }, "num_attention_heads = 0")
         rejected({ $0.unet.attention_head_dim = .one(0) }, "heads")
