@@ -62,18 +62,12 @@ public struct AutoencoderKLConfig: Codable, Equatable, Sendable {
         guard act_fn == "silu" else { throw fail("act_fn \(act_fn)") }
         guard (shift_factor ?? 0) == 0 else { throw fail("shift_factor \(shift_factor!) (an SD3/Flux VAE)") }
         let f = FieldCheck(file: "vae/config.json"), B = ConfigBounds.self
-        try f.int("number of blocks", block_out_channels.count, 1...B.maxBlocks)
+        try f.blocks(channels: block_out_channels, layersPerBlock: layers_per_block, groups: norm_num_groups)
         try f.int("in_channels", in_channels, 3...3)
         try f.int("out_channels", out_channels, 3...3)
         try f.int("latent_channels", latent_channels, 1...B.maxImageChannels)
-        try f.ints("block_out_channels", block_out_channels, 1...B.maxWidth)
-        try f.int("layers_per_block", layers_per_block, 1...B.maxLayers)
-        try f.int("norm_num_groups", norm_num_groups, 1...B.maxWidth)
         try f.int("sample_size", sample_size, 1...B.maxSide)
         try f.float("scaling_factor", scaling_factor, 0...1e3, openBelow: true)
-        for (i, c) in block_out_channels.enumerated() where c % norm_num_groups != 0 {
-            throw fail("block_out_channels[\(i)] = \(c) is not divisible by norm_num_groups \(norm_num_groups)")
-        }
     }
 }
 

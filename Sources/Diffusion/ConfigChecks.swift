@@ -40,6 +40,19 @@ struct FieldCheck {
         guard range.contains(value) else { throw fail("\(name) = \(value) is outside \(range.lowerBound)…\(range.upperBound)") }
     }
 
+    /// The block structure shared by the UNet and the VAE: 1…8 blocks of 1…16384 channels, each
+    /// divisible by the group count, and a positive number of layers per block.
+    func blocks(channels: [Int], layersPerBlock: Int, groups: Int) throws {
+        let B = ConfigBounds.self
+        try int("number of blocks", channels.count, 1...B.maxBlocks)
+        try ints("block_out_channels", channels, 1...B.maxWidth)
+        try int("layers_per_block", layersPerBlock, 1...B.maxLayers)
+        try int("norm_num_groups", groups, 1...B.maxWidth)
+        for (i, c) in channels.enumerated() where c % groups != 0 {
+            throw fail("block_out_channels[\(i)] = \(c) is not divisible by norm_num_groups \(groups)")
+        }
+    }
+
     func ints(_ name: String, _ values: [Int], _ range: ClosedRange<Int>) throws {
         for (i, v) in values.enumerated() where !range.contains(v) {
             throw fail("\(name)[\(i)] = \(v) is outside \(range.lowerBound)…\(range.upperBound)")

@@ -98,13 +98,10 @@ public struct UNet2DConditionConfig: Codable, Equatable, Sendable {
         guard (transformer_layers_per_block ?? 1) == 1 else { throw fail("transformer_layers_per_block ≠ 1") }
         guard !(only_cross_attention ?? false) else { throw fail("only_cross_attention") }
         let f = FieldCheck(file: file), B = ConfigBounds.self
-        try f.int("number of blocks", block_out_channels.count, 1...B.maxBlocks)
+        try f.blocks(channels: block_out_channels, layersPerBlock: layers_per_block, groups: norm_num_groups)
         try f.int("in_channels", in_channels, 1...B.maxImageChannels)
         try f.int("out_channels", out_channels, 1...B.maxImageChannels)
-        try f.ints("block_out_channels", block_out_channels, 1...B.maxWidth)
-        try f.int("layers_per_block", layers_per_block, 1...B.maxLayers)
         try f.int("cross_attention_dim", cross_attention_dim, 1...B.maxWidth)
-        try f.int("norm_num_groups", norm_num_groups, 1...B.maxWidth)
         try f.float("norm_eps", norm_eps, 0...1, openBelow: true)
         try f.float("mid_block_scale_factor", mid_block_scale_factor, -1e3...1e3)
         try f.int("freq_shift", freq_shift, 0...1)
@@ -119,7 +116,6 @@ public struct UNet2DConditionConfig: Codable, Equatable, Sendable {
         for (i, c) in block_out_channels.enumerated() {
             let h = heads(block: i)
             guard (1...c).contains(h) else { throw fail("block \(i): \(h) attention heads for \(c) channels (need 1…\(c))") }
-            guard c % norm_num_groups == 0 else { throw fail("block_out_channels[\(i)] = \(c) is not divisible by norm_num_groups \(norm_num_groups)") }
             guard c % h == 0 else { throw fail("block_out_channels[\(i)] = \(c) is not divisible by its \(h) attention heads") }
         }
         let factor = 1 << (block_out_channels.count - 1)

@@ -48,37 +48,32 @@ import Testing
         expectRejected(name) { _ = try UNet2DConditionModel(config: c) }
     }
 
-    @Test(arguments: [
-        ("num_attention_heads", 0), ("num_attention_heads", -1), ("num_attention_heads", 3), ("intermediate_size", -1),
-        ("intermediate_size", huge), ("vocab_size", 100_000_000), ("max_position_embeddings", 0),
-        ("num_hidden_layers", -8), ("num_hidden_layers", huge), ("hidden_size", 0),
-    ])
-    func textEncoderValuesThatCrashedAreRejected(field: String, value: Int) {
-        var c = Self.tinyText
-        switch field {
-        case "num_attention_heads": c.num_attention_heads = value
-        case "intermediate_size": c.intermediate_size = value
-        case "vocab_size": c.vocab_size = value
-        case "max_position_embeddings": c.max_position_embeddings = value
-        case "num_hidden_layers": c.num_hidden_layers = value
-        default: c.hidden_size = value
+    /// Sets each (field, value) on a copy of `base` and expects validation to name the field.
+    func expectEachRejected<C>(_ base: C, _ cases: [(String, WritableKeyPath<C, Int>, Int)], validate: (C) throws -> Void,
+                               sourceLocation: SourceLocation = #_sourceLocation) {
+        for (name, field, value) in cases {
+            var c = base
+            c[keyPath: field] = value
+            expectRejected(name, sourceLocation: sourceLocation) { try validate(c) }
         }
-        expectRejected(field == "num_attention_heads" && value == 3 ? "divisible" : field) { try c.validate() }
     }
 
-    @Test(arguments: [("in_channels", -1), ("out_channels", Int.max), ("norm_num_groups", 0), ("layers_per_block", -1),
-                      ("block_out_channels", 100_000_000), ("latent_channels", 0)])
-    func vaeValuesThatCrashedAreRejected(field: String, value: Int) {
-        var c = Self.tinyVAE
-        switch field {
-        case "in_channels": c.in_channels = value
-        case "out_channels": c.out_channels = value
-        case "norm_num_groups": c.norm_num_groups = value
-        case "layers_per_block": c.layers_per_block = value
-        case "block_out_channels": c.block_out_channels[1] = value
-        default: c.latent_channels = value
-        }
-        expectRejected(field) { try c.validate() }
+    @Test func textEncoderValuesThatCrashedAreRejected() {
+        expectEachRejected(Self.tinyText, [
+            ("num_attention_heads", \.num_attention_heads, 0), ("num_attention_heads", \.num_attention_heads, -1),
+            ("divisible", \.num_attention_heads, 3), ("intermediate_size", \.intermediate_size, -1),
+            ("intermediate_size", \.intermediate_size, Self.huge), ("vocab_size", \.vocab_size, 100_000_000),
+            ("max_position_embeddings", \.max_position_embeddings, 0), ("num_hidden_layers", \.num_hidden_layers, -8),
+            ("num_hidden_layers", \.num_hidden_layers, Self.huge), ("hidden_size", \.hidden_size, 0),
+        ], validate: { try $0.validate() })
+    }
+
+    @Test func vaeValuesThatCrashedAreRejected() {
+        expectEachRejected(Self.tinyVAE, [
+            ("in_channels", \.in_channels, -1), ("out_channels", \.out_channels, Int.max), ("norm_num_groups", \.norm_num_groups, 0),
+            ("layers_per_block", \.layers_per_block, -1), ("block_out_channels", \.block_out_channels[1], 100_000_000),
+            ("latent_channels", \.latent_channels, 0),
+        ], validate: { try $0.validate() })
     }
 
     @Test func schedulersMustBePhysical() {
