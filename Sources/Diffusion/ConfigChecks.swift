@@ -34,7 +34,8 @@ public enum ConfigBounds {
 struct FieldCheck {
     let file: String
 
-    func fail(_ message: String) -> ConfigError { ConfigError.unsupported("\(file): \(message)") }
+    /// `file` prefixes the message unless empty (a caller that names the file itself).
+    func fail(_ message: String) -> ConfigError { ConfigError.unsupported(file.isEmpty ? message : "\(file): \(message)") }
 
     func int(_ name: String, _ value: Int, _ range: ClosedRange<Int>) throws {
         guard range.contains(value) else { throw fail("\(name) = \(value) is outside \(range.lowerBound)…\(range.upperBound)") }

@@ -89,7 +89,7 @@ public struct UNet2DConditionConfig: Codable, Equatable, Sendable {
     /// Checks the values this implementation supports (ranges and relations); throws a message naming
     /// `file` and the field.
     public func validate(file: String = "unet/config.json") throws {
-        func fail(_ m: String) -> ConfigError { ConfigError.unsupported("\(file): \(m)") }
+        func fail(_ m: String) -> ConfigError { FieldCheck(file: file).fail(m) }
         guard block_out_channels.count == down_block_types.count, down_block_types.count == up_block_types.count
         else { throw fail("block_out_channels, down_block_types and up_block_types must have the same length") }
         for t in down_block_types where !["CrossAttnDownBlock2D", "DownBlock2D"].contains(t) { throw fail("down block type \(t)") }
@@ -160,8 +160,8 @@ public struct CLIPTextConfig: Codable, Equatable, Sendable {
 
     /// Checks the values this implementation supports (ranges and relations); throws a message naming the field.
     public func validate(file: String = "text_encoder/config.json") throws {
-        guard ["quick_gelu", "gelu"].contains(hidden_act) else { throw ConfigError.unsupported("\(file): hidden_act \(hidden_act)") }
         let f = FieldCheck(file: file), B = ConfigBounds.self
+        guard ["quick_gelu", "gelu"].contains(hidden_act) else { throw f.fail("hidden_act \(hidden_act)") }
         try f.int("vocab_size", vocab_size, 1...B.maxVocabulary)
         try f.int("hidden_size", hidden_size, 1...B.maxWidth)
         try f.int("intermediate_size", intermediate_size, 1...4 * B.maxWidth)

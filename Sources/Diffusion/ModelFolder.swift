@@ -86,13 +86,13 @@ public struct ModelFolder: Sendable {
         schedulerConfig = sched
 
         func check(_ file: String, _ validate: () throws -> Void) throws {
-            do { try validate() } catch let e as ConfigError { throw ModelFolderError.unsupported(file: file, detail: e.description) }
+            do { try validate() } catch ConfigError.unsupported(let m) { throw ModelFolderError.unsupported(file: file, detail: m) }
         }
         let (u, t, v) = (unetConfig, textEncoderConfig, vaeConfig)
-        try check(unetFile) { try u.validate() }
-        try check(textFile) { try t.validate() }
-        try check(vaeFile) { try v.validate() }
-        try check(schedFile) { try sched.validate() }
+        try check(unetFile) { try u.validate(file: "") }
+        try check(textFile) { try t.validate(file: "") }
+        try check(vaeFile) { try v.validate(file: "") }
+        try check(schedFile) { try sched.validate(file: "") }
         guard textEncoderConfig.hidden_size == unetConfig.cross_attention_dim else {
             throw ModelFolderError.unsupported(file: textFile, detail: "hidden_size \(textEncoderConfig.hidden_size) ≠ the UNet's cross_attention_dim \(unetConfig.cross_attention_dim)")
         }

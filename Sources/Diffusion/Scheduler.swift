@@ -42,11 +42,11 @@ public struct SchedulerConfig: Codable, Equatable, Sendable {
 
     /// Checks names, ranges and that the betas are physically valid; throws a message naming `file` and the field.
     public func validate(file: String = "scheduler") throws {
-        guard ["linear", "scaled_linear"].contains(beta_schedule) else { throw ConfigError.unsupported("scheduler: beta_schedule \(beta_schedule)") }
-        guard ["epsilon", "v_prediction"].contains(prediction_type) else { throw ConfigError.unsupported("scheduler: prediction_type \(prediction_type)") }
-        guard ["leading", "trailing", "linspace"].contains(timestep_spacing) else { throw ConfigError.unsupported("scheduler: timestep_spacing \(timestep_spacing)") }
-        // Physically valid: 0 < β < 1 everywhere and non-decreasing (so every ᾱ_t is in (0, 1) and falls).
         let f = FieldCheck(file: file), T = ConfigBounds.maxTrainTimesteps
+        guard ["linear", "scaled_linear"].contains(beta_schedule) else { throw f.fail("beta_schedule \(beta_schedule)") }
+        guard ["epsilon", "v_prediction"].contains(prediction_type) else { throw f.fail("prediction_type \(prediction_type)") }
+        guard ["leading", "trailing", "linspace"].contains(timestep_spacing) else { throw f.fail("timestep_spacing \(timestep_spacing)") }
+        // Physically valid: 0 < β < 1 everywhere and non-decreasing (so every ᾱ_t is in (0, 1) and falls).
         try f.int("num_train_timesteps", num_train_timesteps, 1...T)
         try f.float("beta_start", beta_start, 0...1, openBelow: true)
         try f.float("beta_end", beta_end, 0...1, openBelow: true)

@@ -88,6 +88,8 @@ public struct EvalRecord: Codable, Equatable, Sendable {
     public var shard: String?
     public var grid: Int?
     public var run: String?
+    /// Set when the image came out non-finite or constant (e.g. all black): why.
+    public var defect: String?
 
     public var allPresent: Bool { found.allSatisfy { $0 } }
     /// GenEval-style: every object present and every relation satisfied.

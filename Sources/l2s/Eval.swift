@@ -130,8 +130,14 @@ struct EvalRun: ParsableCommand {
         }
         let image = result.image.reshaped(Array(result.image.shape.dropFirst()))
         let detections = Detector().detect(image: image)
-        return Eval.record(case: c, mode: mode, graph: result.graph, detections: detections, seconds: result.seconds,
-                           probabilities: lastProbability.isEmpty ? nil : lastProbability.keys.sorted().map { lastProbability[$0]! })
+        var record = Eval.record(case: c, mode: mode, graph: result.graph, detections: detections, seconds: result.seconds,
+                                 probabilities: lastProbability.isEmpty ? nil : lastProbability.keys.sorted().map { lastProbability[$0]! })
+        let values = image.array
+        if let defect = imageDefect(values: values, rgb: imageToRGB8(values, width: image.shape[2], height: image.shape[1])) {
+            record.defect = defect
+            note("warning: prompt \(c.index + 1) seed \(c.seed) (\(mode)): the image is \(defect); its record has \"defect\"")
+        }
+        return record
     }
 
     func readPromptFile(_ path: String) throws -> [String] {

@@ -175,6 +175,12 @@ import Tensors
         let sidecar = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/b.json"))) as? [String: Any]
         #expect((sidecar?["defect"] as? String)?.hasPrefix("constant") == true)
         #expect(try readPNG(path: dir + "/b.png").rgb.allSatisfy { $0 == 0 })
+        // eval judges such images (presence 0) but says so: a warning line and "defect" in the record.
+        try "a red circle above a blue square\n".write(toFile: dir + "/p.txt", atomically: true, encoding: .utf8)
+        let e = try Self.run(["eval", "--assets", dir + "/assets", "--prompts", dir + "/p.txt", "--steps", "3", "--out", dir + "/r.jsonl"])
+        #expect(e.status == 0 && e.stderr.contains("warning: prompt 1 seed 0 (base): the image is constant"), "\(e.stderr)")
+        let record = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/r.jsonl"))) as? [String: Any]
+        #expect((record?["defect"] as? String)?.hasPrefix("constant") == true)
     }
 
     @Test func generateWritesPNGAndSidecarWithTheSeed() throws {
