@@ -52,8 +52,8 @@ public struct AutoencoderKLConfig: Codable, Equatable, Sendable {
     public var downscale: Int { 1 << (block_out_channels.count - 1) }
 
     /// Checks the values this implementation supports; throws a message naming the field.
-    public func validate() throws {
-        func fail(_ m: String) -> ConfigError { ConfigError.unsupported("vae/config.json: \(m)") }
+    public func validate(file: String = "vae/config.json") throws {
+        func fail(_ m: String) -> ConfigError { FieldCheck(file: file).fail(m) }
         guard !block_out_channels.isEmpty, down_block_types.count == block_out_channels.count,
               up_block_types.count == block_out_channels.count
         else { throw fail("block_out_channels, down_block_types and up_block_types must have the same length") }
@@ -61,7 +61,13 @@ public struct AutoencoderKLConfig: Codable, Equatable, Sendable {
         for t in up_block_types where t != "UpDecoderBlock2D" { throw fail("up block type \(t)") }
         guard act_fn == "silu" else { throw fail("act_fn \(act_fn)") }
         guard (shift_factor ?? 0) == 0 else { throw fail("shift_factor \(shift_factor!) (an SD3/Flux VAE)") }
-        for c in block_out_channels where c % norm_num_groups != 0 { throw fail("channels \(c) not divisible by \(norm_num_groups) groups") }
+        let f = FieldCheck(file: file), B = ConfigBounds.self
+        try f.blocks(channels: block_out_channels, layersPerBlock: layers_per_block, groups: norm_num_groups)
+        try f.int("in_channels", in_channels, 3...3)
+        try f.int("out_channels", out_channels, 3...3)
+        try f.int("latent_channels", latent_channels, 1...B.maxImageChannels)
+        try f.int("sample_size", sample_size, 1...B.maxSide)
+        try f.float("scaling_factor", scaling_factor, 0...1e3, openBelow: true)
     }
 }
 

@@ -77,6 +77,9 @@ public final class CLIPTokenizer: @unchecked Sendable {
             guard let id = vocabulary[s] else { throw ConfigError.malformed("tokenizer vocabulary", "no entry for '\(s)'") }
             return id
         }
+        if let (symbol, id) = vocabulary.first(where: { !(0...Int(Int32.max)).contains($0.value) }) {
+            throw ConfigError.malformed("tokenizer vocabulary", "id \(id) of '\(symbol)' is negative or too large")
+        }
         self.vocabulary = vocabulary
         bosID = try need(CLIPTokenizer.startLiteral)
         eosID = try need(CLIPTokenizer.endLiteral)
@@ -114,13 +117,13 @@ public final class CLIPTokenizer: @unchecked Sendable {
         } catch {
             throw ConfigError.malformed(vocabPath, "not a JSON object of string → id (\(error))")
         }
-        guard let text = try? String(contentsOfFile: mergesPath, encoding: .utf8) else {
-            throw ConfigError.malformed(mergesPath, "not UTF-8 text")
+        let lines: [String]
+        do { lines = try TextLines.read(path: mergesPath) } catch let e as TextFileError {
+            throw ConfigError.malformed(mergesPath, e.description)
         }
         var merges: [(String, String)] = []
-        for (n, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            if n == 0 && line.hasPrefix("#version") { continue }
-            let trimmed = line.hasSuffix("\r") ? line.dropLast() : line
+        for (n, trimmed) in lines.enumerated() {
+            if n == 0 && trimmed.hasPrefix("#version") { continue }
             if trimmed.isEmpty { continue }
             let parts = trimmed.split(separator: " ")
             guard parts.count == 2 else { throw ConfigError.malformed(mergesPath, "line \(n + 1) is not two symbols: '\(trimmed)'") }

@@ -86,9 +86,10 @@ public struct UNet2DConditionConfig: Codable, Equatable, Sendable {
         (num_attention_heads ?? attention_head_dim).value(at: i, of: block_out_channels.count)
     }
 
-    /// Checks the values this implementation supports; throws a message naming the field.
-    public func validate() throws {
-        func fail(_ m: String) -> ConfigError { ConfigError.unsupported("unet/config.json: \(m)") }
+    /// Checks the values this implementation supports (ranges and relations); throws a message naming
+    /// `file` and the field.
+    public func validate(file: String = "unet/config.json") throws {
+        func fail(_ m: String) -> ConfigError { FieldCheck(file: file).fail(m) }
         guard block_out_channels.count == down_block_types.count, down_block_types.count == up_block_types.count
         else { throw fail("block_out_channels, down_block_types and up_block_types must have the same length") }
         for t in down_block_types where !["CrossAttnDownBlock2D", "DownBlock2D"].contains(t) { throw fail("down block type \(t)") }
@@ -96,9 +97,36 @@ public struct UNet2DConditionConfig: Codable, Equatable, Sendable {
         guard act_fn == "silu" else { throw fail("act_fn \(act_fn)") }
         guard (transformer_layers_per_block ?? 1) == 1 else { throw fail("transformer_layers_per_block ≠ 1") }
         guard !(only_cross_attention ?? false) else { throw fail("only_cross_attention") }
-        for (i, c) in block_out_channels.enumerated() where c % norm_num_groups != 0 || c % heads(block: i) != 0 {
-            throw fail("channels \(c) not divisible by groups/heads")
+        let f = FieldCheck(file: file), B = ConfigBounds.self
+        try f.blocks(channels: block_out_channels, layersPerBlock: layers_per_block, groups: norm_num_groups)
+        try f.int("in_channels", in_channels, 1...B.maxImageChannels)
+        try f.int("out_channels", out_channels, 1...B.maxImageChannels)
+        try f.int("cross_attention_dim", cross_attention_dim, 1...B.maxWidth)
+        try f.float("norm_eps", norm_eps, 0...1, openBelow: true)
+        try f.float("mid_block_scale_factor", mid_block_scale_factor, -1e3...1e3)
+        try f.int("freq_shift", freq_shift, 0...1)
+        try f.int("downsample_padding", downsample_padding, 0...1)
+        try f.int("sample_size", sample_size, 1...B.maxSide)
+        if case .list(let l) = attention_head_dim, l.count != block_out_channels.count {
+            throw fail("attention_head_dim has \(l.count) entries for \(block_out_channels.count) blocks")
         }
+        if case .list(let l)? = num_attention_heads, l.count != block_out_channels.count {
+            throw fail("num_attention_heads has \(l.count) entries for \(block_out_channels.count) blocks")
+        }
+        for (i, c) in block_out_channels.enumerated() {
+            let h = heads(block: i)
+            guard (1...c).contains(h) else { throw fail("block \(i): \(h) attention heads for \(c) channels (need 1…\(c))") }
+            guard c % h == 0 else { throw fail("block_out_channels[\(i)] = \(c) is not divisible by its \(h) attention heads") }
+        }
+        let factor = 1 << (block_out_channels.count - 1)
+        guard sample_size % factor == 0 else {
+            throw fail("sample_size \(sample_size) is not divisible by \(factor) (2^(blocks − 1), the down-sampling factor)")
+        }
+    }
+
+    /// Latent sides this UNet accepts: positive multiples of 2^(blocks − 1).
+    public func acceptsLatentSide(_ side: Int) -> Bool {
+        side > 0 && side <= ConfigBounds.maxSide && side % (1 << (block_out_channels.count - 1)) == 0
     }
 }
 
@@ -130,9 +158,20 @@ public struct CLIPTextConfig: Codable, Equatable, Sendable {
         self = d
     }
 
-    public func validate() throws {
-        guard ["quick_gelu", "gelu"].contains(hidden_act) else { throw ConfigError.unsupported("text_encoder/config.json: hidden_act \(hidden_act)") }
-        guard hidden_size % num_attention_heads == 0 else { throw ConfigError.unsupported("text_encoder/config.json: hidden_size not divisible by heads") }
+    /// Checks the values this implementation supports (ranges and relations); throws a message naming the field.
+    public func validate(file: String = "text_encoder/config.json") throws {
+        let f = FieldCheck(file: file), B = ConfigBounds.self
+        guard ["quick_gelu", "gelu"].contains(hidden_act) else { throw f.fail("hidden_act \(hidden_act)") }
+        try f.int("vocab_size", vocab_size, 1...B.maxVocabulary)
+        try f.int("hidden_size", hidden_size, 1...B.maxWidth)
+        try f.int("intermediate_size", intermediate_size, 1...4 * B.maxWidth)
+        try f.int("num_hidden_layers", num_hidden_layers, 1...B.maxLayers)
+        try f.int("max_position_embeddings", max_position_embeddings, 1...B.maxPositions)
+        try f.int("num_attention_heads", num_attention_heads, 1...hidden_size)
+        try f.float("layer_norm_eps", layer_norm_eps, 0...1, openBelow: true)
+        guard hidden_size % num_attention_heads == 0 else {
+            throw f.fail("hidden_size \(hidden_size) is not divisible by num_attention_heads \(num_attention_heads)")
+        }
     }
 }
 

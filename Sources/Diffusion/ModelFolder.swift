@@ -86,13 +86,13 @@ public struct ModelFolder: Sendable {
         schedulerConfig = sched
 
         func check(_ file: String, _ validate: () throws -> Void) throws {
-            do { try validate() } catch let e as ConfigError { throw ModelFolderError.unsupported(file: file, detail: e.description) }
+            do { try validate() } catch ConfigError.unsupported(let m) { throw ModelFolderError.unsupported(file: file, detail: m) }
         }
         let (u, t, v) = (unetConfig, textEncoderConfig, vaeConfig)
-        try check(unetFile) { try u.validate() }
-        try check(textFile) { try t.validate() }
-        try check(vaeFile) { try v.validate() }
-        try check(schedFile) { try sched.validate() }
+        try check(unetFile) { try u.validate(file: "") }
+        try check(textFile) { try t.validate(file: "") }
+        try check(vaeFile) { try v.validate(file: "") }
+        try check(schedFile) { try sched.validate(file: "") }
         guard textEncoderConfig.hidden_size == unetConfig.cross_attention_dim else {
             throw ModelFolderError.unsupported(file: textFile, detail: "hidden_size \(textEncoderConfig.hidden_size) ≠ the UNet's cross_attention_dim \(unetConfig.cross_attention_dim)")
         }
@@ -102,6 +102,17 @@ public struct ModelFolder: Sendable {
         unetWeights = try ModelFolder.weightsFile(path + "/unet", base: "diffusion_pytorch_model", preferFP16: preferFP16)
         vaeWeights = try ModelFolder.weightsFile(path + "/vae", base: "diffusion_pytorch_model", preferFP16: preferFP16)
         textEncoderWeights = try ModelFolder.weightsFile(path + "/text_encoder", base: "model", preferFP16: preferFP16)
+    }
+
+    /// Memory for the whole pipeline at latent side `latentSide` (default: the UNet's sample_size),
+    /// from the configs alone: fp32 weights of the three networks, plus the larger of the UNet's and
+    /// the VAE decoder's peak activations.
+    public func memoryEstimate(latentSide: Int? = nil) -> MemoryEstimate {
+        let side = latentSide ?? unetConfig.sample_size
+        let weights = 4 * (unetConfig.parameterCount + textEncoderConfig.parameterCount + vaeConfig.parameterCount)
+        let activations = max(unetConfig.activationBytes(side: side), vaeConfig.activationBytes(latentSide: side),
+                              textEncoderConfig.activationBytes)
+        return MemoryEstimate(weightBytes: weights, activationBytes: activations)
     }
 
     // MARK: Loading components
@@ -135,6 +146,10 @@ public struct ModelFolder: Sendable {
         let dir = path + "/tokenizer"
         do {
             let tok = try CLIPTokenizer(folder: dir)
+            if let (symbol, id) = tok.vocabulary.first(where: { $0.value >= textEncoderConfig.vocab_size }) {
+                throw ModelFolderError.unsupported(file: dir + "/vocab.json",
+                                                   detail: "id \(id) of '\(symbol)' is outside the text encoder's \(textEncoderConfig.vocab_size) embeddings")
+            }
             guard tok.vocabulary.count <= textEncoderConfig.vocab_size else {
                 throw ModelFolderError.unsupported(file: dir + "/vocab.json",
                                                    detail: "\(tok.vocabulary.count) entries but the text encoder has \(textEncoderConfig.vocab_size) embeddings")
@@ -209,11 +224,17 @@ public struct ModelFolder: Sendable {
             if !misshaped.isEmpty { parts.append("\(misshaped.count) mis-shaped key(s): " + list(misshaped.sorted())) }
             throw ModelFolderError.weights(file: file, detail: "does not fit the model its config describes: " + parts.joined(separator: "; "))
         }
-        // One tensor at a time: peak memory is the model plus its largest tensor.
+        // One tensor at a time: peak memory is the model plus its largest tensor. Each is scanned for
+        // NaN/Inf (one pass over memory just read), so a damaged file is named instead of giving a black image.
         for (name, key, _) in plan {
-            do { params[key]!.assign(try st.tensor(name)) } catch let e as SafetensorsError {
+            let t: Tensor
+            do { t = try st.tensor(name) } catch let e as SafetensorsError {
                 throw ModelFolderError.weights(file: file, detail: e.description)
             }
+            if let bad = firstNonFinite(t) {
+                throw ModelFolderError.weights(file: file, detail: "tensor '\(name)' holds \(bad) (the first non-finite value; the file is damaged)")
+            }
+            params[key]!.assign(t)
         }
     }
 

@@ -140,6 +140,10 @@ public final class Sampler {
                     settingsAtStep: ((Int) -> SamplerSettings)? = nil,
                     onStep: ((StepEvent) -> Void)? = nil) throws -> Tensor {
         if let m = settings.validationError() { throw SamplerError.invalidSettings(m) }
+        let trainSteps = model.scheduler.config.num_train_timesteps
+        guard model.scheduler.config.accepts(steps: settings.steps) else {
+            throw SamplerError.invalidSettings("steps must be at most the scheduler's num_train_timesteps (\(trainSteps)); got \(settings.steps)")
+        }
         return try GradMode.withoutGrad {
             let cond = model.encode([settings.prompt])
             let uncond = model.encode([settings.negativePrompt])

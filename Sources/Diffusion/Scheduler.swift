@@ -40,15 +40,29 @@ public struct SchedulerConfig: Codable, Equatable, Sendable {
         self = d
     }
 
-    public func validate() throws {
-        guard ["linear", "scaled_linear"].contains(beta_schedule) else { throw ConfigError.unsupported("scheduler: beta_schedule \(beta_schedule)") }
-        guard ["epsilon", "v_prediction"].contains(prediction_type) else { throw ConfigError.unsupported("scheduler: prediction_type \(prediction_type)") }
-        guard ["leading", "trailing", "linspace"].contains(timestep_spacing) else { throw ConfigError.unsupported("scheduler: timestep_spacing \(timestep_spacing)") }
+    /// Checks names, ranges and that the betas are physically valid; throws a message naming `file` and the field.
+    public func validate(file: String = "scheduler") throws {
+        let f = FieldCheck(file: file), T = ConfigBounds.maxTrainTimesteps
+        guard ["linear", "scaled_linear"].contains(beta_schedule) else { throw f.fail("beta_schedule \(beta_schedule)") }
+        guard ["epsilon", "v_prediction"].contains(prediction_type) else { throw f.fail("prediction_type \(prediction_type)") }
+        guard ["leading", "trailing", "linspace"].contains(timestep_spacing) else { throw f.fail("timestep_spacing \(timestep_spacing)") }
+        // Physically valid: 0 < β < 1 everywhere and non-decreasing (so every ᾱ_t is in (0, 1) and falls).
+        try f.int("num_train_timesteps", num_train_timesteps, 1...T)
+        try f.float("beta_start", beta_start, 0...1, openBelow: true)
+        try f.float("beta_end", beta_end, 0...1, openBelow: true)
+        guard beta_start < 1, beta_end < 1 else { throw f.fail("betas must be below 1 (beta_start \(beta_start), beta_end \(beta_end))") }
+        guard beta_start <= beta_end else { throw f.fail("beta_start \(beta_start) > beta_end \(beta_end) (betas must not decrease)") }
+        try f.int("steps_offset", steps_offset, 0...(num_train_timesteps - 1))
+        try f.float("clip_sample_range", clip_sample_range, 0...1e6, openBelow: true)
     }
+
+    /// Whether a run of `steps` steps fits this schedule (at most one step per training timestep).
+    public func accepts(steps: Int) -> Bool { steps >= 1 && steps <= num_train_timesteps }
 
     /// ᾱ_t for t in 0..<num_train_timesteps (cumulative product of 1 − β), in Double.
     public func alphasCumprod() -> [Double] {
         let n = num_train_timesteps
+        guard n > 1 else { return [1 - Double(beta_start)] }  // torch.linspace(start, end, 1) = [start]
         var betas: [Double]
         if beta_schedule == "scaled_linear" {
             let a = Double(beta_start).squareRoot(), b = Double(beta_end).squareRoot()

@@ -18,15 +18,28 @@ public final class StableDiffusionModel: TextToImageModel {
                               "latent size \(latentSize) does not pass through the UNet's downsamplers") }
     }
 
-    /// Loads every component of the folder at `path` (strict keys and shapes).
-    public init(path: String, preferFP16: Bool = false) throws {
+    /// Loads every component of the folder at `path` (strict keys and shapes), after checking that
+    /// the configs' memory estimate at `latentSize` (default: the UNet's sample_size) fits `memoryLimit`
+    /// (default: `MemoryEstimate.available`), so an oversized model is refused before anything is allocated.
+    public init(path: String, preferFP16: Bool = false, latentSize: Int? = nil, memoryLimit: Double? = nil) throws {
         folder = try ModelFolder(path: path, preferFP16: preferFP16)
+        let side = latentSize ?? folder.unetConfig.sample_size
+        guard folder.unetConfig.acceptsLatentSide(side) else {
+            throw ModelFolderError.unsupported(file: folder.path + "/unet/config.json",
+                                               detail: "latent size \(side) is not a multiple of \(1 << (folder.unetConfig.block_out_channels.count - 1)) (the UNet's down-sampling factor)")
+        }
+        do {
+            try folder.memoryEstimate(latentSide: side).check(model: "this model at \(side * folder.vaeConfig.downscale) px",
+                                                              limit: memoryLimit ?? MemoryEstimate.available)
+        } catch let e as ConfigError {
+            throw ModelFolderError.unsupported(file: folder.path, detail: e.description)
+        }
         tokenizer = try folder.loadTokenizer()
         textEncoder = try folder.loadTextEncoder()
         unet = try folder.loadUNet()
         vae = try folder.loadVAE()
         scheduler = DDIMScheduler(config: folder.schedulerConfig)
-        latentSize = folder.unetConfig.sample_size
+        self.latentSize = side
         for m in [unet, textEncoder, vae] as [Module] { m.requiresGrad(false) }
         weightsHash = quickHash([folder.unetWeights, folder.textEncoderWeights, folder.vaeWeights])
     }

@@ -1,4 +1,5 @@
 import Foundation
+import Diffusion
 import Tensors
 
 /// One GQA-style record of a user's image set: an image file and a spatial relation between two objects
@@ -42,12 +43,13 @@ public struct ResolvedAnnotation: Sendable {
 public enum Annotations {
     /// Reads and checks a JSON-lines file; every bad line is an error naming the file and line.
     public static func read(path: String, seed: UInt64 = 0) throws -> [ResolvedAnnotation] {
-        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
-            throw AnnotationError.unreadable("cannot read annotations \(path)")
+        let lines: [String]
+        do { lines = try TextLines.read(path: path) } catch let e as TextFileError {
+            throw AnnotationError.unreadable("cannot read annotations: \(e.description)")
         }
         var out: [ResolvedAnnotation] = []
         let parser = PromptParser()
-        for (i, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        for (i, raw) in lines.enumerated() {
             let line = raw.trimmingCharacters(in: .whitespacesAndNewlines)
             if line.isEmpty { continue }
             let record: RelationAnnotation

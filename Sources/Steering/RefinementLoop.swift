@@ -38,7 +38,7 @@ public struct RefinementIteration<Evaluation> {
     public let evaluation: Evaluation
     /// Wall time of the evaluation and the update.
     public let seconds: Double
-    /// "target reached" or "zero gradient"; nil for an ordinary descent step.
+    /// "target reached", "zero gradient" or "update skipped"; nil for an ordinary descent step.
     public let note: String?
 }
 
@@ -50,6 +50,10 @@ public struct RefinementIteration<Evaluation> {
 /// (The authors' loop restarts at the first relation each step and stops as soon as the current one
 /// is satisfied; with a reachable target that leaves later relations unsteered, so this one does not.)
 public struct RefinementLoop: Sendable {
+    /// Largest RMS change of the latent one iteration may make (latents have RMS ≈ 1; a bigger step is
+    /// skipped and logged instead of exploding the latent).
+    public static let maxUpdateRMS: Float = 10
+
     /// The round-robin turn counter (continues across steps).
     public private(set) var turn = 0
 
@@ -85,12 +89,21 @@ public struct RefinementLoop: Sendable {
             } else {
                 satisfied.remove(target)
                 let s = schedule.stepSize(at: step)
-                switch schedule.update {
-                case .normalized:
-                    let rms = result.gradientNorm / Float(max(result.gradientCount, 1)).squareRoot()
-                    if rms > 0 { evaluator.descend(along: result, scale: s / rms) } else { note = "zero gradient" }
-                case .plain:
-                    evaluator.descend(along: result, scale: s)
+                // The update's RMS: s for the normalised rule, s·rms(∇z) for the plain one.
+                let rms = result.gradientNorm / Float(max(result.gradientCount, 1)).squareRoot()
+                let updateRMS = schedule.update == .normalized ? s : s * rms
+                if rms == 0 {
+                    note = "zero gradient"
+                } else if !(updateRMS <= Self.maxUpdateRMS) {
+                    // A finite but huge step pushes the latent far outside anything the UNet has seen
+                    // (then to Inf/NaN and a black image): skip it, as for a non-finite gradient.
+                    note = "update skipped"
+                    onLog?("step \(step) iteration \(k): update RMS \(updateRMS) > \(Self.maxUpdateRMS) would explode the latent, iteration skipped")
+                } else {
+                    switch schedule.update {
+                    case .normalized: evaluator.descend(along: result, scale: s / rms)
+                    case .plain: evaluator.descend(along: result, scale: s)
+                    }
                 }
             }
             onIteration?(RefinementIteration(step: step, iteration: k, target: target, evaluation: result,

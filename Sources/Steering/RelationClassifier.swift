@@ -57,6 +57,31 @@ public struct RelationClassifierConfig: Codable, Equatable, Sendable {
     /// The SD 1.4 / 2.1 configuration of the authors' YAML files.
     public static var stableDiffusion: RelationClassifierConfig { RelationClassifierConfig() }
 
+    /// Checks ranges and relations (heads divide d_model, training steps inside the step table) before
+    /// anything is allocated; throws a message naming `file` and the field.
+    public func validate(file: String) throws {
+        func fail(_ m: String) -> ConfigError { ConfigError.unsupported("\(file): classifier config: \(m)") }
+        let width = max(d_model, 1)  // a range's bounds must be ordered, or building it traps
+        let sizes: [(String, Int, ClosedRange<Int>)] = [
+            ("d_model", d_model, 1...4096), ("map_size", map_size, 16...16), ("num_timesteps", num_timesteps, 1...1000),
+            ("num_classes", num_classes, 5...5), ("extractor_nhead", extractor_nhead, 1...width),
+            ("extractor_num_layers", extractor_num_layers, 0...64), ("extractor_dim_feedforward", extractor_dim_feedforward, 1...65_536),
+            ("extractor_layer_attn_nheads", extractor_layer_attn_nheads, 1...width), ("classifier_nhead", classifier_nhead, 1...width),
+            ("classifier_num_layers", classifier_num_layers, 0...64), ("classifier_dim_feedforward", classifier_dim_feedforward, 1...65_536),
+            ("timestep_embedding_dim", timestep_embedding_dim, 1...4096), ("max_channels", max_channels, 1...100_000),
+        ]
+        for (name, v, r) in sizes where !r.contains(v) { throw fail("\(name) = \(v) is outside \(r.lowerBound)…\(r.upperBound)") }
+        for (name, h) in [("extractor_nhead", extractor_nhead), ("extractor_layer_attn_nheads", extractor_layer_attn_nheads),
+                          ("classifier_nhead", classifier_nhead)] where d_model % h != 0 {
+            throw fail("d_model \(d_model) is not divisible by \(name) \(h)")
+        }
+        guard !training_steps.isEmpty, training_steps.allSatisfy({ (0..<num_timesteps).contains($0) }) else {
+            throw fail("training_steps must be non-empty and inside 0..<\(num_timesteps)")
+        }
+        guard dropout.isFinite, dropout >= 0, dropout < 1 else { throw fail("dropout \(dropout) must be in [0, 1)") }
+        guard input_scale.isFinite, input_scale > 0 else { throw fail("input_scale \(input_scale) must be finite and > 0") }
+    }
+
     /// Maps a denoising step index to the classifier's step input (`assign_by_intervals`).
     public func classifierStep(for step: Int) -> Int {
         training_steps.first { $0 >= step } ?? training_steps.last ?? 0
@@ -270,8 +295,12 @@ extension RelationClassifier {
         do { config = try JSONDecoder().decode(RelationClassifierConfig.self, from: data) } catch {
             throw ConfigError.malformed(path, "classifier config: \(error)")
         }
+        try config.validate(file: path)
         let c = RelationClassifier(config: config)
         try c.loadStateDict(from: file)
+        if let bad = firstNonFiniteParameter(c) {
+            throw ConfigError.malformed(path, "tensor \(bad) (the first non-finite value; the file is damaged)")
+        }
         c.eval()
         c.requiresGrad(false)
         return c

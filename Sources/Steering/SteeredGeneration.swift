@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import Tensors
 import Diffusion
 
@@ -135,7 +138,27 @@ public final class SteeredGenerator {
             return s
         }, onStep: { onEvent?(.step($0)) })
         let image = noGrad { model.decode(latents) }
+        releaseFreeHeapPages()
         return GenerationResult(latents: latents, image: image, graph: graph, seconds: Date().timeIntervalSince(start),
                                 iterations: iterations)
     }
 }
+
+/// Hands free heap pages back to the system after a generation. A run allocates and frees thousands
+/// of tensors of many sizes; glibc keeps the freed memory, and over a long `eval` (or workbench)
+/// process RSS crept up ~6–25 kB per image while the heap in use stayed flat (heaptrack: peak heap
+/// 45.21 MB after 20 images, 45.28 MB after 60). `malloc_trim(0)` returns the free pages; it costs
+/// well under a millisecond next to a generation.
+func releaseFreeHeapPages() {
+    #if canImport(Glibc)
+    if let trim = mallocTrim { _ = trim(0) }
+    #endif
+}
+
+#if canImport(Glibc)
+/// glibc's `malloc_trim` (not in the Glibc module's headers), looked up once.
+private let mallocTrim: (@convention(c) (Int) -> Int32)? = {
+    guard let symbol = dlsym(dlopen(nil, RTLD_NOW), "malloc_trim") else { return nil }
+    return unsafeBitCast(symbol, to: (@convention(c) (Int) -> Int32).self)
+}()
+#endif

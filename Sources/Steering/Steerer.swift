@@ -47,12 +47,17 @@ public struct SteeringSchedule: Codable, Equatable, Sendable {
         return s
     }
 
+    /// Largest step sizes accepted: the update RMS (latent units) for `.normalized`, s for `.plain`.
+    public static let maxNormalizedStep: Float = 10
+    public static let maxPlainStep: Float = 100
+
     public func stepSize(at step: Int) -> Float { stepSizes.isEmpty ? 0 : stepSizes[min(max(step - startStep, 0), stepSizes.count - 1)] }
 
     public func validationError() -> String? {
         if startStep < 0 || endStep < startStep { return "steering range must satisfy 0 ≤ start ≤ end" }
         if maxIterations < 0 || maxIterations > 100 { return "iterations must be in 0…100" }
-        if stepSizes.contains(where: { !$0.isFinite || $0 < 0 }) { return "step sizes must be finite and ≥ 0" }
+        let limit = update == .normalized ? SteeringSchedule.maxNormalizedStep : SteeringSchedule.maxPlainStep
+        if stepSizes.contains(where: { !$0.isFinite || $0 < 0 || $0 > limit }) { return "step sizes must be in 0…\(Int(limit)) for the \(update.rawValue) update" }
         return nil
     }
 }
@@ -112,6 +117,8 @@ public final class Steerer: StepHook {
     /// Consulted at each step boundary for live edits.
     public var scheduleProvider: ((Int) -> (SteeringSchedule, [Int]))?
     private var loop = RefinementLoop()
+    /// Largest RMS change of the latent one iteration may make (see `RefinementLoop.maxUpdateRMS`).
+    public static let maxUpdateRMS: Float = RefinementLoop.maxUpdateRMS
     /// The round-robin turn counter (continues across steps).
     public var turn: Int { loop.turn }
 

@@ -6,7 +6,7 @@ import Tensors
 public enum PNGError: Error, Equatable, CustomStringConvertible {
     /// The pixel buffer does not hold width × height × 3 bytes (or a side is not positive).
     case invalidSize(width: Int, height: Int, bytes: Int)
-    /// libpng could not create or write the file (missing folder, no permission, disk full…).
+    /// The file could not be created or written (no permission, disk full, a directory in the way…).
     case cannotWrite(path: String, reason: String)
     /// There is no readable file at the path.
     case cannotOpen(path: String)
@@ -41,8 +41,8 @@ private func newImage() -> png_image {
     return image
 }
 
-/// Writes 8-bit RGB pixels (row-major, HWC, `width * height * 3` bytes) to a PNG file.
-public func writePNG(rgb: [UInt8], width: Int, height: Int, to path: String) throws {
+/// Encodes 8-bit RGB pixels (row-major, HWC, `width * height * 3` bytes) as PNG file bytes.
+public func encodePNG(rgb: [UInt8], width: Int, height: Int) throws -> Data {
     guard width > 0, height > 0, rgb.count == width * height * 3 else {
         throw PNGError.invalidSize(width: width, height: height, bytes: rgb.count)
     }
@@ -50,11 +50,26 @@ public func writePNG(rgb: [UInt8], width: Int, height: Int, to path: String) thr
     image.width = png_uint_32(width)
     image.height = png_uint_32(height)
     image.format = png_uint_32(PNG_FORMAT_RGB)
-    let ok = rgb.withUnsafeBufferPointer {
-        png_image_write_to_file(&image, path, 0, $0.baseAddress, png_int_32(width * 3), nil)
-    }
     defer { png_image_free(&image) }
-    guard ok != 0 else { throw PNGError.cannotWrite(path: path, reason: message(of: image)) }
+    var size: png_alloc_size_t = 0
+    // First call sizes the buffer, the second fills it (libpng's simplified write-to-memory API).
+    var ok = rgb.withUnsafeBufferPointer { png_image_write_to_memory(&image, nil, &size, 0, $0.baseAddress, png_int_32(width * 3), nil) }
+    guard ok != 0, size > 0 else { throw PNGError.cannotWrite(path: "(memory)", reason: message(of: image)) }
+    var out = Data(count: Int(size))
+    ok = out.withUnsafeMutableBytes { dst in
+        rgb.withUnsafeBufferPointer { png_image_write_to_memory(&image, dst.baseAddress, &size, 0, $0.baseAddress, png_int_32(width * 3), nil) }
+    }
+    guard ok != 0 else { throw PNGError.cannotWrite(path: "(memory)", reason: message(of: image)) }
+    return out.prefix(Int(size))
+}
+
+/// Writes 8-bit RGB pixels (row-major, HWC, `width * height * 3` bytes) to a PNG file, atomically:
+/// on failure the previous file at `path` is left as it was (see `writeFilesAtomically`).
+public func writePNG(rgb: [UInt8], width: Int, height: Int, to path: String) throws {
+    let data = try encodePNG(rgb: rgb, width: width, height: height)
+    do { try writeFilesAtomically([(path, data)]) } catch let e as OutputWriteError {
+        throw PNGError.cannotWrite(path: path, reason: e.reason)
+    }
 }
 
 /// Reads a PNG file as 8-bit RGB pixels (HWC); grey, palette and 16-bit images are converted, and
@@ -82,7 +97,7 @@ public func readPNG(path: String) throws -> (rgb: [UInt8], width: Int, height: I
     return (rgb, width, height)
 }
 
-/// CHW floats in [-1, 1] (`3 * width * height` values) as 8-bit RGB, HWC (clamped, rounded).
+/// CHW floats in [-1, 1] (`3 * width * height` values) as 8-bit RGB, HWC (clamped, rounded; NaN → 0).
 public func imageToRGB8(_ chw: [Float], width: Int, height: Int) -> [UInt8] {
     let plane = width * height
     precondition(chw.count == 3 * plane, "expected 3×\(height)×\(width) values, got \(chw.count)")
@@ -90,7 +105,7 @@ public func imageToRGB8(_ chw: [Float], width: Int, height: Int) -> [UInt8] {
     for k in 0..<plane {
         for c in 0..<3 {
             let v = (chw[c * plane + k] + 1) * 127.5
-            out[3 * k + c] = UInt8(min(max(v, 0), 255).rounded())
+            out[3 * k + c] = v.isNaN ? 0 : UInt8(min(max(v, 0), 255).rounded())  // NaN would trap (or be UB unchecked)
         }
     }
     return out
@@ -141,4 +156,19 @@ public func tileRGB(_ images: [[UInt8]], width: Int, height: Int, columns: Int, 
         }
     }
     return (out, gw, gh)
+}
+
+/// Why a generated image is not a usable result, or nil: "non-finite" when any value is NaN or Inf
+/// (a diverged run), "constant" when every pixel of `rgb` has the same colour (e.g. all black).
+public func imageDefect(values: [Float], rgb: [UInt8]) -> String? {
+    let bad = values.reduce(0) { $0 + ($1.isFinite ? 0 : 1) }
+    if bad > 0 { return "non-finite (\(bad) of \(values.count) values are NaN or Inf)" }
+    guard rgb.count >= 3 else { return nil }
+    let (r, g, b) = (rgb[0], rgb[1], rgb[2])
+    var k = 3
+    while k + 2 < rgb.count {
+        if rgb[k] != r || rgb[k + 1] != g || rgb[k + 2] != b { return nil }
+        k += 3
+    }
+    return "constant (every pixel is RGB \(r),\(g),\(b))"
 }

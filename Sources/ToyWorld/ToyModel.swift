@@ -39,6 +39,45 @@ public struct ToyModelConfig: Codable, Equatable, Sendable {
         self.unet = unet
         self.text_encoder = text_encoder
     }
+
+    /// Checks every field (each part's ranges, then how the parts fit together: RGB pixel latents,
+    /// `image_size` through the UNet's down-sampling, token counts within the encoder's positions and
+    /// the word vocabulary within its embeddings); throws a message naming `file` and the field.
+    public func validate(file: String = "toy/config.json") throws {
+        try unet.validate(file: "\(file) unet")
+        try text_encoder.validate(file: "\(file) text_encoder")
+        try scheduler.validate(file: "\(file) scheduler")
+        func fail(_ m: String) -> ConfigError { ConfigError.unsupported("\(file): \(m)") }
+        guard unet.in_channels == 3, unet.out_channels == 3 else {
+            throw fail("unet in/out_channels \(unet.in_channels)/\(unet.out_channels) (the toy model works on RGB pixels: 3/3)")
+        }
+        let factor = 1 << (unet.block_out_channels.count - 1)
+        guard (1...256).contains(image_size), image_size % factor == 0 else {
+            throw fail("image_size \(image_size) must be in 1…256 and a multiple of \(factor) (the UNet's down-sampling factor)")
+        }
+        guard unet.sample_size == image_size else { throw fail("unet.sample_size \(unet.sample_size) ≠ image_size \(image_size)") }
+        guard max_tokens >= 3, max_tokens <= text_encoder.max_position_embeddings else {
+            throw fail("max_tokens \(max_tokens) must be in 3…\(text_encoder.max_position_embeddings) (text_encoder.max_position_embeddings)")
+        }
+        guard text_encoder.vocab_size >= WordTokenizer.vocabulary.count else {
+            throw fail("text_encoder.vocab_size \(text_encoder.vocab_size) < the \(WordTokenizer.vocabulary.count) words the tokenizer emits")
+        }
+        guard unet.cross_attention_dim == text_encoder.hidden_size else {
+            throw fail("unet.cross_attention_dim \(unet.cross_attention_dim) ≠ text_encoder.hidden_size \(text_encoder.hidden_size)")
+        }
+        guard (1...min(1000, scheduler.num_train_timesteps)).contains(default_steps) else {
+            throw fail("default_steps \(default_steps) must be in 1…\(min(1000, scheduler.num_train_timesteps))")
+        }
+        guard default_guidance.isFinite, (0...50).contains(default_guidance) else {
+            throw fail("default_guidance \(default_guidance) must be in 0…50")
+        }
+    }
+
+    /// Weights (fp32) and peak activations of a guided, steered pass, from the config alone.
+    public var memoryEstimate: MemoryEstimate {
+        MemoryEstimate(weightBytes: 4 * (unet.parameterCount + text_encoder.parameterCount),
+                       activationBytes: max(unet.activationBytes(side: image_size), text_encoder.activationBytes))
+    }
 }
 
 /// Where the shipped weights live: `--assets`/`L2S_ASSETS`; else found from the executable's real
@@ -75,8 +114,16 @@ public enum AssetLocator {
 /// Errors loading the toy model.
 public enum ToyModelError: Error, CustomStringConvertible {
     case assetsNotFound
+    /// A weights file holds NaN or Inf (`detail` names the first tensor and element).
+    case damagedWeights(file: String, detail: String)
     public var description: String {
-        "the embedded model's weights were not found (looked for toy/config.json in --assets or $L2S_ASSETS when given, else in Assets/ above the program, PREFIX/share/l2s/Assets and ./Assets)"
+        switch self {
+        case .assetsNotFound:
+            return "the embedded model's weights were not found (looked for toy/config.json in --assets or $L2S_ASSETS when given, else in Assets/ above the program, PREFIX/share/l2s/Assets and ./Assets)"
+
+        case let .damagedWeights(file, detail):
+            return "\(file): tensor \(detail) (the first non-finite value; the file is damaged)"
+        }
     }
 }
 
@@ -90,7 +137,11 @@ public final class ToyModel: TextToImageModel {
     public let scheduler: DDIMScheduler
     public private(set) var weightsHash: String = "untrained"
 
+    /// Builds the networks with random weights; the config is validated and its memory estimate
+    /// checked against `MemoryEstimate.available` first, so nothing is allocated for a bad config.
     public init(config: ToyModelConfig, seed: UInt64 = 0) throws {
+        try config.validate()
+        try config.memoryEstimate.check(model: "the toy model")
         self.config = config
         unet = try UNet2DConditionModel(config: config.unet, seed: seed)
         textEncoder = try CLIPTextModel(config: config.text_encoder, seed: seed &+ 1)
@@ -100,11 +151,17 @@ public final class ToyModel: TextToImageModel {
     /// Loads config.json, unet.safetensors and text_encoder.safetensors from a directory.
     public static func load(directory: String) throws -> ToyModel {
         let config = try ToyModelConfig.load(jsonFile: directory + "/config.json")
+        try config.validate(file: directory + "/config.json")
         let model = try ToyModel(config: config)
         let unetFile = try SafetensorsFile(path: directory + "/unet.safetensors")
         let textFile = try SafetensorsFile(path: directory + "/text_encoder.safetensors")
         try model.unet.loadStateDict(from: unetFile)
         try model.textEncoder.loadStateDict(from: textFile)
+        for (file, module) in [("unet.safetensors", model.unet), ("text_encoder.safetensors", model.textEncoder)] as [(String, Module)] {
+            if let bad = firstNonFiniteParameter(module) {
+                throw ToyModelError.damagedWeights(file: directory + "/" + file, detail: bad)
+            }
+        }
         model.weightsHash = unetFile.metadata["hash"] ?? fileHash(directory + "/unet.safetensors")
         model.unet.requiresGrad(false)
         model.textEncoder.requiresGrad(false)
@@ -132,7 +189,7 @@ public final class ToyModel: TextToImageModel {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try enc.encode(config).write(to: URL(fileURLWithPath: directory + "/config.json"))
+        try writeFilesAtomically([(directory + "/config.json", try enc.encode(config))])
         try unet.save(to: directory + "/unet.safetensors", dtype: dtype, metadata: metadata)
         try textEncoder.save(to: directory + "/text_encoder.safetensors", dtype: dtype, metadata: metadata)
     }

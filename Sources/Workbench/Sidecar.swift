@@ -131,7 +131,6 @@ public struct Sidecar: Codable, Equatable {
         let png = directory + "/" + base + ".png"
         let k = upscale ?? defaultUpscale(side: max(image.width, image.height))
         let pixels = k > 1 ? upscaleNearest(rgb: image.pixels, width: image.width, height: image.height, factor: k) : image.pixels
-        try writePNG(rgb: pixels, width: image.width * k, height: image.height * k, to: png)
         var car = make(run: run, state: s, imageFile: base + ".png", upscale: k)
         var strips: [String] = []
         for e in Set(run.iterations.map(\.edge)).sorted() {
@@ -140,8 +139,12 @@ public struct Sidecar: Codable, Equatable {
         }
         car.mapStrips = strips
         car.trace = base + ".trace.json"
-        try RunTrace.json(run, graph: s.graph).write(to: URL(fileURLWithPath: directory + "/" + base + ".trace.json"))
-        try car.json().write(to: URL(fileURLWithPath: directory + "/" + base + ".json"))
+        // PNG, sidecar and trace together or not at all (a failure leaves the previous files as they were).
+        try writeFilesAtomically([
+            (path: png, data: try encodePNG(rgb: pixels, width: image.width * k, height: image.height * k)),
+            (path: directory + "/" + base + ".trace.json", data: try RunTrace.json(run, graph: s.graph)),
+            (path: directory + "/" + base + ".json", data: car.json()),
+        ])
         return png
     }
 }

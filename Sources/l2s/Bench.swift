@@ -39,7 +39,7 @@ struct BenchEngine: ParsableCommand {
         discussion: "Scripts/bench_vs_torch.py runs the same ops in PyTorch CPU (same threads) and prints our time ÷ PyTorch's.")
 
     @OptionGroup var common: CommonOptions
-    @Option(help: "Timed repetitions per op (median reported).") var repeats: Int = 5
+    @Option(parsing: .unconditional, help: "Timed repetitions per op (median reported).") var repeats: Int = 5
     @Flag(help: "Print JSON instead of a table.") var json = false
     @Flag(help: "Small shapes (a smoke run for tests).") var quick = false
 
@@ -77,7 +77,7 @@ struct BenchUNet: ParsableCommand {
     @OptionGroup var common: CommonOptions
     @Option(help: "The diffusers folder.") var model: String
     @Option(help: "Image sizes, comma-separated.") var sizes = "256,512"
-    @Option(help: "Timed repetitions per size (median reported).") var repeats: Int = 3
+    @Option(parsing: .unconditional, help: "Timed repetitions per size (median reported).") var repeats: Int = 3
     @Flag(help: "Load the folder's .fp16.safetensors weights (computed in fp32).") var fp16 = false
     @Flag(help: "Print JSON.") var json = false
 

@@ -57,23 +57,35 @@ struct BuildDataset: ParsableCommand {
         images with --images DIR --annotations FILE.jsonl, one record a line: \
         {"image": "a.png", "subject": "dog", "relation": "to the left of", "object": "teddy bear"} (PNG files; \
         center-cropped and resized to the model's size; with --model they are VAE-encoded). \
-        Resumable: shards already in --out are kept and their examples skipped.
+        Resumable: shards already in --out are kept and their examples skipped (each is written to a temporary \
+        file and renamed into place, so an interrupted shard leaves nothing). With --shard i/n or --shard auto \
+        (a Slurm job array or Kubernetes Indexed Job, as for `l2s eval`) this process builds every n-th shard \
+        file from i; all tasks may share one --out.
         """)
 
     @OptionGroup var common: CommonOptions
     @OptionGroup var models: ModelOptions
-    @Option(help: "Number of rendered scenes (embedded model, without --annotations).") var scenes = 2000
+    @Option(parsing: .unconditional, help: "Number of rendered scenes (embedded model, without --annotations).") var scenes = 2000
     @Option(help: "Directory of your images (with --annotations).") var images: String?
     @Option(help: "JSON-lines file of (image, subject, relation, object) records (with --images).") var annotations: String?
     @Option(help: "Where the shards go.") var out = "runs/dataset"
     @Option(help: "inversion or forward-noising.") var source: DatasetSource = .forwardNoising
     @Flag(help: "Positive prompts only (the single-prompt ablation).") var single = false
     @Option(help: "Denoising step indices to record, comma-separated.") var steps = "5,10,15,20,25,49"
-    @Option(help: "Fixed-point iterations per inversion step (1 lifts the embedded model's reconstructions from a median 35.5 dB, some < 20, to ≥ 45 dB; `l2s invert` measures it).") var fixedPoint = 1
-    @Option(help: "Reconstruction PSNR gate in dB (inversion).") var psnrGate: Double = 20
-    @Option(help: "Images per shard.") var shardSize = 250
-    @Option(help: "Seed for scenes and noise.") var seed: UInt64 = 1
-    @Option(help: "Images per UNet batch.") var batchSize = 16
+    @Option(parsing: .unconditional, help: "Fixed-point iterations per inversion step (1 lifts the embedded model's reconstructions from a median 35.5 dB, some < 20, to ≥ 45 dB; `l2s invert` measures it).") var fixedPoint = 1
+    @Option(parsing: .unconditional, help: "Reconstruction PSNR gate in dB (inversion).") var psnrGate: Double = 20
+    @Option(parsing: .unconditional, help: "Images per shard.") var shardSize = 250
+    @Option(parsing: .unconditional, help: "Seed for scenes and noise.") var seed: UInt64 = 1
+    @Option(parsing: .unconditional, help: "Images per UNet batch.") var batchSize = 16
+    @Option(help: "Build only shard files i, i+n, … (i/n), or auto (Slurm array / Kubernetes Indexed Job task).") var shard: String?
+
+    func validate() throws {
+        if let shard {
+            do { _ = try EvalGrid.resolveShard(shard, environment: ProcessInfo.processInfo.environment) } catch let e as ShardError {
+                throw ValidationError(e.message)
+            }
+        }
+    }
 
     func run() throws {
         try common.apply()
@@ -112,11 +124,12 @@ struct BuildDataset: ParsableCommand {
         let builder = DatasetBuilder(model: model, config: config)
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
         let shards = (total + shardSize - 1) / shardSize
+        let (task, tasks) = try shard.map { try EvalGrid.resolveShard($0, environment: ProcessInfo.processInfo.environment) } ?? (0, 1)
         let bar = ProgressBar(total: total, label: "build-dataset")
         installInterruptHandler()
         var dropped = 0, samples = 0, skipped = 0
         let start = Date()
-        for shard in 0..<shards {
+        for shard in 0..<shards where shard % tasks == task {
             let path = "\(out)/shard-\(String(format: "%04d", shard)).safetensors"
             let count = min(shardSize, total - shard * shardSize)
             if FileManager.default.fileExists(atPath: path) {
@@ -164,17 +177,17 @@ struct TrainClassifier: ParsableCommand {
     @Option(help: "With --images: a Stable Diffusion diffusers folder whose attention is recorded (default: the embedded model).") var model: String?
     @Option(help: "Directory of your PNG images (records from --annotations).") var images: String?
     @Option(help: "JSON-lines (image, subject, relation, object) records for --images.") var annotations: String?
-    @Option(help: "With --model: image size 256 or 512 (default: the model's own).") var size: Int?
-    @Option(help: "With --images: fixed-point iterations per inversion step (the paper: 5).") var fixedPoint = 5
+    @Option(parsing: .unconditional, help: "With --model: image size 256 or 512 (default: the model's own).") var size: Int?
+    @Option(parsing: .unconditional, help: "With --images: fixed-point iterations per inversion step (the paper: 5).") var fixedPoint = 5
     @Option(help: "Output weights.") var out = "runs/classifier.safetensors"
-    @Option(help: "Model width d_model.") var dModel = 64
-    @Option(help: "Learning rate.") var lr: Float = 5e-4
-    @Option(help: "Maximum epochs.") var epochs = 60
-    @Option(help: "Batch size.") var batchSize = 64
-    @Option(help: "Dropout.") var dropout: Float = 0.1
+    @Option(parsing: .unconditional, help: "Model width d_model.") var dModel = 64
+    @Option(parsing: .unconditional, help: "Learning rate.") var lr: Float = 5e-4
+    @Option(parsing: .unconditional, help: "Maximum epochs.") var epochs = 60
+    @Option(parsing: .unconditional, help: "Batch size.") var batchSize = 64
+    @Option(parsing: .unconditional, help: "Dropout.") var dropout: Float = 0.1
     @Flag(help: "Train on positive-prompt samples only (the single-prompt ablation).") var positiveOnly = false
     @Flag(help: "Mirror training maps at random (left–right swaps left of/right of, top–bottom swaps above/below).") var flips = false
-    @Option(help: "Seed.") var seed: UInt64 = 0
+    @Option(parsing: .unconditional, help: "Seed.") var seed: UInt64 = 0
 
     func run() throws {
         try common.apply()

@@ -11,7 +11,10 @@ struct Eval: ParsableCommand {
         abstract: "Measure object presence and spatial accuracy (GenEval position rule) with the toy detector.",
         discussion: """
         Default prompts: every ordered pair of the 8 toy classes × 4 relations (224 prompts). Use --shard i/n
-        to run one slice of the prompt × seed grid (e.g. as a job array) and `l2s eval merge` to combine them.
+        to run one slice of the prompt × seed grid, or --shard auto inside a Slurm job array or a Kubernetes
+        Indexed Job (SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT, or JOB_COMPLETION_INDEX with L2S_SHARD_COUNT),
+        and `l2s eval merge` to combine them (it checks that every shard is there exactly once and complete).
+        A shard's --out file is resumable: run the same command again and it continues where it stopped.
         """,
         subcommands: [EvalRun.self, EvalMerge.self],
         defaultSubcommand: EvalRun.self)
@@ -26,12 +29,12 @@ struct EvalRun: ParsableCommand {
     @Option(help: "Prompt file, one prompt per line (default: the --preset list).") var prompts: String?
     @Option(help: "Built-in prompt list: pairs (8×7 ordered class pairs × 4 relations = 224) or chains (200 three-object prompts with two relations).")
     var preset = "pairs"
-    @Option(help: "Seeds per prompt.") var seeds = 1
-    @Option(help: "First seed.") var firstSeed: UInt64 = 0
-    @Option(help: "Use only the first N prompts.") var limit: Int?
-    @Option(help: "Run shard i of n (i/n, 0-based).") var shard: String?
-    @Option(help: "Denoising steps.") var steps: Int?
-    @Option(help: "Guidance scale.") var guidance: Float?
+    @Option(parsing: .unconditional, help: "Seeds per prompt.") var seeds = 1
+    @Option(parsing: .unconditional, help: "First seed.") var firstSeed: UInt64 = 0
+    @Option(parsing: .unconditional, help: "Use only the first N prompts.") var limit: Int?
+    @Option(help: "Run shard i of n (i/n, 0-based), or auto: the shard the Slurm array or Kubernetes Indexed Job gives this task.") var shard: String?
+    @Option(parsing: .unconditional, help: "Denoising steps.") var steps: Int?
+    @Option(parsing: .unconditional, help: "Guidance scale.") var guidance: Float?
     @Option(help: "Write one JSON record per image to this file (JSON lines).") var out: String?
     @Flag(help: "Run base and steered on the same prompts and seeds (two records per case).") var compare = false
     @Option(help: "Name of the steered rows (default steered-<loss>), e.g. to tell two classifiers apart.") var label: String?
@@ -39,7 +42,11 @@ struct EvalRun: ParsableCommand {
     func validate() throws {
         guard (1...10_000).contains(seeds) else { throw ValidationError("--seeds must be in 1…10000") }
         guard ["pairs", "chains"].contains(preset) else { throw ValidationError("--preset must be pairs or chains") }
-        if let shard, EvalGrid.parseShard(shard) == nil { throw ValidationError("--shard must look like i/n with 0 ≤ i < n") }
+        if let shard {
+            do { _ = try EvalGrid.resolveShard(shard, environment: ProcessInfo.processInfo.environment) } catch let e as ShardError {
+                throw ValidationError(e.message)
+            }
+        }
         if let limit, limit < 1 { throw ValidationError("--limit must be ≥ 1") }
     }
 
@@ -53,35 +60,59 @@ struct EvalRun: ParsableCommand {
         var list = try prompts.map(readPromptFile) ?? (preset == "chains" ? Eval.chainPrompts() : Eval.defaultPrompts())
         if let limit { list = Array(list.prefix(limit)) }
         var cases = EvalGrid.cases(prompts: list, seeds: seeds, firstSeed: firstSeed)
-        if let shard, let (i, n) = EvalGrid.parseShard(shard) { cases = EvalGrid.shard(cases, index: i, count: n) }
+        let grid = cases.count
+        let (shardIndex, shardCount) = try shard.map { try EvalGrid.resolveShard($0, environment: ProcessInfo.processInfo.environment) } ?? (0, 1)
+        cases = EvalGrid.shard(cases, index: shardIndex, count: shardCount)
         let steeredName = label ?? "steered-\(schedule.loss.rawValue)"
         let modes: [(String, Bool)] = compare ? [("base", false), (steeredName, true)]
                                               : [(schedule.enabled ? steeredName : "base", schedule.enabled)]
+        let shardName = "\(shardIndex)/\(shardCount)"
+        let fingerprint = runFingerprint(prompts: list + ["seeds \(seeds) from \(firstSeed)"], modes: modes.map(\.0), schedule: schedule, modelHash: model.weightsHash,
+                                         steps: steps ?? model.config.default_steps, guidance: guidance ?? model.config.default_guidance)
+        // An existing --out of the same run and shard is resumed: its records are kept and their cases skipped.
+        var records: [EvalRecord] = []
+        if let out, FileManager.default.fileExists(atPath: out) {
+            let existing: [EvalRecord]
+            do { existing = try EvalRecords.readForResume(out) } catch { throw ValidationError("\(error)") }
+            if let other = existing.first(where: { $0.shard != shardName || $0.grid != grid || $0.run != fingerprint }) {
+                throw ValidationError("\(out) holds records of another run (shard \(other.shard ?? "none"), grid \(other.grid.map(String.init) ?? "?")) or other settings; remove it or choose another --out")
+            }
+            records = existing
+            if !existing.isEmpty { note("resuming \(out): \(existing.count) of \(cases.count * modes.count) records already there") }
+        }
+        let done = Set(records.map { "\($0.mode)#\($0.index)" })
         let handle: FileHandle? = try out.map { path in
-            _ = FileManager.default.createFile(atPath: path, contents: nil)
+            if !FileManager.default.fileExists(atPath: path) {
+                let dir = (path as NSString).deletingLastPathComponent
+                if !dir.isEmpty { try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
+                _ = FileManager.default.createFile(atPath: path, contents: nil)
+            }
             guard let h = FileHandle(forWritingAtPath: path) else { throw ValidationError("cannot write \(path)") }
+            _ = try h.seekToEnd()
             return h
         }
         let generator = SteeredGenerator(model: model, classifier: classifier, vocabulary: ModelOptions.toyVocabulary)
-        var records: [EvalRecord] = []
         let bar = ProgressBar(total: cases.count * modes.count, label: "eval")
         installInterruptHandler()
         for c in cases {
             for (mode, steer) in modes {
                 if interruptRequested != 0 { break }
+                if done.contains("\(mode)#\(c.index)") { continue }
                 var s = schedule
                 s.enabled = steer
                 let settings = GenerationSettings(
                     sampler: SamplerSettings(prompt: c.prompt, seed: c.seed, steps: steps ?? model.config.default_steps,
                                              guidanceScale: guidance ?? model.config.default_guidance),
                     steering: s)
-                let record = try judge(generator: generator, case: c, mode: mode, settings: settings)
+                var record = try judge(generator: generator, case: c, mode: mode, settings: settings)
+                record.shard = shardName; record.grid = grid; record.run = fingerprint
                 records.append(record)
                 if let handle { try EvalRecords.append(record, to: handle) }
                 let summary = EvalSummary(records: records)
                 bar.update(records.count, detail: String(format: "presence %.2f accuracy %.2f", summary.presence, summary.accuracy))
             }
         }
+        try handle?.synchronize()
         try handle?.close()
         printSummary(records)
         if interruptRequested != 0 { note("interrupted: \(records.count) records written"); throw ExitCode(130) }
@@ -104,12 +135,18 @@ struct EvalRun: ParsableCommand {
                                  probabilities: lastProbability.isEmpty ? nil : lastProbability.keys.sorted().map { lastProbability[$0]! })
         record.setInstances(Eval.instanceCounts(detector.instances(image: image)),
                             named: result.graph.objects.map { $0.vocabularyName ?? $0.name })
+        let values = image.array
+        if let defect = imageDefect(values: values, rgb: imageToRGB8(values, width: image.shape[2], height: image.shape[1])) {
+            record.defect = defect
+            note("warning: prompt \(c.index + 1) seed \(c.seed) (\(mode)): the image is \(defect); its record has \"defect\"")
+        }
         return record
     }
 
     func readPromptFile(_ path: String) throws -> [String] {
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw ValidationError("cannot read \(path)") }
-        let lines = text.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        let text: [String]
+        do { text = try TextLines.read(path: path) } catch let e as TextFileError { throw ValidationError(e.description) }
+        let lines = text.map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         guard !lines.isEmpty else { throw ValidationError("\(path) has no prompts") }
         return lines
     }
@@ -123,15 +160,31 @@ struct EvalMerge: ParsableCommand {
     func validate() throws { if files.isEmpty { throw ValidationError("give at least one file") } }
 
     func run() throws {
-        let merged = try EvalRecords.merge(files.map(EvalRecords.read))
+        let merged: [EvalRecord]
+        do { merged = try EvalRecords.mergeShards(files.map { ($0, try EvalRecords.read($0)) }) } catch let e as EvalError {
+            throw RuntimeError(e.description)
+        }
         if let out {
-            _ = FileManager.default.createFile(atPath: out, contents: nil)
-            guard let h = FileHandle(forWritingAtPath: out) else { throw ValidationError("cannot write \(out)") }
-            for r in merged { try EvalRecords.append(r, to: h) }
-            try h.close()
+            let enc = JSONEncoder()
+            enc.outputFormatting = [.sortedKeys]
+            var data = Data()
+            for r in merged { data.append(try enc.encode(r)); data.append(0x0A) }
+            do { try writeFilesAtomically([(out, data)]) } catch let e as OutputWriteError { throw RuntimeError(e.description) }
         }
         printSummary(merged)
     }
+}
+
+/// A short fingerprint of everything that decides an eval run's records (prompts, modes, steering,
+/// model weights, steps, guidance), so a resumed or merged shard is known to be the same run.
+func runFingerprint(prompts: [String], modes: [String], schedule: SteeringSchedule, modelHash: String, steps: Int, guidance: Float) -> String {
+    let enc = JSONEncoder()
+    enc.outputFormatting = [.sortedKeys]
+    let scheduleJSON = (try? enc.encode(schedule)).map { String(decoding: $0, as: UTF8.self) } ?? ""
+    let text = ([modelHash, "\(steps)", "\(guidance)", scheduleJSON] + modes + prompts).joined(separator: "\u{1F}")
+    var h: UInt64 = 0xcbf2_9ce4_8422_2325
+    for b in text.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+    return String(format: "%016llx", h)
 }
 
 extension Eval {

@@ -15,13 +15,13 @@ struct Generate: ParsableCommand {
     @OptionGroup var models: ModelOptions
     @OptionGroup var steering: SteeringOptions
     @Option(help: "The prompt, e.g. \"a red circle to the left of a blue square\".") var prompt: String
-    @Option(help: "Random seed (printed and saved).") var seed: UInt64?
+    @Option(parsing: .unconditional, help: "Random seed (printed and saved).") var seed: UInt64?
     @Option(help: "Negative prompt (the unconditional branch of classifier-free guidance).") var negativePrompt = ""
-    @Option(help: "Denoising steps.") var steps: Int?
+    @Option(parsing: .unconditional, help: "Denoising steps.") var steps: Int?
     @Option(name: .customLong("sampler"), help: "Sampler: ddim (default; the paper's, invertible), dpm++2m (DPM-Solver++ 2M: ~20 steps suffice) or euler.") var samplerKind: SamplerKind = .ddim
-    @Option(help: "Classifier-free guidance scale.") var guidance: Float?
+    @Option(parsing: .unconditional, help: "Classifier-free guidance scale.") var guidance: Float?
     @Option(help: "Output PNG path (a .json sidecar is written beside it).") var out: String?
-    @Option(help: "Upscale the saved PNG by this integer factor (nearest neighbour) for viewing.") var upscale = 1
+    @Option(parsing: .unconditional, help: "Upscale the saved PNG by this integer factor (nearest neighbour) for viewing.") var upscale = 1
     @Option(help: "Write the whole event stream (steps with x̂₀ previews and, for the embedded model, the detector's reading of them; steering iterations with their maps) to this JSON file; `l2s replay FILE` opens it.") var trace: String?
     @Flag(help: "Also write the subject's and object's maps over the steered steps as one PNG strip per relation (<out>-maps-relN.png).") var maps = false
 
@@ -99,20 +99,24 @@ struct Generate: ParsableCommand {
         for w in warnings { note("note: \(w)") }
         let image = result.image.reshaped(Array(result.image.shape.dropFirst()))
         let side = image.shape[1]
-        var rgb = imageToRGB8(image.array, width: image.shape[2], height: side)
+        let values = image.array
+        var rgb = imageToRGB8(values, width: image.shape[2], height: side)
         let finalImage = RGBImage(width: image.shape[2], height: side, pixels: rgb)
+        let defect = imageDefect(values: values, rgb: rgb)
         if upscale > 1 { rgb = upscaleNearest(rgb: rgb, width: side, height: side, factor: upscale) }
-        try FileManager.default.createDirectory(atPath: (outPath as NSString).deletingLastPathComponent.isEmpty ? "." : (outPath as NSString).deletingLastPathComponent,
-                                                withIntermediateDirectories: true)
-        try writePNG(rgb: rgb, width: side * upscale, height: side * upscale, to: outPath)
-        let sidecar: [String: Any] = [
+        var sidecar: [String: Any] = [
             "prompt": prompt, "seed": seed, "steps": sampler.steps, "guidance": sampler.guidanceScale, "sampler": sampler.sampler.rawValue,
             "model": loaded.name, "model_hash": model.weightsHash, "negative_prompt": negativePrompt, "steered": schedule.enabled,
             "steering": (try? JSONSerialization.jsonObject(with: JSONEncoder().encode(schedule))) ?? [:],
             "relations": result.graph.triplets().map { "\($0.0) \($0.1.displayName) \($0.2)" },
             "seconds": result.seconds, "per_step": stepProbabilities, "png": (outPath as NSString).lastPathComponent,
         ]
-        try JSONSerialization.data(withJSONObject: sidecar, options: [.prettyPrinted, .sortedKeys]).write(to: URL(fileURLWithPath: sidecarPath))
+        if let defect { sidecar["defect"] = defect }
+        // PNG, sidecar and trace are one group: all three replace what was there, or none does.
+        var files: [(path: String, data: Data)] = [
+            (outPath, try encodePNG(rgb: rgb, width: side * upscale, height: side * upscale)),
+            (sidecarPath, try JSONSerialization.data(withJSONObject: sidecar, options: [.prettyPrinted, .sortedKeys])),
+        ]
         if let trace {
             var recorded = LiveSettings()
             recorded.seed = seed
@@ -123,7 +127,11 @@ struct Generate: ParsableCommand {
             recorded.order = result.graph.order
             var top = RunTrace.header(prompt: prompt, settings: recorded)
             top["events"] = traceEvents + [["event": "final", "image": RunTrace.imageJSON(finalImage), "seconds": result.seconds]]
-            try JSONSerialization.data(withJSONObject: top, options: [.sortedKeys]).write(to: URL(fileURLWithPath: trace))
+            files.append((trace, try JSONSerialization.data(withJSONObject: top, options: [.sortedKeys])))
+        }
+        do { try writeFilesAtomically(files) } catch let e as OutputWriteError { throw RuntimeError(e.description) }
+        if let defect {
+            throw RuntimeError("the image is \(defect); wrote \(outPath) for inspection, flagged \"defect\" in its sidecar", exitCode: 3)
         }
         for (edge, columns) in strips.sorted(by: { $0.key < $1.key }) {
             let path = (outPath as NSString).deletingPathExtension + "-maps-rel\(edge + 1).png"

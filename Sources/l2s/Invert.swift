@@ -23,12 +23,12 @@ struct Invert: ParsableCommand {
     @OptionGroup var models: ModelOptions
     @Option(help: "PNG to invert (center-cropped and resized to the model's size).") var image: String?
     @Option(help: "Prompt for the inversion (with --image).") var prompt: String?
-    @Option(help: "Without --image: number of rendered toy scenes.") var scenes = 8
-    @Option(help: "Seed of the rendered scenes.") var seed: UInt64 = 1
-    @Option(help: "Denoising steps of the schedule.") var steps: Int?
-    @Option(help: "Invert up to this step index (0 = the noisiest).") var fromStep = 0
-    @Option(help: "Fixed-point iterations per inversion step.") var fixedPoint = 0
-    @Option(help: "PSNR gate in dB (the share of reconstructions above it is reported).") var psnrGate = 20.0
+    @Option(parsing: .unconditional, help: "Without --image: number of rendered toy scenes.") var scenes = 8
+    @Option(parsing: .unconditional, help: "Seed of the rendered scenes.") var seed: UInt64 = 1
+    @Option(parsing: .unconditional, help: "Denoising steps of the schedule.") var steps: Int?
+    @Option(parsing: .unconditional, help: "Invert up to this step index (0 = the noisiest).") var fromStep = 0
+    @Option(parsing: .unconditional, help: "Fixed-point iterations per inversion step.") var fixedPoint = 0
+    @Option(parsing: .unconditional, help: "PSNR gate in dB (the share of reconstructions above it is reported).") var psnrGate = 20.0
     @Option(help: "Write the reconstruction (the first one with --scenes) to this PNG.") var out: String?
 
     func run() throws {

@@ -27,6 +27,60 @@ struct L2S: ParsableCommand {
         """,
         subcommands: [TUI.self, Replay.self, Generate.self, Eval.self, Parse.self, Invert.self, Verify.self, BuildDataset.self, TrainBase.self, TrainClassifier.self, Bench.self],
         defaultSubcommand: TUI.self)
+
+    /// Runs the command line. A failure is exactly one line on stderr (`Error: …`); bad input (exit 64)
+    /// ends with a pointer to the subcommand's `--help`, as git and cargo do, instead of the usage block.
+    static func main() {
+        let arguments = Array(CommandLine.arguments.dropFirst())
+        do {
+            var command = try parseAsRoot(arguments)
+            try command.run()
+        } catch {
+            fail(error, arguments: arguments)
+        }
+    }
+
+    static func fail(_ error: Error, arguments: [String]) -> Never {
+        if let e = error as? RuntimeError {
+            note("Error: \(oneLine(e.message))")
+            Foundation.exit(e.exitCode)
+        }
+        let code = exitCode(for: error)
+        if code == .success { exit(withError: error) }  // --help, --version: ArgumentParser prints them on stdout
+        let message = oneLine(self.message(for: error))
+        if !message.isEmpty {
+            note("Error: \(message)" + (code == .validationFailure ? " (see '\(helpCommand(arguments)) --help')" : ""))
+        }
+        Foundation.exit(code.rawValue)
+    }
+
+    /// "l2s eval run" for `eval run --shard x`: the deepest subcommand the arguments name.
+    static func helpCommand(_ arguments: [String]) -> String {
+        var command: ParsableCommand.Type = L2S.self
+        var names = ["l2s"]
+        for a in arguments {
+            guard let sub = command.configuration.subcommands.first(where: { $0._commandName == a }) else { break }
+            names.append(a)
+            command = sub
+        }
+        return names.joined(separator: " ")
+    }
+
+    /// Messages are printed as one line: line breaks become "; ", and a leading "Error: " is dropped.
+    static func oneLine(_ text: String) -> String {
+        var t = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        if t.hasPrefix("Error: ") { t.removeFirst(7) }
+        return t.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            .joined(separator: "; ")
+    }
+}
+
+/// A failure while running (not bad input): one line on stderr and `exitCode` (1 unless said).
+struct RuntimeError: Error, CustomStringConvertible {
+    let message: String
+    let exitCode: Int32
+    init(_ message: String, exitCode: Int32 = 1) { self.message = message; self.exitCode = exitCode }
+    var description: String { message }
 }
 
 /// `l2s tui` (the default): the terminal workbench.
@@ -64,7 +118,7 @@ extension GraphicsChoice: ExpressibleByArgument {}
 
 /// Options every subcommand shares.
 struct CommonOptions: ParsableArguments {
-    @Option(help: "Worker threads for BLAS and element-wise loops (default: L2S_THREADS or all cores).")
+    @Option(parsing: .unconditional, help: "Worker threads for BLAS and element-wise loops (default: L2S_THREADS or all cores).")
     var threads: Int?
 
     func apply() throws {

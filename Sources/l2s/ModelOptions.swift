@@ -22,7 +22,7 @@ struct ModelOptions: ParsableArguments {
     var assets: String?
     @Option(help: "A Stable Diffusion 1.x/2.x diffusers folder (instead of the embedded model).")
     var model: String?
-    @Option(help: "Image size for --model: a multiple of 64 in 64…1024, e.g. 256 or 512 (default: the model's own).")
+    @Option(parsing: .unconditional, help: "Image size for --model: a multiple of 64 in 64…1024, e.g. 256 or 512 (default: the model's own).")
     var size: Int?
     @Flag(help: "With --model: prefer the folder's .fp16.safetensors weights (computed in fp32).")
     var fp16 = false
@@ -40,14 +40,17 @@ struct ModelOptions: ParsableArguments {
     func load() throws -> LoadedModel {
         if let model {
             let sd: StableDiffusionModel
-            do { sd = try StableDiffusionModel(path: model, preferFP16: fp16) } catch {
+            do {
+                // The latent side for --size needs the VAE's factor, known once the folder's configs are read.
+                let factor = size == nil ? 1 : try ModelFolder(path: model, preferFP16: fp16).vaeConfig.downscale
+                sd = try StableDiffusionModel(path: model, preferFP16: fp16, latentSize: size.map { $0 / factor })
+            } catch {
                 throw ValidationError("\(error)")
             }
-            if let size { sd.latentSize = size / sd.vae.config.downscale }
             return LoadedModel(model: sd, name: "stable-diffusion", defaultSteps: 50, defaultGuidance: 7.5, vocabulary: nil)
         }
         if size != nil { throw ValidationError("--size applies to --model folders; the embedded model is 32×32") }
-        let toy = try ToyModel.loadEmbedded(assets: assets)
+        let toy = try loadEmbedded()
         return LoadedModel(model: toy, name: "toy", defaultSteps: toy.config.default_steps,
                            defaultGuidance: toy.config.default_guidance, vocabulary: ModelOptions.toyVocabulary)
     }
@@ -55,7 +58,12 @@ struct ModelOptions: ParsableArguments {
     /// Loads the embedded toy model (commands that need its world: eval, build-dataset).
     func loadToy(for command: String) throws -> ToyModel {
         if model != nil { throw ValidationError("\(command) works on the embedded model only (it needs the toy world's renderer and detector)") }
-        return try ToyModel.loadEmbedded(assets: assets)
+        return try loadEmbedded()
+    }
+
+    /// The embedded model; a missing, invalid or damaged model is bad input (exit 64), as for --model.
+    private func loadEmbedded() throws -> ToyModel {
+        do { return try ToyModel.loadEmbedded(assets: assets) } catch { throw ValidationError("\(error)") }
     }
 
     /// The classifier if one is available (nil when `required` is false and none is found).
@@ -77,11 +85,11 @@ struct SteeringOptions: ParsableArguments {
     @Flag(help: "Steer toward the prompt's relations (Learn-to-Steer).") var steer = false
     @Option(help: "Loss that judges the arrangement: learned (the relation classifier) or handcrafted (map centroids).")
     var loss: SteeringLoss = .learned
-    @Option(help: "Steered steps as start:end (end exclusive), e.g. 0:25.") var steerSteps = "0:25"
+    @Option(parsing: .unconditional, help: "Steered steps as start:end (end exclusive), e.g. 0:25.") var steerSteps = "0:25"
     @Option(help: "Update rule: normalized (step = update RMS) or plain (z -= s·grad, the paper's).") var update: SteeringUpdate = .normalized
-    @Option(help: "Step size (update RMS for normalized; s for plain; the paper uses 5–7.5).") var stepSize: Float?
-    @Option(help: "Maximum refinement iterations per steered step (the paper: 16).") var iterations: Int?
-    @Option(help: "Stop a step's refinement once p(target) reaches this.") var probabilityTarget: Float?
+    @Option(parsing: .unconditional, help: "Step size (update RMS for normalized; s for plain; the paper uses 5–7.5).") var stepSize: Float?
+    @Option(parsing: .unconditional, help: "Maximum refinement iterations per steered step (the paper: 16).") var iterations: Int?
+    @Option(parsing: .unconditional, help: "Stop a step's refinement once p(target) reaches this.") var probabilityTarget: Float?
     @Flag(help: "The paper's settings: plain step 5, 16 iterations, near-zero loss targets.") var paper = false
 
     func schedule() throws -> SteeringSchedule {
@@ -95,7 +103,12 @@ struct SteeringOptions: ParsableArguments {
         }
         s.startStep = a; s.endStep = b
         if let stepSize {
-            guard stepSize.isFinite && stepSize >= 0 else { throw ValidationError("--step-size must be ≥ 0") }
+            // Bounded: a normalized step is the update's RMS in latent units (latents have RMS ≈ 1), and the
+            // paper's plain steps are 5–7.5; larger values only blow the latent up (1e30 gave a black image).
+            let limit: Float = s.update == .normalized ? SteeringSchedule.maxNormalizedStep : SteeringSchedule.maxPlainStep
+            guard stepSize.isFinite && stepSize >= 0 && stepSize <= limit else {
+                throw ValidationError("--step-size must be in 0…\(Int(limit)) for --update \(s.update.rawValue) (got \(stepSize))")
+            }
             s.stepSizes = [stepSize]
         }
         if let iterations {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Diffusion
 import Steering
 import ToyWorld
 
@@ -26,11 +27,10 @@ struct Parse: ParsableCommand {
             }
             return
         }
-        guard let text = try? String(contentsOfFile: file!, encoding: .utf8) else {
-            throw ValidationError("cannot read \(file!)")
-        }
+        let lines: [String]
+        do { lines = try TextLines.read(path: file!) } catch let e as TextFileError { throw ValidationError(e.description) }
         var failures = 0
-        for line in text.split(separator: "\n", omittingEmptySubsequences: false) where !line.trimmingCharacters(in: .whitespaces).isEmpty {
+        for line in lines where !line.trimmingCharacters(in: .whitespaces).isEmpty {
             do {
                 print(try json(parser.parse(String(line)), pretty: false))
             } catch let e as PromptError {

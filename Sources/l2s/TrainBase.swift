@@ -16,16 +16,16 @@ struct TrainBase: ParsableCommand {
 
     @OptionGroup var common: CommonOptions
     @Option(help: "Run directory for checkpoints.") var runDir = "runs/toy-base"
-    @Option(help: "Total optimisation steps (the shipped model: 3600).") var steps = 3600
-    @Option(help: "Images per step.") var batchSize = 32
-    @Option(help: "Peak learning rate (AdamW).") var lr: Float = 1e-3
-    @Option(help: "Warm-up steps.") var warmup = 200
-    @Option(help: "Random seed (scenes, captions, noise, initial weights).") var seed: UInt64 = 0
-    @Option(help: "Checkpoint interval in steps.") var checkpointEvery = 100
-    @Option(help: "Image size: 32, 48 or 64.") var size = 32
+    @Option(parsing: .unconditional, help: "Total optimisation steps (the shipped model: 3600).") var steps = 3600
+    @Option(parsing: .unconditional, help: "Images per step.") var batchSize = 32
+    @Option(parsing: .unconditional, help: "Peak learning rate (AdamW).") var lr: Float = 1e-3
+    @Option(parsing: .unconditional, help: "Warm-up steps.") var warmup = 200
+    @Option(parsing: .unconditional, help: "Random seed (scenes, captions, noise, initial weights).") var seed: UInt64 = 0
+    @Option(parsing: .unconditional, help: "Checkpoint interval in steps.") var checkpointEvery = 100
+    @Option(parsing: .unconditional, help: "Image size: 32, 48 or 64.") var size = 32
     @Option(help: "Where to export the trained weights (config.json, unet/text_encoder safetensors).") var export = "Assets/toy"
     @Flag(help: "Ignore an existing checkpoint and start over.") var fresh = false
-    @Option(help: "Stop at this step of the --steps schedule and export (a shorter run on the same LR schedule).") var stopAt: Int?
+    @Option(parsing: .unconditional, help: "Stop at this step of the --steps schedule and export (a shorter run on the same LR schedule).") var stopAt: Int?
     @Flag(help: "Export the checkpoint's weights to --export without training (a snapshot of a running job).") var exportOnly = false
     @Flag(help: "With --export-only: export the raw weights instead of the EMA.") var raw = false
     @Flag(help: "Print the checkpoint's ε-prediction error per noise level on a held-out batch, then exit.") var diagnose = false

@@ -21,7 +21,7 @@ struct Verify: ParsableCommand {
     @Option(help: "Directory with model/ (a diffusers folder) and reference.safetensors.") var against: String?
     @Option(help: "The diffusers folder (default: DIR/model).") var model: String?
     @Option(help: "The reference outputs (default: DIR/reference.safetensors).") var reference: String?
-    @Option(help: "Largest allowed error relative to the output's scale.") var tolerance: Float = 1e-4
+    @Option(parsing: .unconditional, help: "Largest allowed error relative to the output's scale.") var tolerance: Float = 1e-4
     @Flag(help: "Load the folder's .fp16.safetensors weights (computed in fp32).") var fp16 = false
 
     func run() throws {

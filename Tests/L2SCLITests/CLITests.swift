@@ -80,7 +80,107 @@ import Tensors
             #expect(r.status != 0, "\(args) exited 0")
             #expect(r.stderr.lowercased().contains(fragment.lowercased()), "\(args): stderr was \(r.stderr)")
             #expect(!r.stderr.contains("Fatal error"), "\(args) crashed: \(r.stderr)")
+            // Exactly one line (no usage block), as the README says; bad input points at the subcommand's help.
+            #expect(r.stderr.split(separator: "\n").count == 1, "\(args): \(r.stderr)")
+            if r.status == 64 { #expect(r.stderr.contains("(see 'l2s \(args[0])"), "\(args): \(r.stderr)") }
         }
+    }
+
+    /// Negative numbers reach the range checks (ArgumentParser read `-1` as a flag: "Missing value for
+    /// '--steps <steps>'"), and step size has an upper bound (1e39 said "must be ≥ 0").
+    @Test func negativeAndHugeNumbersGetTheValidatorsMessage() throws {
+        let base = ["generate", "--assets", Self.tinyAssets, "--prompt", "a red circle to the left of a blue square"]
+        let cases: [([String], String)] = [
+            (["--steps", "-1"], "--steps must be in 1…1000"), (["--guidance", "-5"], "--guidance must be in 0…50"),
+            (["--guidance", "-inf"], "--guidance must be in 0…50"), (["--threads", "-3"], "--threads must be in 1…256"),
+            (["--upscale", "-1"], "--upscale must be in 1…64"), (["--iterations", "-1"], "--iterations must be in 0…100"),
+            (["--step-size", "-1"], "--step-size must be in 0…10"), (["--step-size", "1e39"], "--step-size must be in 0…10"),
+            (["--step-size", "1e30", "--update", "plain"], "--step-size must be in 0…100"),
+            (["--steer-steps", "-5:3"], "--steer-steps must look like"), (["--seed", "-1"], "'-1' is invalid for '--seed"),
+        ]
+        for (extra, fragment) in cases {
+            let r = try Self.run(base + extra)
+            #expect(r.status == 64, "\(extra): \(r.status)")
+            #expect(r.stderr.contains(fragment) && r.stderr.split(separator: "\n").count == 1, "\(extra): \(r.stderr)")
+        }
+        let eval = try Self.run(["eval", "--assets", Self.tinyAssets, "--seeds", "-2"])
+        #expect(eval.status == 64 && eval.stderr.contains("--seeds must be in 1…10000") && eval.stderr.contains("see 'l2s eval"), "\(eval.stderr)")
+    }
+
+    /// A directory where the sidecar goes: nothing is written (the PNG used to be left without a sidecar),
+    /// one line; `--trace` into a missing folder creates it (was a raw NSError dump after the PNG was written).
+    @Test func outputsAreWrittenTogetherOrNotAtAll() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("l2s-atomic-\(getpid())").path
+        try? FileManager.default.removeItem(atPath: dir)
+        try FileManager.default.createDirectory(atPath: dir + "/x.json", withIntermediateDirectories: true)
+        let args = ["generate", "--assets", Self.tinyAssets, "--prompt", "a red circle", "--steps", "2", "--seed", "1"]
+        let r = try Self.run(args + ["--out", dir + "/x.png"])
+        #expect(r.status == 1 && r.stderr.hasSuffix("Error: cannot write \(dir)/x.json: it is a directory\n"), "\(r.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: dir + "/x.png"))
+        let t = try Self.run(args + ["--out", dir + "/y.png", "--trace", dir + "/new/t.json"])
+        #expect(t.status == 0, "\(t.stderr)")
+        #expect(FileManager.default.fileExists(atPath: dir + "/new/t.json") && FileManager.default.fileExists(atPath: dir + "/y.json"))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir).sorted() == ["new", "x.json", "y.json", "y.png"])
+    }
+
+    /// On a full file system (a 64 kB tmpfs; needs root, as CI runs), overwriting an existing PNG fails
+    /// with one line and leaves the old PNG and sidecar byte-for-byte (libpng used to delete the PNG).
+    @Test(.enabled(if: getuid() == 0)) func aFullDiskKeepsThePreviousFiles() throws {
+        let mountPoint = FileManager.default.temporaryDirectory.appendingPathComponent("l2s-full-\(getpid())").path
+        try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: true)
+        let mount = Process()
+        mount.executableURL = URL(fileURLWithPath: "/bin/mount")
+        mount.arguments = ["-t", "tmpfs", "-o", "size=64k", "tmpfs", mountPoint]
+        try mount.run()
+        mount.waitUntilExit()
+        try #require(mount.terminationStatus == 0, "cannot mount a tmpfs")
+        defer {
+            let umount = Process()
+            umount.executableURL = URL(fileURLWithPath: "/bin/umount")
+            umount.arguments = [mountPoint]
+            try? umount.run()
+            umount.waitUntilExit()
+        }
+        let oldPNG = Data((0..<3000).map { UInt8(($0 * 7) % 256) }), oldJSON = Data(String(repeating: "OLD ", count: 1200).utf8)
+        try oldPNG.write(to: URL(fileURLWithPath: mountPoint + "/old.png"))
+        try oldJSON.write(to: URL(fileURLWithPath: mountPoint + "/old.json"))
+        // Fill what is left.
+        let filler = FileHandle(forWritingAtPath: mountPoint + "/filler") ?? {
+            FileManager.default.createFile(atPath: mountPoint + "/filler", contents: nil)
+            return FileHandle(forWritingAtPath: mountPoint + "/filler")!
+        }()
+        while (try? filler.write(contentsOf: Data(count: 4096))) != nil {}
+        try? filler.close()
+        let r = try Self.run(["generate", "--assets", Self.tinyAssets, "--prompt", "a red circle to the left of a blue square",
+                              "--steps", "2", "--upscale", "8", "--out", mountPoint + "/old.png"])
+        #expect(r.status == 1)
+        #expect(r.stderr.hasSuffix("Error: cannot write \(mountPoint)/old.png: No space left on device\n"), "\(r.stderr)")
+        #expect(FileManager.default.contents(atPath: mountPoint + "/old.png") == oldPNG)
+        #expect(FileManager.default.contents(atPath: mountPoint + "/old.json") == oldJSON)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: mountPoint).sorted() == ["filler", "old.json", "old.png"])
+    }
+
+    /// A run whose image comes out constant (here: a UNet that predicts a huge constant noise, so every
+    /// x̂₀ clips to black) exits 3 with one line and flags the sidecar, instead of exit 0 with a black PNG.
+    @Test func aConstantImageIsReported() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("l2s-black-\(getpid())").path
+        let model = try ToyModel(config: .small, seed: 1)
+        model.unet.conv_out.weight.assign(Tensor(zeros: model.unet.conv_out.weight.shape))
+        model.unet.conv_out.bias!.assign(Tensor(Array(repeating: 1000, count: 3)))
+        try model.save(directory: dir + "/assets/toy")
+        let r = try Self.run(["generate", "--assets", dir + "/assets", "--prompt", "a red circle", "--steps", "3", "--out", dir + "/b.png"])
+        #expect(r.status == 3, "\(r.stderr)")
+        let errors = r.stderr.split(separator: "\n").filter { $0.hasPrefix("Error") }
+        #expect(errors.count == 1 && errors[0].contains("the image is constant (every pixel is RGB 0,0,0)"), "\(r.stderr)")
+        let sidecar = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/b.json"))) as? [String: Any]
+        #expect((sidecar?["defect"] as? String)?.hasPrefix("constant") == true)
+        #expect(try readPNG(path: dir + "/b.png").rgb.allSatisfy { $0 == 0 })
+        // eval judges such images (presence 0) but says so: a warning line and "defect" in the record.
+        try "a red circle above a blue square\n".write(toFile: dir + "/p.txt", atomically: true, encoding: .utf8)
+        let e = try Self.run(["eval", "--assets", dir + "/assets", "--prompts", dir + "/p.txt", "--steps", "3", "--out", dir + "/r.jsonl"])
+        #expect(e.status == 0 && e.stderr.contains("warning: prompt 1 seed 0 (base): the image is constant"), "\(e.stderr)")
+        let record = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/r.jsonl"))) as? [String: Any]
+        #expect((record?["defect"] as? String)?.hasPrefix("constant") == true)
     }
 
     @Test func generateWritesPNGAndSidecarWithTheSeed() throws {
@@ -206,5 +306,90 @@ import Tensors
         #expect(((results.first?["seconds"] as? Double) ?? 0) > 0)
         let bad = try Self.run(["bench", "train", "--batches", "0"])
         #expect(bad.status != 0)
+    }
+
+    /// CRLF and CR files are read line by line (a CRLF file was one line: `parse --file` printed 1 line
+    /// for 2 prompts, `eval --prompts` scored 1 merged prompt with presence 0 and exit 0); invalid UTF-8
+    /// names the line and byte.
+    @Test func crlfFilesAreReadLineByLine() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("l2s-crlf-\(getpid())").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        for (name, ending) in [("crlf", "\r\n"), ("cr", "\r")] {
+            try Data("a dog left of a cat\(ending)a cat above a dog\(ending)".utf8).write(to: URL(fileURLWithPath: "\(dir)/\(name).txt"))
+            let p = try Self.run(["parse", "--file", "\(dir)/\(name).txt"])
+            #expect(p.status == 0 && p.stdout.split(separator: "\n").count == 2, "\(name): \(p.stdout)")
+        }
+        try Data("a red circle above a blue square\r\na green triangle to the right of a yellow star\r\n".utf8)
+            .write(to: URL(fileURLWithPath: dir + "/prompts.txt"))
+        let e = try Self.run(["eval", "--assets", Self.tinyAssets, "--prompts", dir + "/prompts.txt", "--steps", "2", "--out", dir + "/r.jsonl"])
+        #expect(e.status == 0, "\(e.stderr)")
+        #expect(try String(contentsOfFile: dir + "/r.jsonl", encoding: .utf8).split(separator: "\n").count == 2)
+        try Data(Array("a dog left of a cat\nab".utf8) + [0xFF] + Array("c\n".utf8)).write(to: URL(fileURLWithPath: dir + "/bad.txt"))
+        let bad = try Self.run(["parse", "--file", dir + "/bad.txt"])
+        #expect(bad.status == 64 && bad.stderr.contains("bad.txt:2: invalid UTF-8 at byte 3 of the line (byte offset 22 in the file)"), "\(bad.stderr)")
+    }
+
+    /// `--shard auto` under Slurm's and Kubernetes' variables; each shard file resumes after an
+    /// interruption and a finished shard is left as it is; `eval merge` wants every shard exactly once.
+    @Test func shardAutoResumesAndMergesExactlyOnce() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("l2s-auto-\(getpid())").path
+        try? FileManager.default.removeItem(atPath: dir)
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        try "a red circle above a blue square\na green triangle to the right of a yellow star\na white cross below an orange ring\n"
+            .write(toFile: dir + "/prompts.txt", atomically: true, encoding: .utf8)
+        let args = ["eval", "--assets", Self.tinyAssets, "--prompts", dir + "/prompts.txt", "--steps", "2", "--seeds", "2", "--shard", "auto"]
+        let slurm = try Self.run(args + ["--out", dir + "/s0.jsonl"],
+                                 environment: ["SLURM_ARRAY_TASK_ID": "1", "SLURM_ARRAY_TASK_COUNT": "2", "SLURM_ARRAY_TASK_MIN": "1"])
+        #expect(slurm.status == 0, "\(slurm.stderr)")
+        let k8s = try Self.run(args + ["--out", dir + "/s1.jsonl"], environment: ["JOB_COMPLETION_INDEX": "1", "L2S_SHARD_COUNT": "2"])
+        #expect(k8s.status == 0, "\(k8s.stderr)")
+        let lines = { (f: String) in try String(contentsOfFile: dir + "/" + f, encoding: .utf8).split(separator: "\n").map(String.init) }
+        #expect(try lines("s0.jsonl").count == 3 && lines("s1.jsonl").count == 3)  // 6 cases: indices 0,2,4 and 1,3,5
+        let full = try Data(contentsOf: URL(fileURLWithPath: dir + "/s0.jsonl"))
+        // Idempotent: a finished shard run again changes nothing.
+        let again = try Self.run(args + ["--out", dir + "/s0.jsonl"], environment: ["SLURM_ARRAY_TASK_ID": "0", "SLURM_ARRAY_TASK_COUNT": "2"])
+        #expect(again.status == 0 && again.stderr.contains("resuming"), "\(again.stderr)")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: dir + "/s0.jsonl")) == full)
+        // Resumable: cut the file inside its second record, run again: the same cases come back.
+        let cut = try lines("s0.jsonl")[0] + "\n" + String(lines("s0.jsonl")[1].prefix(30))
+        try cut.write(toFile: dir + "/s0.jsonl", atomically: true, encoding: .utf8)
+        let resumed = try Self.run(args + ["--out", dir + "/s0.jsonl"], environment: ["SLURM_ARRAY_TASK_ID": "0", "SLURM_ARRAY_TASK_COUNT": "2"])
+        #expect(resumed.status == 0 && resumed.stderr.contains("1 of 3 records already there"), "\(resumed.stderr)")
+        func keys(_ f: String) throws -> [String] {
+            try lines(f).map { l in
+                let o = try JSONSerialization.jsonObject(with: Data(l.utf8)) as! [String: Any]
+                return "\(o["mode"]!)#\(o["index"]!)#\(o["found"]!)#\(o["satisfied"]!)"
+            }
+        }
+        #expect(try keys("s0.jsonl") == (try String(decoding: full, as: UTF8.self).split(separator: "\n").map { l in
+            let o = try JSONSerialization.jsonObject(with: Data(l.utf8)) as! [String: Any]
+            return "\(o["mode"]!)#\(o["index"]!)#\(o["found"]!)#\(o["satisfied"]!)"
+        }))
+        // Another run's file is not resumed into.
+        let other = try Self.run(["eval", "--assets", Self.tinyAssets, "--prompts", dir + "/prompts.txt", "--steps", "3", "--seeds", "2",
+                                  "--shard", "0/2", "--out", dir + "/s0.jsonl"])
+        #expect(other.status == 64 && other.stderr.contains("holds records of another run"), "\(other.stderr)")
+        let merged = try Self.run(["eval", "merge", dir + "/s0.jsonl", dir + "/s1.jsonl", "--out", dir + "/all.jsonl"])
+        #expect(merged.status == 0 && merged.stdout.contains("     6  "), "\(merged.stdout) \(merged.stderr)")
+        #expect(try lines("all.jsonl").count == 6)
+        let missing = try Self.run(["eval", "merge", dir + "/s0.jsonl"])
+        #expect(missing.status == 1 && missing.stderr == "Error: missing shard(s) 1/2: no file holds them\n", "\(missing.stderr)")
+        let twice = try Self.run(["eval", "merge", dir + "/s0.jsonl", dir + "/s1.jsonl", dir + "/s0.jsonl"])
+        #expect(twice.status == 1 && twice.stderr.contains("shard 0/2 appears twice"), "\(twice.stderr)")
+        let none = try Self.run(args)
+        #expect(none.status == 64 && none.stderr.contains("none of SLURM_ARRAY_TASK_ID"), "\(none.stderr)")
+    }
+
+    /// build-dataset tasks split the shard files (i, i+n, …) and can share one --out.
+    @Test func buildDatasetShardsSplitTheFiles() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("l2s-bds-\(getpid())").path
+        try? FileManager.default.removeItem(atPath: dir)
+        let args = ["build-dataset", "--assets", Self.tinyAssets, "--scenes", "4", "--shard-size", "1", "--steps", "5", "--out", dir]
+        let one = try Self.run(args + ["--shard", "1/2"])
+        #expect(one.status == 0, "\(one.stderr)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir).sorted() == ["shard-0001.safetensors", "shard-0003.safetensors"])
+        let zero = try Self.run(args + ["--shard", "auto"], environment: ["JOB_COMPLETION_INDEX": "0", "L2S_SHARD_COUNT": "2"])
+        #expect(zero.status == 0, "\(zero.stderr)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir).count == 4)
     }
 }

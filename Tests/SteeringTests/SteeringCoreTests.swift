@@ -261,4 +261,33 @@ final class TinyModel: TextToImageModel {
         #expect(judged == [0, 1, 0])
         #expect(steerer.turn == 3)
     }
+
+    /// A finite but huge update (1e30, as `--step-size 1e30` gave) is skipped and logged, not applied
+    /// (it pushed the latent to ~1e30 and the image to all black).
+    @Test func anExplodingUpdateIsSkippedAndLogged() throws {
+        let model = try TinyModel(seed: 4)
+        var schedule = SteeringSchedule()
+        schedule.loss = .handcrafted; schedule.startStep = 0; schedule.endStep = 1; schedule.maxIterations = 3
+        schedule.probabilityTarget = 1.01; schedule.handcraftedMargin = 0.5
+        let target = SteeringTarget(subject: "red circle", object: "blue square", relation: .leftOf,
+                                    subjectTokens: 2..<4, objectTokens: 9..<11)
+        let context = model.encode(["a red circle to the left of a blue square"])
+        var rng = RNG(seed: 5)
+        let z = Tensor.randn([1, 3, 8, 8], rng: &rng)
+        for (update, size) in [(SteeringUpdate.normalized, Float(1e30)), (.plain, 1e30)] {
+            schedule.update = update; schedule.stepSizes = [size]
+            let steerer = Steerer(unet: model.unet, classifier: nil, targets: [target], schedule: schedule)
+            var logs: [String] = []
+            steerer.onLog = { logs.append($0) }
+            let out = steerer.refine(latents: z, step: 0, timestep: 900, totalSteps: 4, context: context)
+            #expect(out.array == z.array, "\(update): the latent moved")
+            #expect(logs.count == 3 && logs.allSatisfy { $0.contains("would explode the latent") }, "\(logs)")
+        }
+        schedule.update = .normalized; schedule.stepSizes = [0.3]
+        let steerer = Steerer(unet: model.unet, classifier: nil, targets: [target], schedule: schedule)
+        #expect(steerer.refine(latents: z, step: 0, timestep: 900, totalSteps: 4, context: context).array != z.array)
+        #expect(schedule.validationError() == nil)
+        schedule.stepSizes = [11]
+        #expect(schedule.validationError()?.contains("0…10") == true)
+    }
 }
