@@ -53,10 +53,13 @@ public struct SteeringSchedule: Codable, Equatable, Sendable {
 
     public func stepSize(at step: Int) -> Float { stepSizes.isEmpty ? 0 : stepSizes[min(max(step - startStep, 0), stepSizes.count - 1)] }
 
+    /// The largest step size this schedule's update rule accepts (CLI, TUI and library share it).
+    public var maxStepSize: Float { update == .normalized ? SteeringSchedule.maxNormalizedStep : SteeringSchedule.maxPlainStep }
+
     public func validationError() -> String? {
         if startStep < 0 || endStep < startStep { return "steering range must satisfy 0 ≤ start ≤ end" }
         if maxIterations < 0 || maxIterations > 100 { return "iterations must be in 0…100" }
-        let limit = update == .normalized ? SteeringSchedule.maxNormalizedStep : SteeringSchedule.maxPlainStep
+        let limit = maxStepSize
         if stepSizes.contains(where: { !$0.isFinite || $0 < 0 || $0 > limit }) { return "step sizes must be in 0…\(Int(limit)) for the \(update.rawValue) update" }
         return nil
     }

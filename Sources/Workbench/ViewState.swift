@@ -78,7 +78,7 @@ public enum ScheduleField: String, CaseIterable, Sendable {
         case .stepSize:
             let v = s.schedule.stepSizes.first ?? 0
             var n: Float = d > 0 ? (v == 0 ? 0.01 : v * 1.25) : (v < 0.002 ? 0 : v / 1.25)
-            n = min(n, 100)
+            n = min(n, s.schedule.maxStepSize)
             s.schedule.stepSizes = [Float((Double(n) * 1000).rounded() / 1000)]
         case .iterations: s.schedule.maxIterations = min(max(s.schedule.maxIterations + d, 0), 100)
         case .probabilityTarget:
@@ -104,7 +104,10 @@ public enum ScheduleField: String, CaseIterable, Sendable {
         case .end:
             guard let v = int(s.schedule.startStep...1000) else { return "end must be in \(s.schedule.startStep)…1000" }
             s.schedule.endStep = v
-        case .stepSize: guard let v = float(0...100) else { return "step size must be a number in 0…100" }; s.schedule.stepSizes = [v]
+        case .stepSize:
+            let limit = s.schedule.maxStepSize
+            guard let v = float(0...limit) else { return "step size must be a number in 0…\(Int(limit)) for the \(s.schedule.update.rawValue) update" }
+            s.schedule.stepSizes = [v]
         case .iterations: guard let v = int(0...100) else { return "iterations must be a whole number in 0…100" }; s.schedule.maxIterations = v
         case .probabilityTarget: guard let v = float(0...1) else { return "p target must be in 0…1" }; s.schedule.probabilityTarget = v
         case .lossTarget: guard let v = float(0...1000) else { return "loss target must be a number ≥ 0" }; s.schedule.lossTarget = v

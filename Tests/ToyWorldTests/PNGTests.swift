@@ -29,14 +29,19 @@ struct PNGTests {
 
     @Test("clear errors: unwritable path, missing file, not a PNG, wrong buffer size")
     func errors() throws {
+        // Missing folders are created (even as root), so the unwritable path runs through a plain file.
+        let blocker = temporaryPath("not-a-folder")
+        try Data([1]).write(to: URL(fileURLWithPath: blocker))
+        defer { try? FileManager.default.removeItem(atPath: blocker) }
+        let unwritable = blocker + "/nonexistent-\(getpid())/x.png"
         #expect(throws: PNGError.self) {
-            try writePNG(rgb: [0, 0, 0], width: 1, height: 1, to: "/nonexistent-folder-\(getpid())/x.png")
+            try writePNG(rgb: [0, 0, 0], width: 1, height: 1, to: unwritable)
         }
         do {
-            try writePNG(rgb: [0, 0, 0], width: 1, height: 1, to: "/nonexistent-folder-\(getpid())/x.png")
+            try writePNG(rgb: [0, 0, 0], width: 1, height: 1, to: unwritable)
         } catch let error as PNGError {
             guard case .cannotWrite = error else { Issue.record("wrong error \(error)"); return }
-            #expect(error.description.contains("nonexistent-folder"))
+            #expect(error.description.contains("nonexistent-"))
         }
         #expect(throws: PNGError.invalidSize(width: 2, height: 2, bytes: 3)) {
             try writePNG(rgb: [1, 2, 3], width: 2, height: 2, to: temporaryPath("bad.png"))
