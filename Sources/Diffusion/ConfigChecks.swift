@@ -60,11 +60,12 @@ struct FieldCheck {
         }
     }
 
-    /// A finite float in `range` (`open` excludes the lower bound).
-    func float(_ name: String, _ value: Float, _ range: ClosedRange<Float>, openBelow: Bool = false) throws {
+    /// A finite float in `range` (`openBelow`/`openAbove` exclude the bounds).
+    func float(_ name: String, _ value: Float, _ range: ClosedRange<Float>, openBelow: Bool = false, openAbove: Bool = false) throws {
         let ok = value.isFinite && range.contains(value) && !(openBelow && value == range.lowerBound)
+            && !(openAbove && value == range.upperBound)
         guard ok else {
-            throw fail("\(name) = \(value) must be finite and in \(openBelow ? "(" : "[")\(range.lowerBound), \(range.upperBound)]")
+            throw fail("\(name) = \(value) must be finite and in \(openBelow ? "(" : "[")\(range.lowerBound), \(range.upperBound)\(openAbove ? ")" : "]")")
         }
     }
 }

@@ -48,9 +48,8 @@ public struct SchedulerConfig: Codable, Equatable, Sendable {
         guard ["leading", "trailing", "linspace"].contains(timestep_spacing) else { throw f.fail("timestep_spacing \(timestep_spacing)") }
         // Physically valid: 0 < β < 1 everywhere and non-decreasing (so every ᾱ_t is in (0, 1) and falls).
         try f.int("num_train_timesteps", num_train_timesteps, 1...T)
-        try f.float("beta_start", beta_start, 0...1, openBelow: true)
-        try f.float("beta_end", beta_end, 0...1, openBelow: true)
-        guard beta_start < 1, beta_end < 1 else { throw f.fail("betas must be below 1 (beta_start \(beta_start), beta_end \(beta_end))") }
+        try f.float("beta_start", beta_start, 0...1, openBelow: true, openAbove: true)
+        try f.float("beta_end", beta_end, 0...1, openBelow: true, openAbove: true)
         guard beta_start <= beta_end else { throw f.fail("beta_start \(beta_start) > beta_end \(beta_end) (betas must not decrease)") }
         try f.int("steps_offset", steps_offset, 0...(num_train_timesteps - 1))
         try f.float("clip_sample_range", clip_sample_range, 0...1e6, openBelow: true)

@@ -200,7 +200,7 @@ enum Fuzz {
                 file = bytes
                 for _ in 0..<(1 + rng.int(below: 3)) {
                     switch rng.int(below: 4) {
-                    case 0: file[rng.int(below: file.count)] = UInt8(truncatingIfNeeded: rng.next())
+                    case 0: if !file.isEmpty { file[rng.int(below: file.count)] = UInt8(truncatingIfNeeded: rng.next()) }
                     case 1: file = Array(file.prefix(rng.int(below: file.count + 1)))
                     case 2: if file.count >= 8 { file[rng.int(below: 8)] = UInt8(truncatingIfNeeded: rng.next()) }
                     default:
