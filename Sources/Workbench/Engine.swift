@@ -145,7 +145,8 @@ public struct FitKey: Hashable, Sendable {
 }
 
 extension FitKey.Picture {
-    /// The kitty image id of the preview slot that shows this picture (each slot is replaced in place).
+    /// The kitty image id of the preview slot that shows this picture (each slot is replaced in place;
+    /// the attention map is `Widgets.attentionImageID`, 4).
     public var imageID: Int {
         switch self {
         case .step: return 1

@@ -17,7 +17,8 @@ public enum GraphicsChoice: String, CaseIterable, Sendable {
 }
 
 /// Where a true-pixel image goes on the screen: a cell rectangle (its top-left is where the
-/// sequence is written) and the image, encoded on the fitter queue.
+/// sequence is written) and the image, encoded on the fitter queue (the preview's) or while
+/// rendering (the attention map's: small, and memoised in `Widgets.attentionImage`).
 public struct ImagePlacement: Equatable, Sendable {
     public var rect: Rect
     public var image: GraphicsImage

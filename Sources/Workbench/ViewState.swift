@@ -267,7 +267,7 @@ public struct ViewState: Sendable {
     public var mapHead: Int?
     /// Images fitted to pane sizes (by the engine or the fitter queue).
     public var fitted: [FitKey: FittedImage] = [:]
-    /// How the preview draws images: half-blocks, or a true-pixel protocol the terminal supports.
+    /// How the preview and attention panes draw images: half-blocks, or a true-pixel protocol the terminal supports.
     public var graphics: GraphicsProtocol = .blocks
     /// A cell's size in pixels (for sixel images; from the terminal, else a usual 10×20).
     public var cellSize = PixelBox(width: 10, height: 20)

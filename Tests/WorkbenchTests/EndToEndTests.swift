@@ -281,9 +281,10 @@ extension EndToEndTests {
         #expect(t.terminalRestored().0)
     }
 
-    /// True-pixel previews: inside tmux `auto` keeps half-blocks; a forced protocol writes its
-    /// sequences after each frame, and what the program wrote to the pty decodes back to the image
-    /// (sixel through libsixel's sixel2png, kitty's chunks to RGB of the stated size).
+    /// True-pixel previews and attention maps: inside tmux `auto` keeps half-blocks; a forced
+    /// protocol writes its sequences after each frame, and what the program wrote to the pty decodes
+    /// back to the images (sixel through libsixel's sixel2png, kitty's chunks to RGB of the stated
+    /// size; the attention map in its colormap's colours).
     @Test func graphicsDefaultToHalfBlocksInTmuxAndForcedProtocolsWriteImages() throws {
         let auto = try TmuxSession.demo("gfx-auto", stepMs: 20)
         let blocks = try #require(auto.runToTheEnd("a dog to the right of a teddy bear"))
@@ -295,36 +296,54 @@ extension EndToEndTests {
             try #require(t.runToTheEnd("a dog to the right of a teddy bear") != nil)
             Thread.sleep(forTimeInterval: 0.5)
             #expect(t.log.contains("graphics: \(proto) (--graphics \(proto))"))
-            let raw = t.raw
+            // Each image is written at its cell (ESC 7, CUP, the image, ESC 8): the last one in the
+            // preview and the last one in the attention pane, by where they were placed.
+            let layout = Layout.compute(Size(width: 120, height: 40), relations: 1, zoom: false)
+            let placed = placedImages(t.raw)
+            let preview = try #require(placed.last { layout.preview.inset(1).contains(x: $0.x, y: $0.y) }, "no preview image written")
+            let attention = try #require(placed.last { layout.attention.inset(1).contains(x: $0.x, y: $0.y) }, "no attention image written")
+            // The attention map's colours are the colormap's (the default, magma), and more than one.
+            let magma = Set(Colormap.magma.lut.map { i -> [UInt8] in let (r, g, b) = Palette.rgb(Int(i)); return [UInt8(r), UInt8(g), UInt8(b)] })
+            func colours(_ rgb: [UInt8]) -> Set<[UInt8]> { Set(stride(from: 0, to: rgb.count - 2, by: 3).map { Array(rgb[$0..<($0 + 3)]) }) }
             if proto == "sixel" {
-                let start = try #require(raw.range(of: "\u{1B}Pq", options: .backwards), "no sixel written")
-                let end = try #require(raw.range(of: "\u{1B}\\", range: start.upperBound..<raw.endIndex))
-                let path = t.dir + "/last.six"
-                try Data(raw[start.lowerBound..<end.upperBound].utf8).write(to: URL(fileURLWithPath: path))
+                #expect(preview.payload.hasPrefix("\u{1B}Pq") && attention.payload.hasPrefix("\u{1B}Pq"))
                 if haveSixel2png {
-                    let (status, out) = shell("/usr/bin/sixel2png", ["-i", path, "-o", t.dir + "/last.png"])
-                    #expect(status == 0, "\(out)")
-                    let png = try readPNG(path: t.dir + "/last.png")
-                    #expect(png.width >= 100 && png.height == png.width, "a square preview at cell resolution: \(png.width)×\(png.height)")
-                    #expect(Set(stride(from: 0, to: png.rgb.count, by: 3).map { png.rgb[$0] }).count > 4, "an image, not a blank")
+                    for (name, image, minSide) in [("preview", preview, 100), ("attention", attention, 20)] {
+                        let path = t.dir + "/\(name).six"
+                        try Data(image.payload.utf8).write(to: URL(fileURLWithPath: path))
+                        let (status, out) = shell("/usr/bin/sixel2png", ["-i", path, "-o", t.dir + "/\(name).png"])
+                        #expect(status == 0, "\(out)")
+                        let png = try readPNG(path: t.dir + "/\(name).png")
+                        #expect(png.width >= minSide && png.height == png.width, "a square \(name) at cell resolution: \(png.width)×\(png.height)")
+                        #expect(Set(stride(from: 0, to: png.rgb.count, by: 3).map { png.rgb[$0] }).count > 4, "\(name): an image, not a blank")
+                        // (sixel's registers are in percent, so the colours come back rounded: count them)
+                        if name == "attention" { #expect(colours(png.rgb).count <= magma.count, "at most the colormap's colours") }
+                    }
                 }
             } else {
-                // The last transmission: its first chunk names the size, the chunks carry s×v RGB.
-                let first = try #require(raw.range(of: "\u{1B}_Ga=T,f=24,", options: .backwards), "no kitty image written")
-                let tail = String(raw[first.lowerBound...])
-                let chunks = tail.components(separatedBy: "\u{1B}\\")
-                let last = try #require(chunks.firstIndex { $0.contains("m=0;") })
-                let keys = chunks[0][chunks[0].index(chunks[0].startIndex, offsetBy: 3)..<chunks[0].firstIndex(of: ";")!]
-                let dims = Dictionary(uniqueKeysWithValues: keys.split(separator: ",").compactMap { kv -> (String, Int)? in
-                    let p = kv.split(separator: "="); return p.count == 2 ? (String(p[0]), Int(p[1]) ?? -1) : nil })
-                let b64 = chunks[0...last].map { String($0[$0.index(after: $0.firstIndex(of: ";")!)...]) }.joined()
-                let bytes = try #require(Data(base64Encoded: b64))
-                #expect(bytes.count == (dims["s"] ?? 0) * (dims["v"] ?? 0) * 3 && dims["s"] == 32, "\(dims)")
-                #expect((dims["c"] ?? 0) > 4 && (dims["r"] ?? 0) > 2)
+                // Kitty: the first chunk names the size and id, the chunks carry s×v RGB.
+                let p = try #require(kittyImages(preview.payload).first), a = try #require(kittyImages(attention.payload).first)
+                #expect(p.bytes.count == (p.keys["s"] ?? 0) * (p.keys["v"] ?? 0) * 3 && p.keys["s"] == 32, "\(p.keys)")
+                #expect((p.keys["c"] ?? 0) > 4 && (p.keys["r"] ?? 0) > 2)
+                #expect(a.keys["i"] == Widgets.attentionImageID && a.keys["s"] == a.keys["v"] && (a.keys["s"] ?? 0) >= 64, "\(a.keys)")
+                #expect(a.bytes.count == (a.keys["s"] ?? 0) * (a.keys["v"] ?? 0) * 3)
+                #expect(colours(a.bytes).isSubset(of: magma) && colours(a.bytes).count > 1, "the attention map in magma")
+                #expect((a.keys["c"] ?? 0) > 4 && (a.keys["r"] ?? 0) > 2)
             }
             t.sendKeys("q")
             try #require(t.waitFor(text: "l2s-exit=0", history: true) != nil)
             #expect(t.terminalRestored().0)
+        }
+    }
+
+    /// The images written to a pty: each at its cell (0-based), from `ESC 7 ESC [y;xH` to `ESC 8`.
+    func placedImages(_ raw: String) -> [(x: Int, y: Int, payload: String)] {
+        raw.components(separatedBy: "\u{1B}7\u{1B}[").dropFirst().compactMap { piece in
+            guard let h = piece.firstIndex(of: "H"), let end = piece.range(of: "\u{1B}8") else { return nil }
+            let yx = piece[..<h].split(separator: ";").compactMap { Int($0) }
+            let payload = String(piece[piece.index(after: h)..<end.lowerBound])
+            guard yx.count == 2, payload.hasPrefix("\u{1B}Pq") || payload.hasPrefix("\u{1B}_G") else { return nil }
+            return (yx[1] - 1, yx[0] - 1, payload)
         }
     }
 

@@ -151,17 +151,18 @@ let haveSixel2png = FileManager.default.isExecutableFile(atPath: "/usr/bin/sixel
         let s = state(.kitty, size: size)
         let frame = Screen.render(s, size: size)
         #expect(frame.wants.count == 0)
-        #expect(frame.grid.images.count == 2, "x̂₀ and the final image")
-        for p in frame.grid.images {
+        let inPreview = frame.grid.images.filter { frame.layout.preview.contains($0.rect) }
+        #expect(inPreview.count == 2 && frame.grid.images.count == 3, "x̂₀ and the final image, and the attention map")
+        for p in inPreview {
             #expect(frame.layout.preview.inset(1).contains(p.rect), "\(p.rect) inside the preview")
             let blank = (p.rect.y..<p.rect.maxY).allSatisfy { y in (p.rect.x..<p.rect.maxX).allSatisfy { frame.grid[$0, y].character == " " } }
             #expect(blank, "the cells under \(p.rect) are blank")
         }
-        let ids = frame.grid.images.map { p in (1...3).filter { p.image.payload.contains("i=\($0),") } }
+        let ids = inPreview.map { p in (1...3).filter { p.image.payload.contains("i=\($0),") } }
         #expect(ids == [[1], [2]], "one kitty id per slot: \(ids)")
         let r = frame.layout.preview
         let halfBlocks = (r.y..<r.maxY).flatMap { y in (r.x..<r.maxX).filter { frame.grid[$0, y].character == "▀" } }.count
-        #expect(halfBlocks == 0, "no half-blocks in the preview (the attention pane keeps them)")
+        #expect(halfBlocks == 0, "no half-blocks in the preview")
         var help = s
         _ = help.apply(.help)
         let underHelp = Screen.render(help, size: size).grid.images.count
@@ -178,7 +179,9 @@ let haveSixel2png = FileManager.default.isExecutableFile(atPath: "/usr/bin/sixel
         _ = s.apply(.scrub(-1))   // step 49: not encoded yet
         let frame = Screen.render(s, size: size)
         #expect(frame.wants.count == 1)
-        #expect(frame.grid.images.count == 2 && frame.grid.images.first == before.first, "step 50's image stays until step 49's is ready")
+        let preview = { (f: [ImagePlacement]) in f.filter { frame.layout.preview.contains($0.rect) } }
+        #expect(preview(frame.grid.images).count == 2 && preview(frame.grid.images).first == preview(before).first,
+                "step 50's image stays until step 49's is ready")
     }
 
     @Test func backendWritesImagesAfterTheFrameAndErasesThemWhenTheyGo() throws {
@@ -205,5 +208,144 @@ let haveSixel2png = FileManager.default.isExecutableFile(atPath: "/usr/bin/sixel
         backend.invalidate()
         backend.draw(g)
         #expect(written.suffix(2) == ["\u{1B}7\u{1B}[6;4H<PIXELS>\u{1B}8", "<ERASE>\u{1B}7\u{1B}[6;4H<PIXELS>\u{1B}8"], "a full repaint sends every image again")
+    }
+}
+
+/// Kitty's transmissions in `seq` (or a pty's bytes) decoded: the first chunk's keys, and the RGB the chunks carry.
+func kittyImages(_ seq: String) -> [(keys: [String: Int], bytes: [UInt8])] {
+    var out: [(keys: [String: Int], bytes: [UInt8])] = []
+    var keys: [String: Int] = [:], b64 = ""
+    for chunk in seq.components(separatedBy: "\u{1B}_G").dropFirst() {
+        guard let semi = chunk.firstIndex(of: ";"), let end = chunk.range(of: "\u{1B}\\") else { continue }
+        let kv = Dictionary(chunk[..<semi].split(separator: ",").compactMap { kv -> (String, Int)? in
+            let p = kv.split(separator: "="); return p.count == 2 ? (String(p[0]), Int(p[1]) ?? -1) : nil }, uniquingKeysWith: { $1 })
+        if kv["a"] == nil && kv["m"] == nil { continue }
+        if chunk.hasPrefix("a=T") { keys = kv; b64 = "" } else if keys.isEmpty { continue }
+        b64 += chunk[chunk.index(after: semi)..<end.lowerBound]
+        if kv["m"] == 0 {
+            out.append((keys, Data(base64Encoded: b64).map { [UInt8]($0) } ?? []))
+            keys = [:]; b64 = ""
+        }
+    }
+    return out
+}
+
+/// The attention pane's true-pixel image: the map rendered to RGB in a pure function, encoded, and
+/// placed over blank cells; erased and sent again as the pane changes.
+@Suite struct AttentionGraphicsTests {
+    let map: [Float] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15.5]
+
+    @Test func pixelsAreTheColormapOfTheNormalisedMap() {
+        let img = Widgets.attentionPixels(map, colormap: .magma, scale: 2)
+        #expect(img.width == 8 && img.height == 8)
+        func rgb(_ x: Int, _ y: Int) -> [UInt8] { Array(img.pixels[(3 * (y * 8 + x))..<(3 * (y * 8 + x) + 3)]) }
+        let (r0, g0, b0) = Palette.rgb(Int(Colormap.magma.lut.first!)), (r1, g1, b1) = Palette.rgb(Int(Colormap.magma.lut.last!))
+        #expect(rgb(0, 0) == [UInt8(r0), UInt8(g0), UInt8(b0)] && rgb(1, 1) == rgb(0, 0), "the minimum is the darkest, 2×2 pixels a cell")
+        #expect(rgb(7, 7) == [UInt8(r1), UInt8(g1), UInt8(b1)], "the maximum is the lightest")
+        #expect(Widgets.attentionPixels(map, colormap: .gray).pixels != Widgets.attentionPixels(map, colormap: .magma).pixels)
+        #expect(Widgets.attentionPixels([1, 2, 3], colormap: .gray).width == 0, "not square: nothing")
+    }
+
+    @Test func escapeOutputGoldenAndKittyDecodesToThePureRender() throws {
+        let box = PixelBox(width: 20, height: 20), cell = PixelBox(width: 10, height: 20)
+        let kitty = try #require(Widgets.attentionImage(map, colormap: .magma, box: box, cell: cell, protocol: .kitty))
+        let decoded = try #require(kittyImages(kitty.payload).first)
+        let expected = Widgets.attentionPixels(map, colormap: .magma, scale: 32)
+        #expect(decoded.keys["s"] == 128 && decoded.keys["v"] == 128 && decoded.keys["i"] == Widgets.attentionImageID)
+        #expect(decoded.bytes == expected.pixels, "the chunks carry the pure RGB render")
+        #expect(kitty.erase == GraphicsEncoder.kittyDelete(id: Widgets.attentionImageID))
+        // The framing of kitty's chunks (the base64 is checked above), and sixel in full: a 4×4 map
+        // in 4 cells × 2 rows of 4×6 px is 12×12 px.
+        let framing = kitty.payload.components(separatedBy: "\u{1B}\\").filter { !$0.isEmpty }.map { c -> String in
+            let semi = c.firstIndex(of: ";")!
+            return visible(String(c[...semi])) + "<\(c.distance(from: semi, to: c.endIndex) - 1) base64>\\e\\"
+        }
+        let sixel = try #require(Widgets.attentionImage(map, colormap: .magma, box: PixelBox(width: 4, height: 4),
+                                                        cell: PixelBox(width: 4, height: 6), protocol: .sixel))
+        let iterm = try #require(Widgets.attentionImage(map, colormap: .gray, box: box, cell: cell, protocol: .iterm))
+        #expect(iterm.payload.hasPrefix("\u{1B}]1337;File=inline=1;") && iterm.payload.contains(";width=20;height=10;"))
+        assertGolden("graphics-attention", (["kitty (\(kitty.columns)×\(kitty.rows) cells):"] + framing
+            + ["sixel (\(sixel.columns)×\(sixel.rows) cells):", visible(sixel.payload), "sixel erase: \"\(sixel.erase)\""]).joined(separator: "\n"))
+        #expect(Widgets.attentionImage(map, colormap: .magma, box: box, cell: cell, protocol: .blocks) == nil)
+    }
+
+    func state(_ p: GraphicsProtocol, size: Size) -> ViewState {
+        var s = Fixture.running(twoRelations, steps: 50, size: size)
+        s.graphics = p
+        return s
+    }
+
+    func attentionImage(_ frame: Frame) -> ImagePlacement? {
+        frame.grid.images.first { frame.layout.attention.contains($0.rect) }
+    }
+
+    @Test func thePanePlacesTheShownMapOverBlankCells() throws {
+        let size = Size(width: 120, height: 40)
+        for p in [GraphicsProtocol.kitty, .sixel, .iterm] {
+            let s = state(p, size: size)
+            let frame = Screen.render(s, size: size)
+            let placed = try #require(attentionImage(frame), "\(p): an attention image")
+            let inner = frame.layout.attention.inset(1)
+            #expect(inner.contains(placed.rect) && placed.rect.maxY <= inner.maxY - 2, "\(p): above the legend")
+            let cells = (inner.y..<(inner.maxY - 2)).flatMap { y in (inner.x..<inner.maxX).map { frame.grid[$0, y].character } }
+            #expect(cells.allSatisfy { $0 == " " }, "\(p): no half-blocks under or beside the image")
+            #expect(frame.grid[inner.x, inner.maxY - 2].character == "m", "\(p): the legend stays text (min …)")
+            let it = try #require(s.shownIteration)
+            let want = Widgets.attentionImage(it.map(s.token, layer: s.mapLayer, head: s.mapHead), colormap: s.theme.colormap,
+                                              box: PixelBox(width: inner.width, height: (inner.height - 2) * 2), cell: s.cellSize, protocol: p)
+            #expect(placed.image == want)
+        }
+        let kitty = try #require(attentionImage(Screen.render(state(.kitty, size: size), size: size)))
+        let decoded = try #require(kittyImages(kitty.image.payload).first)
+        let s = state(.kitty, size: size), it = try #require(s.shownIteration)
+        let side = Int(Double(it.subjectMap.count).squareRoot())
+        #expect(decoded.bytes == Widgets.attentionPixels(it.subjectMap, colormap: s.theme.colormap, scale: 128 / side).pixels)
+        // Half-blocks stay the fallback.
+        let blocks = Screen.render(state(.blocks, size: size), size: size)
+        #expect(attentionImage(blocks) == nil)
+        let r = blocks.layout.attention
+        #expect((r.y..<r.maxY).contains { y in (r.x..<r.maxX).contains { blocks.grid[$0, y].character == "▀" } })
+    }
+
+    @Test func theBackendReplacesItWhenTheTokenChangesAndErasesItOnResizeAndUnderHelp() throws {
+        let size = Size(width: 120, height: 40)
+        let backend = try CursesBackend(headlessWidth: size.width, height: size.height)
+        defer { backend.end() }
+        var written: [String] = []
+        backend.imageOutput = { written.append($0) }
+        var s = state(.kitty, size: size)
+        let delete = GraphicsEncoder.kittyDelete(id: Widgets.attentionImageID)
+        func attentionSent(_ out: String) -> [[UInt8]] {
+            kittyImages(out).filter { $0.keys["i"] == Widgets.attentionImageID }.map(\.bytes)
+        }
+        backend.draw(Screen.render(s, size: size).grid)
+        let subject = try #require(attentionSent(written.joined()).first)
+        written.removeAll()
+        backend.draw(Screen.render(s, size: size).grid)
+        #expect(written.isEmpty, "an unchanged frame sends nothing")
+        // The other token: the same place, a new image under the same id (kitty replaces it; no erase).
+        _ = s.apply(.switchToken)
+        backend.draw(Screen.render(s, size: size).grid)
+        let object = try #require(attentionSent(written.joined()).first)
+        #expect(object != subject && written.count == 1 && !written[0].contains(delete))
+        // A narrower screen: a full repaint erases every image and sends it again.
+        written.removeAll()
+        let small = Size(width: 100, height: 34)
+        backend.draw(Screen.render(s, size: small).grid)
+        let out = written.joined()
+        #expect(out.contains(delete), "the old attention image is deleted")
+        #expect(attentionSent(out).count == 1)
+        let moved = try #require(attentionImage(Screen.render(s, size: small)))
+        #expect(out.contains("\u{1B}[\(moved.rect.y + 1);\(moved.rect.x + 1)H" + moved.image.payload))
+        // Help covers the panes: the image goes (deleted, its rows repainted).
+        written.removeAll()
+        _ = s.apply(.help)
+        backend.draw(Screen.render(s, size: small).grid)
+        #expect(written.joined().contains(delete) && attentionSent(written.joined()).isEmpty)
+        // Back: sent again.
+        written.removeAll()
+        _ = s.apply(.closeHelp)
+        backend.draw(Screen.render(s, size: small).grid)
+        #expect(attentionSent(written.joined()).count == 1)
     }
 }

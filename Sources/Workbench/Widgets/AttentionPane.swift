@@ -40,6 +40,24 @@ extension Widgets {
             draw([[("map \(side)×\(side)", t.dim)]], in: inner, grid: &grid, theme: t)
             return
         }
+        let lo = map.min() ?? 0, hi = map.max() ?? 0
+        let lut = t.colormap.lut
+        // True pixels: the map as an image over blank cells (the backend writes it after the frame).
+        if s.graphics != .blocks,
+           let img = attentionImage(map, colormap: t.colormap, box: PixelBox(width: inner.width, height: mapRows * 2),
+                                    cell: s.cellSize, protocol: s.graphics) {
+            let rect = Rect(x: inner.x + max(0, (inner.width - img.columns) / 2), y: inner.y, width: img.columns, height: min(img.rows, mapRows))
+            grid.images.append(ImagePlacement(rect: rect, image: img))
+        } else {
+            attentionCells(map, side: side, lut: lut, inner: inner, mapRows: mapRows, theme: t, grid: &grid)
+        }
+        attentionLegend(s, it, lo: lo, hi: hi, inner: inner, grid: &grid)
+    }
+
+    /// The map in cells: half-blocks (two map pixels a cell) with the 256 palette, else one coloured
+    /// cell per 1×2 area, else density glyphs.
+    static func attentionCells(_ map: [Float], side: Int, lut: [UInt8], inner: Rect, mapRows: Int, theme t: Theme, grid: inout CellGrid) {
+        let g = t.glyphs
         let halfBlocks = t.tier == .palette256 && !g.ascii
         let boxW = inner.width, boxH = halfBlocks ? mapRows * 2 : mapRows
         // Square pixels: with half-blocks a cell is 1×2 pixels (about square); otherwise 1 cell per 1×2 area.
@@ -54,7 +72,6 @@ extension Widgets {
         let lo = map.min() ?? 0, hi = map.max() ?? 0
         let span = hi - lo
         func level(_ v: Float) -> Float { span > 0 ? (v - lo) / span : 0 }
-        let lut = t.colormap.lut
         let ox = inner.x + max(0, (inner.width - pw) / 2)
         let rows = halfBlocks ? (ph + 1) / 2 : ph
         for row in 0..<min(rows, mapRows) {
@@ -75,7 +92,11 @@ extension Widgets {
                 }
             }
         }
-        // Legend: min, a ramp of the colours (or glyphs), max.
+    }
+
+    /// The legend (min, a ramp of the colours or glyphs, max) and the info line under the map.
+    static func attentionLegend(_ s: ViewState, _ it: IterationRecord, lo: Float, hi: Float, inner: Rect, grid: inout CellGrid) {
+        let t = s.theme, g = t.glyphs, lut = t.colormap.lut
         let ly = inner.maxY - 2
         let minText = "min \(Fmt.value(lo)) ", maxText = " max \(Fmt.value(hi))"
         let mapName = t.tier == .palette256 ? " \(t.colormap.rawValue)" : ""
@@ -110,5 +131,70 @@ extension Widgets {
                     Flex(segments: [[("  t", t.keyName), (" token ", t.dim), (",/.", t.keyName), (" step", t.dim)],
                                     [("  t", t.keyName), (" token", t.dim)], []])]
         grid.segments(Flex.fit(info, width: inner.width, shrinkOrder: [4, 4, 1]), x: inner.x, y: inner.maxY - 1, clip: inner)
+    }
+
+    /// The map as RGB pixels: each value normalised to the map's range and coloured with `colormap`
+    /// (the RGB of its palette entries, the colours the half-blocks show), `scale`×`scale` pixels per
+    /// map cell (nearest neighbour, so a terminal's own scaling keeps the cells crisp). Row-major,
+    /// side×side for a side² map.
+    public static func attentionPixels(_ map: [Float], colormap: Colormap, scale: Int = 1) -> RGBImage {
+        let side = Int(Double(map.count).squareRoot()), k = max(1, scale)
+        guard side > 0, map.count == side * side else { return RGBImage(width: 0, height: 0, pixels: []) }
+        let lo = map.min() ?? 0, hi = map.max() ?? 0, span = hi - lo
+        let lut = colormap.lut
+        let colours: [[UInt8]] = map.map { v in
+            let (r, g, b) = Palette.rgb(Int(Gauge.lutIndex(span > 0 ? (v - lo) / span : 0, lut: lut)))
+            return [UInt8(r), UInt8(g), UInt8(b)]
+        }
+        let n = side * k
+        var px = [UInt8](repeating: 0, count: n * n * 3)
+        for y in 0..<n {
+            for x in 0..<n {
+                let c = colours[(y / k) * side + x / k]
+                let i = 3 * (y * n + x)
+                px[i] = c[0]; px[i + 1] = c[1]; px[i + 2] = c[2]
+            }
+        }
+        return RGBImage(width: n, height: n, pixels: px)
+    }
+
+    /// The kitty image id of the attention map (the preview's are 1–3).
+    public static let attentionImageID = 4
+
+    /// The attention map encoded for a true-pixel protocol, fitted square into `box` (columns ×
+    /// half-rows, as for the preview): kitty and iTerm2 get the map enlarged by a whole factor to at
+    /// most 128 px and scale it to the cells; sixel gets it at the cells' resolution. Deterministic in
+    /// its arguments; the last few encodings are remembered, since the pane redraws every frame.
+    public static func attentionImage(_ map: [Float], colormap: Colormap, box: PixelBox, cell: PixelBox, protocol p: GraphicsProtocol) -> GraphicsImage? {
+        let side = Int(Double(map.count).squareRoot())
+        guard p != .blocks, side > 0, map.count == side * side else { return nil }
+        let key = AttentionImageKey(map: map, colormap: colormap, box: box, cell: cell, protocol: p)
+        if let hit = attentionImages.get(key) { return hit }
+        let source = attentionPixels(map, colormap: colormap, scale: p == .sixel ? 1 : max(1, 128 / side))
+        let img = GraphicsImage.make(source, box: box, cell: cell, protocol: p, id: attentionImageID)
+        if let img { attentionImages.put(key, img) }
+        return img
+    }
+
+    static let attentionImages = EncodedImages()
+}
+
+struct AttentionImageKey: Hashable {
+    var map: [Float]
+    var colormap: Colormap
+    var box: PixelBox
+    var cell: PixelBox
+    var `protocol`: GraphicsProtocol
+}
+
+/// A few recent encodings (a memo: the same arguments always give the same image).
+final class EncodedImages: @unchecked Sendable {
+    private let lock = NSLock()
+    private var entries: [AttentionImageKey: GraphicsImage] = [:]
+    func get(_ k: AttentionImageKey) -> GraphicsImage? { lock.lock(); defer { lock.unlock() }; return entries[k] }
+    func put(_ k: AttentionImageKey, _ v: GraphicsImage) {
+        lock.lock(); defer { lock.unlock() }
+        if entries.count >= 8 { entries.removeAll() }
+        entries[k] = v
     }
 }
