@@ -56,8 +56,11 @@ public struct SteeringSchedule: Codable, Equatable, Sendable {
     public func validationError() -> String? {
         if startStep < 0 || endStep < startStep { return "steering range must satisfy 0 ≤ start ≤ end" }
         if maxIterations < 0 || maxIterations > 100 { return "iterations must be in 0…100" }
-        let limit = update == .normalized ? SteeringSchedule.maxNormalizedStep : SteeringSchedule.maxPlainStep
-        if stepSizes.contains(where: { !$0.isFinite || $0 < 0 || $0 > limit }) { return "step sizes must be in 0…\(Int(limit)) for the \(update.rawValue) update" }
+        // 0…100 for either rule (the workbench's range); the CLI holds normalized steps to 0…10, and the
+        // steerer skips any iteration whose update RMS would exceed `Steerer.maxUpdateRMS`.
+        if stepSizes.contains(where: { !$0.isFinite || $0 < 0 || $0 > SteeringSchedule.maxPlainStep }) {
+            return "step sizes must be finite and in 0…\(Int(SteeringSchedule.maxPlainStep))"
+        }
         return nil
     }
 }

@@ -97,7 +97,7 @@ struct Generate: ParsableCommand {
             files.append((trace, try JSONSerialization.data(withJSONObject: ["prompt": prompt, "seed": seed, "events": traceEvents],
                                                             options: [.sortedKeys])))
         }
-        do { try writeFilesAtomically(files) } catch let e as OutputWriteError { throw RuntimeError(e.description) }
+        do { try writeFilesAtomically(files, createDirectories: true) } catch let e as OutputWriteError { throw RuntimeError(e.description) }
         if let defect {
             throw RuntimeError("the image is \(defect); wrote \(outPath) for inspection, flagged \"defect\" in its sidecar", exitCode: 3)
         }
