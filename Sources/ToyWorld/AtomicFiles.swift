@@ -19,8 +19,8 @@ public struct OutputWriteError: Error, CustomStringConvertible, Equatable {
 nonisolated(unsafe) public var outputWriteFailureInjection: ((String) -> Bool)?
 
 /// Writes every `(path, data)` so that either all of them are replaced or none is (see above);
-/// missing directories are created. Throws `OutputWriteError`.
-public func writeFilesAtomically(_ files: [(path: String, data: Data)]) throws {
+/// with `createDirectories`, missing folders are made first. Throws `OutputWriteError`.
+public func writeFilesAtomically(_ files: [(path: String, data: Data)], createDirectories: Bool = false) throws {
     let fm = FileManager.default
     var temporaries: [String] = []
     func cleanUp() { for t in temporaries { unlink(t) } }
@@ -31,7 +31,7 @@ public func writeFilesAtomically(_ files: [(path: String, data: Data)]) throws {
             cleanUp()
             throw OutputWriteError(path: path, reason: "it is a directory")
         }
-        if !dir.isEmpty {
+        if createDirectories, !dir.isEmpty {
             do { try fm.createDirectory(atPath: dir, withIntermediateDirectories: true) } catch {
                 cleanUp()
                 throw OutputWriteError(path: path, reason: "cannot create the folder \(dir) (\(errnoText(fromNSError: error)))")

@@ -129,7 +129,7 @@ struct Generate: ParsableCommand {
             top["events"] = traceEvents + [["event": "final", "image": RunTrace.imageJSON(finalImage), "seconds": result.seconds]]
             files.append((trace, try JSONSerialization.data(withJSONObject: top, options: [.sortedKeys])))
         }
-        do { try writeFilesAtomically(files) } catch let e as OutputWriteError { throw RuntimeError(e.description) }
+        do { try writeFilesAtomically(files, createDirectories: true) } catch let e as OutputWriteError { throw RuntimeError(e.description) }
         if let defect {
             throw RuntimeError("the image is \(defect); wrote \(outPath) for inspection, flagged \"defect\" in its sidecar", exitCode: 3)
         }

@@ -105,7 +105,7 @@ struct SteeringOptions: ParsableArguments {
         if let stepSize {
             // Bounded: a normalized step is the update's RMS in latent units (latents have RMS ≈ 1), and the
             // paper's plain steps are 5–7.5; larger values only blow the latent up (1e30 gave a black image).
-            let limit: Float = s.update == .normalized ? SteeringSchedule.maxNormalizedStep : SteeringSchedule.maxPlainStep
+            let limit = s.maxStepSize
             guard stepSize.isFinite && stepSize >= 0 && stepSize <= limit else {
                 throw ValidationError("--step-size must be in 0…\(Int(limit)) for --update \(s.update.rawValue) (got \(stepSize))")
             }

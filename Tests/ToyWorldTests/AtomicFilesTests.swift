@@ -47,8 +47,9 @@ import ToyWorld
             try writeFilesAtomically([(dir + "/b.png", Data("new".utf8)), (dir + "/b.json", Data("{}".utf8))])
         }
         #expect(bytes("b.png") == old && listing() == ["b.json", "b.png"])
-        // Missing folders are created (the trace used to fail with a raw NSError dump).
-        try writeFilesAtomically([(dir + "/deep/er/t.json", Data("[]".utf8))])
+        // Missing folders: an error, unless asked to create them (as generate does for --out and --trace).
+        #expect(throws: OutputWriteError.self) { try writeFilesAtomically([(dir + "/deep/er/t.json", Data("[]".utf8))]) }
+        try writeFilesAtomically([(dir + "/deep/er/t.json", Data("[]".utf8))], createDirectories: true)
         #expect(bytes("deep/er/t.json") == Data("[]".utf8))
     }
 
