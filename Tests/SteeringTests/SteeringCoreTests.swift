@@ -287,7 +287,12 @@ final class TinyModel: TextToImageModel {
         let steerer = Steerer(unet: model.unet, classifier: nil, targets: [target], schedule: schedule)
         #expect(steerer.refine(latents: z, step: 0, timestep: 900, totalSteps: 4, context: context).array != z.array)
         #expect(schedule.validationError() == nil)
+        // One named limit per rule (SteeringSchedule.maxStepSize), shared by the CLI and the workbench.
+        schedule.stepSizes = [11]
+        #expect(schedule.validationError()?.contains("0…10 for the normalized update") == true)
+        schedule.update = .plain
+        #expect(schedule.validationError() == nil)
         schedule.stepSizes = [101]
-        #expect(schedule.validationError()?.contains("0…100") == true)
+        #expect(schedule.validationError()?.contains("0…100 for the plain update") == true)
     }
 }
