@@ -8,9 +8,15 @@ import Foundation
 /// sched_yield against ours (measured: ~15 % of a training step in the scheduler).
 public enum Threads {
     nonisolated(unsafe) private static var current: Int = {
-        let env = ProcessInfo.processInfo.environment["L2S_THREADS"].flatMap { Int($0) }
+        let all = ProcessInfo.processInfo.activeProcessorCount
+        var count = all
+        if let text = ProcessInfo.processInfo.environment["L2S_THREADS"] {
+            if let n = Int(text.trimmingCharacters(in: .whitespaces)), n >= 1 { count = n } else {
+                FileHandle.standardError.write(Data("l2s: warning: L2S_THREADS=\(text) is not a whole number ≥ 1; using \(all) thread(s)\n".utf8))
+            }
+        }
         BLAS.setThreads(1)
-        return max(1, env ?? ProcessInfo.processInfo.activeProcessorCount)
+        return count
     }()
 
     /// Threads in use.

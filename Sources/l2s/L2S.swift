@@ -122,6 +122,7 @@ struct CommonOptions: ParsableArguments {
     var threads: Int?
 
     func apply() throws {
+        _ = Threads.count   // reads L2S_THREADS now, so a warning about it comes before any screen opens
         if let threads {
             guard threads >= 1 && threads <= 256 else { throw ValidationError("--threads must be in 1…256") }
             Threads.set(threads)

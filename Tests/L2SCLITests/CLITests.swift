@@ -297,6 +297,15 @@ import Tensors
         #expect((json?["blas"] as? String).map { !$0.isEmpty && $0 != "unknown" } == true)
     }
 
+    /// A malformed L2S_THREADS was ignored without a word (hostile-input finding): now one warning line.
+    @Test func aBadThreadCountInTheEnvironmentIsSaid() throws {
+        let r = try Self.run(["bench", "engine", "--quick", "--repeats", "1"], environment: ["L2S_THREADS": "abc"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stderr.contains("L2S_THREADS=abc is not a whole number"), "\(r.stderr)")
+        let ok = try Self.run(["bench", "engine", "--quick", "--repeats", "1"], environment: ["L2S_THREADS": "2"])
+        #expect(!ok.stderr.contains("L2S_THREADS"))
+    }
+
     @Test func benchTrainTimesTheEmbeddedModelsStep() throws {
         let r = try Self.run(["bench", "train", "--batches", "2", "--repeats", "1", "--json", "--threads", "1"])
         #expect(r.status == 0, "\(r.stderr)")
