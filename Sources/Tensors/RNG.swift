@@ -7,15 +7,8 @@ public struct RNG: Sendable {
     private var s: (UInt64, UInt64, UInt64, UInt64)
 
     public init(seed: UInt64) {
-        var z = seed
-        func splitmix(_ z: inout UInt64) -> UInt64 {
-            z &+= 0x9E37_79B9_7F4A_7C15
-            var x = z
-            x = (x ^ (x >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            x = (x ^ (x >> 27)) &* 0x94D0_49BB_1331_11EB
-            return x ^ (x >> 31)
-        }
-        s = (splitmix(&z), splitmix(&z), splitmix(&z), splitmix(&z))
+        var z = SplitMix(seed: seed)
+        s = (z.next(), z.next(), z.next(), z.next())
     }
 
     @inline(__always) private static func rotl(_ x: UInt64, _ k: UInt64) -> UInt64 { (x << k) | (x >> (64 - k)) }
@@ -64,4 +57,20 @@ public struct RNG: Sendable {
         guard a.count > 1 else { return }
         for i in stride(from: a.count - 1, to: 0, by: -1) { a.swapAt(i, int(below: i + 1)) }
     }
+}
+
+/// SplitMix64 (Steele, Lea & Flood 2014): a tiny deterministic generator. It seeds `RNG`, and the
+/// scripted demo engine and the workbench's fresh seeds draw from it directly.
+public struct SplitMix: Sendable {
+    public private(set) var state: UInt64
+    public init(seed: UInt64) { state = seed }
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    /// Uniform in [0, 1).
+    public mutating func unit() -> Double { Double(next() >> 11) / Double(1 << 53) }
 }

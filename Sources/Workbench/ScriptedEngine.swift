@@ -5,6 +5,7 @@
 
 import Foundation
 import Steering
+import Tensors
 
 /// The scripted run as a pure value: feed it steps, get iteration and step records.
 public struct ScriptedRun: Sendable {
@@ -206,20 +207,6 @@ public struct ScriptedRun: Sendable {
     }
 }
 
-/// SplitMix64: a tiny deterministic generator for the scripted engine.
-public struct SplitMix: Sendable {
-    var state: UInt64
-    public init(seed: UInt64) { state = seed }
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    /// Uniform in [0, 1).
-    public mutating func unit() -> Double { Double(next() >> 11) / Double(1 << 53) }
-}
 
 /// The scripted engine: `ScriptedRun` on a worker thread with a per-step delay, honouring pause,
 /// cancel and live settings exactly like `LiveEngine`.

@@ -4,6 +4,7 @@
 
 import Foundation
 import Steering
+import Tensors
 
 /// Where a run is.
 public enum RunPhase: String, Sendable, Equatable {
@@ -328,11 +329,9 @@ public struct ViewState: Sendable {
 
     /// The next seed from the state's generator (SplitMix64), kept below 10⁶ to be easy to read.
     public mutating func freshSeed() -> UInt64 {
-        seedState &+= 0x9E37_79B9_7F4A_7C15
-        var z = seedState
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        z ^= z >> 31
+        var g = SplitMix(seed: seedState)
+        let z = g.next()
+        seedState = g.state
         return z % 1_000_000
     }
 }

@@ -4,6 +4,7 @@ import Tensors
 import Diffusion
 import Steering
 import ToyWorld
+import Workbench   // ToyRelation(SpatialRelation): the one prompt-relation → toy-relation mapping
 
 /// `l2s eval`: object presence and GenEval-position accuracy on a prompt × seed grid.
 struct Eval: ParsableCommand {
@@ -227,15 +228,6 @@ extension Eval {
         return counts
     }
 
-    static func toyRelation(_ r: SpatialRelation) -> ToyRelation {
-        switch r {
-        case .leftOf: return .leftOf
-        case .rightOf: return .rightOf
-        case .above: return .above
-        case .below: return .below
-        }
-    }
-
     /// Judges an image against the prompt's graph: each object found (by class), each supported relation
     /// held under the GenEval rule.
     static func record(case c: EvalCase, mode: String, graph: RelationGraph, detections: [Detection], seconds: Double,
@@ -250,7 +242,7 @@ extension Eval {
             guard let rel = e.relation else { continue }
             relations.append("\(graph.objects[e.subject].name) \(rel.displayName) \(graph.objects[e.object].name)")
             if let s = detection(graph.objects[e.subject]), let o = detection(graph.objects[e.object]) {
-                satisfied.append(holds(toyRelation(rel), subject: s, object: o))
+                satisfied.append(holds(ToyRelation(rel), subject: s, object: o))
             } else {
                 satisfied.append(false)
             }
