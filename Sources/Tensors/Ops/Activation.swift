@@ -12,15 +12,11 @@ extension Tensor {
         let px = pointer, po = out.pointer
         parallelFor(count, grain: 1 << 15) { r in vsilu(px + r.lowerBound, po + r.lowerBound, r.count) }
         return out.recorded("silu", [self]) { g in
-            g.shape == self.shape
-                ? [zipLanes(g, self) { gy, x in
-                    let s = 1 / (1 + simdExp(-x))
-                    return gy * s * (1 + x * (1 - s))
-                  }]
-                : [broadcastBinary(g, self) { gy, x in
-                    let s = sigmoidScalar(x)
-                    return gy * s * (1 + x * (1 - s))
-                  }]
+            precondition(g.shape == self.shape, "silu: gradient \(g.shape) for input \(self.shape)")
+            return [zipLanes(g, self) { gy, x in
+                let s = 1 / (1 + simdExp(-x))
+                return gy * s * (1 + x * (1 - s))
+            }]
         }
     }
 
