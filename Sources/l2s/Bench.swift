@@ -131,10 +131,11 @@ struct BenchTrain: ParsableCommand {
         guard (1...1000).contains(repeats) else { throw ValidationError("--repeats must be in 1…1000") }
         var modelConfig = ToyModelConfig.small
         if let path = config ?? AssetLocator.toyDirectory().map({ $0 + "/config.json" }) {
-            guard let data = FileManager.default.contents(atPath: path) else { throw ValidationError("cannot read \(path)") }
-            do { modelConfig = try JSONDecoder().decode(ToyModelConfig.self, from: data) } catch {
-                throw ValidationError("\(path) is not a toy model config: \(error)")
-            }
+            // The same reading and range checks as loading the model (a hostile config must not crash it).
+            do {
+                modelConfig = try ToyModelConfig.load(jsonFile: path)
+                try modelConfig.validate(file: path)
+            } catch { throw ValidationError("\(error)") }
         }
         let dir = NSTemporaryDirectory() + "l2s-bench-train-\(getpid())"
         defer { try? FileManager.default.removeItem(atPath: dir) }

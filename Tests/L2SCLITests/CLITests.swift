@@ -315,6 +315,18 @@ import Tensors
         #expect(((results.first?["seconds"] as? Double) ?? 0) > 0)
         let bad = try Self.run(["bench", "train", "--batches", "0"])
         #expect(bad.status != 0)
+        // A config with an impossible value gets the model loader's one-line check, not a crash.
+        let dir = NSTemporaryDirectory() + "l2s-bench-config-\(getpid())"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+        let shipped = try String(contentsOfFile: repo + "/Assets/toy/config.json", encoding: .utf8)
+        let broken = shipped.replacingOccurrences(of: "\"norm_num_groups\" : 16", with: "\"norm_num_groups\" : 0")
+        #expect(broken != shipped)
+        try broken.write(toFile: dir + "/config.json", atomically: true, encoding: .utf8)
+        let hostile = try Self.run(["bench", "train", "--batches", "2", "--repeats", "1", "--config", dir + "/config.json"])
+        #expect(hostile.status == 64, "\(hostile.stderr)")
+        #expect(hostile.stderr.contains("norm_num_groups") && hostile.stderr.split(separator: "\n").count == 1, "\(hostile.stderr)")
     }
 
     /// CRLF and CR files are read line by line (a CRLF file was one line: `parse --file` printed 1 line
