@@ -10,6 +10,10 @@ let optimise: [SwiftSetting] = [
     .unsafeFlags(["-Ounchecked", "-wmo"], .when(configuration: .release)),
     .unsafeFlags(["-O"], .when(configuration: .debug)),
 ]
+// The layers above the kernels: Swift's checks stay on in release (-O); still -O in debug.
+let checkedOptimise: [SwiftSetting] = [
+    .unsafeFlags(["-O"], .when(configuration: .debug)),
+]
 
 let package = Package(
     name: "LearnToSteer",
@@ -28,18 +32,20 @@ let package = Package(
                        providers: [.apt(["libncursesw5-dev"])]),
         .systemLibrary(name: "CPNG", path: "Sources/CPNG", pkgConfig: "libpng",
                        providers: [.apt(["libpng-dev"])]),
-        .target(name: "Tensors", dependencies: ["CAllocator"], swiftSettings: optimise),
-        .target(name: "Diffusion", dependencies: ["Tensors"], swiftSettings: optimise),
-        .target(name: "Steering", dependencies: ["Diffusion", "Tensors"], swiftSettings: optimise),
-        .target(name: "ToyWorld", dependencies: ["Diffusion", "Tensors", "CPNG"], swiftSettings: optimise),
+        // File parsing (safetensors headers, text lines) keeps Swift's checks in every configuration.
+        .target(name: "Formats"),
+        .target(name: "Tensors", dependencies: ["Formats", "CAllocator"], swiftSettings: optimise),
+        .target(name: "Diffusion", dependencies: ["Formats", "Tensors"], swiftSettings: checkedOptimise),
+        .target(name: "Steering", dependencies: ["Diffusion", "Formats", "Tensors"], swiftSettings: checkedOptimise),
+        .target(name: "ToyWorld", dependencies: ["Diffusion", "Tensors", "CPNG"], swiftSettings: checkedOptimise),
         // The UI and CLI keep Swift's checks (a trap must stay a trap: the workbench restores the terminal on it).
         .target(name: "Workbench", dependencies: ["Steering", "ToyWorld", "CNcurses"]),
         .executableTarget(name: "l2s", dependencies: [
-            "Tensors", "Diffusion", "Steering", "ToyWorld", "Workbench",
+            "Formats", "Tensors", "Diffusion", "Steering", "ToyWorld", "Workbench",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
-        .testTarget(name: "TensorsTests", dependencies: ["Tensors"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "DiffusionTests", dependencies: ["Diffusion", "Tensors"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "TensorsTests", dependencies: ["Tensors", "Formats"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "DiffusionTests", dependencies: ["Diffusion", "Formats", "Tensors"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SteeringTests", dependencies: ["Steering", "Diffusion", "Tensors"], resources: [.copy("Fixtures")]),
         .testTarget(name: "ToyWorldTests", dependencies: ["ToyWorld", "Diffusion", "Tensors"]),
         .testTarget(name: "WorkbenchTests", dependencies: ["Workbench", "Steering", "ToyWorld"]),

@@ -1,4 +1,5 @@
 import Foundation
+import Formats
 
 // CLIP's byte-level BPE tokenizer as Hugging Face's CLIPTokenizer runs it for Stable Diffusion:
 //

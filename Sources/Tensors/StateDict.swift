@@ -1,4 +1,5 @@
 import Foundation
+import Formats
 
 // Module checkpoints: the parameter tree's dotted names (see `Module`) are the safetensors keys, so
 // diffusers/transformers checkpoints load directly. Loading validates everything first and only then

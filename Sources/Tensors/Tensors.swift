@@ -8,3 +8,7 @@
 // Conventions: layouts follow PyTorch (NCHW images, Linear weights [out, in]); every op returns a new
 // contiguous tensor (reshape shares storage); each op's forward kernel and its backward sit together
 // in one file under Ops/, one file per family.
+
+// The safetensors header parser and the text-file line splitter live in Formats (built with Swift's
+// checks on); re-exported so every layer that imports Tensors sees them.
+@_exported import Formats

@@ -30,8 +30,8 @@ struct EvalRun: ParsableCommand {
     @Option(help: "Prompt file, one prompt per line (default: the --preset list).") var prompts: String?
     @Option(help: "Built-in prompt list: pairs (8×7 ordered class pairs × 4 relations = 224) or chains (200 three-object prompts with two relations).")
     var preset = "pairs"
-    @Option(parsing: .unconditional, help: "Seeds per prompt.") var seeds = 1
-    @Option(parsing: .unconditional, help: "First seed.") var firstSeed: UInt64 = 0
+    @Option(parsing: .unconditional, help: "Seeds per prompt (every image has its own seed: first-seed + its index in the grid, so no two prompts start from the same noise).") var seeds = 1
+    @Option(parsing: .unconditional, help: "Seed of the first image; image i of the grid uses first-seed + i.") var firstSeed: UInt64 = 0
     @Option(parsing: .unconditional, help: "Use only the first N prompts.") var limit: Int?
     @Option(help: "Run shard i of n (i/n, 0-based), or auto: the shard the Slurm array or Kubernetes Indexed Job gives this task.") var shard: String?
     @Option(parsing: .unconditional, help: "Denoising steps.") var steps: Int?
@@ -68,7 +68,7 @@ struct EvalRun: ParsableCommand {
         let modes: [(String, Bool)] = compare ? [("base", false), (steeredName, true)]
                                               : [(schedule.enabled ? steeredName : "base", schedule.enabled)]
         let shardName = "\(shardIndex)/\(shardCount)"
-        let fingerprint = runFingerprint(prompts: list + ["seeds \(seeds) from \(firstSeed)"], modes: modes.map(\.0), schedule: schedule, modelHash: model.weightsHash,
+        let fingerprint = runFingerprint(prompts: list + ["seeds \(seeds) from \(firstSeed), one per image"], modes: modes.map(\.0), schedule: schedule, modelHash: model.weightsHash,
                                          steps: steps ?? model.config.default_steps, guidance: guidance ?? model.config.default_guidance)
         // An existing --out of the same run and shard is resumed: its records are kept and their cases skipped.
         var records: [EvalRecord] = []

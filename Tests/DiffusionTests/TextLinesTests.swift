@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import Diffusion
+@testable import Formats
 
 /// One line splitter for every text input: LF, CRLF and CR; invalid UTF-8 named by line and byte.
 @Suite struct TextLinesTests {

@@ -4,6 +4,16 @@ import Testing
 
 /// `--shard auto` on Slurm job arrays and Kubernetes Indexed Jobs, and `eval merge`'s exactly-once check.
 @Suite struct ShardTests {
+    /// Regression: every prompt used seeds firstSeed…firstSeed+k−1, so all prompts started from the
+    /// same noise and a 224-prompt evaluation sampled the noise only k times.
+    @Test func everyCaseOfTheGridHasItsOwnSeed() {
+        let cases = EvalGrid.cases(prompts: ["a", "b", "c"], seeds: 2, firstSeed: 10)
+        #expect(cases.map(\.index) == [0, 1, 2, 3, 4, 5])
+        #expect(cases.map(\.prompt) == ["a", "a", "b", "b", "c", "c"])
+        #expect(cases.map(\.seed) == [10, 11, 12, 13, 14, 15])
+        #expect(Set(EvalGrid.cases(prompts: Array(repeating: "p", count: 224), seeds: 1).map(\.seed)).count == 224)
+    }
+
     @Test func autoReadsTheSchedulersVariables() throws {
         #expect(try EvalGrid.resolveShard("auto", environment: ["SLURM_ARRAY_TASK_ID": "3", "SLURM_ARRAY_TASK_COUNT": "4"]) == (3, 4))
         // --array=1-8: ids 1…8 are shards 0…7; --array=0-14:2: ids 0, 2, …, 14.
