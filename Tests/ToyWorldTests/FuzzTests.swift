@@ -115,13 +115,16 @@ enum Fuzz {
         var rng = RNG(seed: Fuzz.seed)
         var outcome: [String: Int] = [:]
         var accepted = 0
+        // Only the file mutated last time (restored) and this time's target are rewritten.
+        var dirty: [[String]] = sources.map { _ in files }
         for _ in 0..<Fuzz.iterations {
             let n = rng.int(below: sources.count), copy = dir + "/\(n)"
             let target = files[rng.int(below: rng.int(below: 4) == 0 ? files.count : 4)]
-            for f in files {
+            for f in Set(dirty[n] + [target]) {
                 let tree = f == target ? Fuzz.mutateJSON(trees[n][f]!, rng: &rng) : trees[n][f]!
                 try Fuzz.data(tree).write(to: URL(fileURLWithPath: copy + "/" + f))
             }
+            dirty[n] = [target]
             do {
                 let folder = try ModelFolder(path: copy)
                 try folder.memoryEstimate().check(model: "fuzz", limit: Fuzz.memoryCap)
