@@ -122,9 +122,10 @@ extension UNet2DConditionConfig {
         return total + 2 * ch[0] + P.conv(ch[0], Double(out_channels), 3)
     }
 
-    /// Peak activation bytes of one guided forward pass (batch 2) at latent side `side`, estimated:
+    /// Peak activation bytes of one guided sampling pass (batch 2) at latent side `side`, estimated:
     /// the largest self-attention score matrix twice (scores and probabilities) plus 32 copies of the
-    /// largest feature map (a pass taped for steering keeps every block's intermediates).
+    /// largest feature map. Not a bound for a pass taped for steering, which keeps every block's
+    /// intermediates and so grows with depth: see `tapedActivationBytes(side:)`.
     public func activationBytes(side: Int) -> Double {
         var attention = 0.0, feature = 0.0
         for (i, c) in block_out_channels.enumerated() {
@@ -135,6 +136,34 @@ extension UNet2DConditionConfig {
             }
         }
         return 2 * attention + 32 * feature
+    }
+
+    /// Peak activation bytes of one guided pass (batch 2) taped for steering, at latent side `side`:
+    /// an upper bound that keeps, per ResNet block, 16 feature maps of its (input) width and, per
+    /// transformer block, 32 of its width, at its resolution, plus the largest self-attention score
+    /// matrix twice. It grows with `layers_per_block`: the sampling estimate let a 33-layers-per-block
+    /// toy config estimated at 136 MB take 1 GB (the config fuzzer's RSS check, `L2S_FUZZ_RSS_CHECK=1`).
+    public func tapedActivationBytes(side: Int) -> Double {
+        let n = block_out_channels.count, layers = Double(layers_per_block)
+        func map(_ level: Int, _ channels: Double) -> Double {
+            let s = Double(side) / Double(1 << level)
+            return 2 * channels * s * s * 4
+        }
+        var attention = 0.0, taped = 0.0
+        for (i, c) in block_out_channels.enumerated() {
+            let s = Double(side) / Double(1 << i), tokens = s * s, ch = Double(c)
+            let downAttention = down_block_types[i] == "CrossAttnDownBlock2D"
+            let upAttention = up_block_types[n - 1 - i] == "CrossAttnUpBlock2D"
+            if downAttention || upAttention {
+                attention = max(attention, 2 * Double(heads(block: i)) * tokens * tokens * 4)
+            }
+            // Down: `layers` ResNets (+ transformers); up: `layers + 1` on the skip-concatenated width.
+            taped += layers * 16 * map(i, ch) + (downAttention ? layers * 32 * map(i, ch) : 0)
+            taped += (layers + 1) * 16 * map(i, 2 * ch) + (upAttention ? (layers + 1) * 32 * map(i, ch) : 0)
+        }
+        let last = Double(block_out_channels[n - 1])
+        taped += 2 * 16 * map(n - 1, last) + 32 * map(n - 1, last)   // mid block: two ResNets, one transformer
+        return 2 * attention + taped
     }
 }
 

@@ -37,6 +37,21 @@ public final class Storage: @unchecked Sendable {
     public var buffer: UnsafeMutableBufferPointer<Float> { .init(start: pointer, count: count) }
 }
 
+/// Memory the engine keeps for reuse after tensors are freed: large buffers by size class (up to
+/// 3 GB idle) and the allocator's free heap (up to 1 GB untrimmed). A process that builds many
+/// differently shaped models one after another (the config fuzzer; a session that switches models)
+/// drains it between them, so its RSS reflects the model in use rather than every model before it.
+public enum MemoryPool {
+    /// Bytes of freed tensor buffers held for reuse.
+    public static var idleBytes: Int { BufferPool.shared.idle }
+
+    /// Returns the idle buffers and the allocator's free heap to the system.
+    public static func drain() {
+        BufferPool.shared.drain()
+        l2s_release_free_memory()
+    }
+}
+
 /// Recycles large buffers by size class. Big temporaries (attention scores, im2col columns) are
 /// allocated and freed every op; from the kernel each fresh one costs page faults and zeroing
 /// (measured: 21 % of an attention benchmark in clear_page). Small buffers go straight to malloc.
@@ -51,7 +66,7 @@ final class BufferPool: @unchecked Sendable {
     private var idleBytes = 0
     private var lock = pthread_mutex_t()
 
-    private init() { pthread_mutex_init(&lock, nil) }
+    init() { pthread_mutex_init(&lock, nil) }
 
     /// Size classes 1/8 of a power of two apart, so a reused buffer wastes at most 12.5 %.
     static func roundedSize(_ bytes: Int) -> Int {
@@ -68,6 +83,23 @@ final class BufferPool: @unchecked Sendable {
         guard let p = free[bytes]?.popLast() else { return nil }
         idleBytes -= bytes
         return p
+    }
+
+    /// Bytes of freed buffers held for reuse.
+    var idle: Int {
+        pthread_mutex_lock(&lock)
+        defer { pthread_mutex_unlock(&lock) }
+        return idleBytes
+    }
+
+    /// Releases every idle buffer.
+    func drain() {
+        pthread_mutex_lock(&lock)
+        let buffers = free.values.flatMap { $0 }
+        free = [:]
+        idleBytes = 0
+        pthread_mutex_unlock(&lock)
+        for p in buffers { p.deallocate() }
     }
 
     func give(_ p: UnsafeMutableRawPointer, bytes: Int) {

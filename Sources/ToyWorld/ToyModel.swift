@@ -76,7 +76,7 @@ public struct ToyModelConfig: Codable, Equatable, Sendable {
     /// Weights (fp32) and peak activations of a guided, steered pass, from the config alone.
     public var memoryEstimate: MemoryEstimate {
         MemoryEstimate(weightBytes: 4 * (unet.parameterCount + text_encoder.parameterCount),
-                       activationBytes: max(unet.activationBytes(side: image_size), text_encoder.activationBytes))
+                       activationBytes: max(unet.tapedActivationBytes(side: image_size), text_encoder.activationBytes))
     }
 }
 

@@ -301,3 +301,31 @@ struct OptimizerTests {
         }
     }
 }
+
+/// The engine's idle memory: freed large buffers are kept for reuse by size class until drained.
+/// (A private pool: the shared one is used by every test running beside this one.)
+@Suite struct MemoryPoolTests {
+    @Test func freedLargeBuffersArePooledAndDrainReleasesThem() {
+        let pool = BufferPool()
+        let bytes = BufferPool.roundedSize(4 << 20)
+        #expect(pool.take(bytes) == nil && pool.idle == 0)
+        let a = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+        let b = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+        pool.give(a, bytes: bytes)
+        pool.give(b, bytes: bytes)
+        #expect(pool.idle == 2 * bytes)
+        let reused = pool.take(bytes)
+        #expect(reused == b && pool.idle == bytes)
+        reused?.deallocate()
+        pool.drain()
+        #expect(pool.idle == 0 && pool.take(bytes) == nil)
+        // Small buffers are never pooled.
+        let small = UnsafeMutableRawPointer.allocate(byteCount: 1024, alignment: 64)
+        pool.give(small, bytes: 1024)
+        #expect(pool.idle == 0)
+        MemoryPool.drain()   // the shared pool and the allocator's free heap: must not disturb live tensors
+        let t = Tensor(repeating: 3, shape: [1 << 20])
+        MemoryPool.drain()
+        #expect(t.pointer[(1 << 20) - 1] == 3)
+    }
+}

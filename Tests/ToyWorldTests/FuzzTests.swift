@@ -32,6 +32,14 @@ enum Fuzz {
 
     enum Step { case key(String), index(Int) }
 
+    /// The process's resident set (VmRSS) in bytes.
+    static func residentBytes() -> Int {
+        guard let text = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+              let line = text.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
+              let kb = Int(line.split(whereSeparator: { $0 == " " || $0 == "\t" }).dropFirst().first ?? "") else { return 0 }
+        return kb * 1024
+    }
+
     /// Every path to a value in a JSON tree.
     static func paths(_ node: Any, _ prefix: [Step] = []) -> [[Step]] {
         var out: [[Step]] = prefix.isEmpty ? [] : [prefix]
@@ -150,6 +158,9 @@ enum Fuzz {
         var rng = RNG(seed: Fuzz.seed &+ 1)
         var outcome: [String: Int] = [:]
         var accepted = 0
+        var worstExcess: (bytes: Double, grew: Double, estimate: Double) = (-.infinity, 0, 0)
+        var worstConfig = ""
+        var worstRatio: (ratio: Double, excess: Double, grew: Double, estimate: Double, config: String) = (0, -.infinity, 0, 0, "")
         for _ in 0..<Fuzz.iterations {
             let bytes = Fuzz.data(Fuzz.mutateJSON(seedTree, rng: &rng))
             do {
@@ -158,11 +169,27 @@ enum Fuzz {
                 try config.memoryEstimate.check(model: "fuzz", limit: Fuzz.memoryCap)
                 accepted += 1
                 guard accepted % Fuzz.buildEvery == 0 else { outcome["accepted, not built", default: 0] += 1; continue }
-                let model = try ToyModel(config: config)
-                let context = model.encode(["a red circle to the left of a blue square", ""])
-                var r = RNG(seed: 3)
-                let x = Tensor.randn([2] + model.latentShape, rng: &r)
-                _ = model.unet(x, timesteps: [500], context: context)
+                // RSS growth of building the model and one guided pass, against the estimate: the
+                // engine's idle buffers are drained first, so earlier models do not count.
+                MemoryPool.drain()
+                let before = Fuzz.residentBytes()
+                do {
+                    let model = try ToyModel(config: config)
+                    let context = model.encode(["a red circle to the left of a blue square", ""])
+                    var r = RNG(seed: 3)
+                    let x = Tensor.randn([2] + model.latentShape, rng: &r)
+                    _ = model.unet(x, timesteps: [500], context: context)
+                    let grew = Double(Fuzz.residentBytes() - before), estimate = config.memoryEstimate.totalBytes
+                    let described = "image_size \(config.image_size), channels \(config.unet.block_out_channels), layers \(config.unet.layers_per_block), text layers \(config.text_encoder.num_hidden_layers) × \(config.text_encoder.hidden_size)/\(config.text_encoder.intermediate_size), vocab \(config.text_encoder.vocab_size)"
+                    if grew / estimate > worstRatio.ratio || grew - (1.5 * estimate + 16e6) > worstRatio.excess {
+                        worstRatio = (max(worstRatio.ratio, grew / estimate), max(worstRatio.excess, grew - (1.5 * estimate + 16e6)),
+                                      grew, estimate, described)
+                    }
+                    if grew - estimate > worstExcess.bytes {
+                        worstExcess = (grew - estimate, grew, estimate)
+                        worstConfig = "image_size \(config.image_size), channels \(config.unet.block_out_channels), layers \(config.unet.layers_per_block), heads \(config.unet.attention_head_dim), grad \(GradMode.isEnabled)"
+                    }
+                }
                 outcome["ran", default: 0] += 1
             } catch is DecodingError {
                 outcome["rejected: decoding", default: 0] += 1
@@ -172,7 +199,16 @@ enum Fuzz {
             }
         }
         print("fuzz toy config: \(Fuzz.iterations) inputs, seed \(Fuzz.seed): \(outcome.sorted { $0.key < $1.key })")
+        print(String(format: "fuzz toy config: largest RSS growth beyond the estimate %.1f MB (grew %.1f MB, estimate %.1f MB)",
+                     worstExcess.bytes / 1e6, worstExcess.grew / 1e6, worstExcess.estimate / 1e6) + ": " + worstConfig)
         #expect(outcome["ran", default: 0] > 0)
+        print(String(format: "fuzz toy config: largest RSS growth ÷ estimate %.2f (%@)", worstRatio.ratio, worstRatio.config))
+        // Opt-in (RSS is per process; other suites running beside this one move it): the estimate must
+        // bound what a built model takes within 1.5× (random initialisation's temporaries, the
+        // allocator's rounding) plus 16 MB of the harness's own allocations.
+        if ProcessInfo.processInfo.environment["L2S_FUZZ_RSS_CHECK"] == "1" {
+            #expect(worstRatio.excess <= 0, "a model took \(worstRatio.grew / 1e6) MB, estimated \(worstRatio.estimate / 1e6) MB: \(worstRatio.config)")
+        }
     }
 
     /// Safetensors files: a small file's header mutated as JSON (shapes, offsets, dtypes, metadata) or as
