@@ -113,8 +113,19 @@ public final class CLIPTokenizer: @unchecked Sendable {
         let vocabPath = folder + "/vocab.json", mergesPath = folder + "/merges.txt"
         for p in [vocabPath, mergesPath] where !FileManager.default.fileExists(atPath: p) { throw ConfigError.missingFile(p) }
         let vocabulary: [String: Int]
+        let vocabData: Data
         do {
-            vocabulary = try JSONDecoder().decode([String: Int].self, from: Data(contentsOf: URL(fileURLWithPath: vocabPath)))
+            vocabData = try Data(contentsOf: URL(fileURLWithPath: vocabPath))
+            // Through the one line splitter first, so invalid UTF-8 is named by line and byte (the
+            // JSON decoder only says the data is not valid).
+            _ = try TextLines.split(vocabData, path: vocabPath)
+        } catch let e as TextFileError {
+            throw ConfigError.malformed(vocabPath, e.description)
+        } catch {
+            throw ConfigError.malformed(vocabPath, "cannot read: \(error.localizedDescription)")
+        }
+        do {
+            vocabulary = try JSONDecoder().decode([String: Int].self, from: vocabData)
         } catch {
             throw ConfigError.malformed(vocabPath, "not a JSON object of string → id (\(error))")
         }

@@ -58,4 +58,20 @@ import Testing
             #expect(crlf.encode(prompt) == lf.encode(prompt), "\(prompt)")
         }
     }
+
+    /// vocab.json with a stray byte: the error names its line and byte (it said only "not a JSON
+    /// object of string → id" with the decoder's dump).
+    @Test func invalidUTF8InTheVocabularyIsNamedByLineAndByte() throws {
+        let scratch = try ScratchFolder(copying: "tiny-sd")
+        let path = scratch.path + "/tokenizer/vocab.json"
+        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+        bytes.insert(0xFF, at: 1)   // line 1, byte 2
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        do {
+            _ = try CLIPTokenizer(folder: scratch.path + "/tokenizer")
+            Issue.record("a vocabulary with invalid UTF-8 was accepted")
+        } catch {
+            #expect("\(error)".contains("vocab.json:1: invalid UTF-8 at byte 2 of the line") && !"\(error)".contains("\n"), "\(error)")
+        }
+    }
 }
