@@ -16,7 +16,7 @@ struct TrainBase: ParsableCommand {
 
     @OptionGroup var common: CommonOptions
     @Option(help: "Run directory for checkpoints.") var runDir = "runs/toy-base"
-    @Option(parsing: .unconditional, help: "Total optimisation steps (the shipped model: 3600).") var steps = 3600
+    @Option(parsing: .unconditional, help: "Total optimisation steps (v1 from scratch: 3600; the shipped v2 is a fine-tune of v1, see README).") var steps = 3600
     @Option(parsing: .unconditional, help: "Images per step.") var batchSize = 32
     @Option(parsing: .unconditional, help: "Peak learning rate (AdamW).") var lr: Float = 1e-3
     @Option(parsing: .unconditional, help: "Warm-up steps.") var warmup = 200
