@@ -116,9 +116,8 @@ public final class CLIPTokenizer: @unchecked Sendable {
         let vocabData: Data
         do {
             vocabData = try Data(contentsOf: URL(fileURLWithPath: vocabPath))
-            // Through the one line splitter first, so invalid UTF-8 is named by line and byte (the
-            // JSON decoder only says the data is not valid).
-            _ = try TextLines.split(vocabData, path: vocabPath)
+            // Invalid UTF-8 named by line and byte (the JSON decoder only says the data is not valid).
+            try TextLines.checkUTF8(vocabData, path: vocabPath)
         } catch let e as TextFileError {
             throw ConfigError.malformed(vocabPath, e.description)
         } catch {

@@ -140,7 +140,7 @@ public struct SafetensorsHeader: Sendable {
         guard n <= UInt64(size - 8) else { throw SafetensorsError.headerBeyondFile(path: path, length: n, fileSize: size) }
         let headerLength = Int(n)
         let bytes = UnsafeBufferPointer(start: (p + 8).assumingMemoryBound(to: UInt8.self), count: headerLength)
-        guard isValidUTF8(bytes) else { throw SafetensorsError.headerNotUTF8(path: path) }
+        guard TextLines.firstInvalidUTF8(bytes) == nil else { throw SafetensorsError.headerNotUTF8(path: path) }
         let root: JSONValue
         do {
             var parser = HeaderJSONParser(bytes)
@@ -240,19 +240,6 @@ public struct SafetensorsHeader: Sendable {
     }
 }
 
-
-/// Whether `bytes` is well-formed UTF-8 (no overlongs, surrogates or truncated sequences).
-public func isValidUTF8(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
-    var iterator = bytes.makeIterator()
-    var decoder = UTF8()
-    while true {
-        switch decoder.decode(&iterator) {
-        case .scalarValue: continue
-        case .emptyInput: return true
-        case .error: return false
-        }
-    }
-}
 
 /// A JSON string literal escaped the way serde_json writes it (UTF-8 kept, control characters escaped).
 public func jsonQuoted(_ s: String) -> String {

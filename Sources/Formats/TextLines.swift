@@ -38,33 +38,49 @@ public enum TextLines {
     /// Splits `data` on LF, CRLF or CR; a final terminator does not start an extra empty line.
     public static func split(_ data: Data, path: String) throws -> [String] {
         let bytes = [UInt8](data)
+        try checkUTF8(bytes, path: path)
         var lines: [String] = []
+        forEachLine(bytes) { lines.append(String(decoding: bytes[$0], as: UTF8.self)) }
+        return lines
+    }
+
+    /// Throws `invalidUTF8` naming the line and byte of the first malformed sequence in `data` (for
+    /// files read whole by another parser, e.g. JSON); lines are counted as `split` counts them.
+    public static func checkUTF8(_ data: Data, path: String) throws {
+        try checkUTF8([UInt8](data), path: path)
+    }
+
+    static func checkUTF8(_ bytes: [UInt8], path: String) throws {
+        // Line terminators are ASCII, so the first bad byte of the file is the first of its line.
+        guard let bad = firstInvalidUTF8(bytes) else { return }
+        var line = 0, lineStart = 0
+        forEachLine(bytes) { range in
+            if range.lowerBound <= bad { line += 1; lineStart = range.lowerBound }
+        }
+        throw TextFileError.invalidUTF8(path: path, line: line, column: bad - lineStart + 1, offset: bad)
+    }
+
+    /// Calls `body` with the byte range of each line (terminators excluded; a leading UTF-8 byte-order
+    /// mark skipped; a final terminator does not start an extra empty line).
+    static func forEachLine(_ bytes: [UInt8], _ body: (Range<Int>) -> Void) {
         var start = bytes.starts(with: [0xEF, 0xBB, 0xBF]) ? 3 : 0
         var i = start
-        func finish(_ end: Int) throws {
-            let slice = bytes[start..<end]
-            if let bad = firstInvalidUTF8(slice) {
-                throw TextFileError.invalidUTF8(path: path, line: lines.count + 1, column: bad - start + 1, offset: bad)
-            }
-            lines.append(String(decoding: slice, as: UTF8.self))
-        }
         while i < bytes.count {
             let b = bytes[i]
             if b == 0x0A || b == 0x0D {
-                try finish(i)
+                body(start..<i)
                 i += (b == 0x0D && i + 1 < bytes.count && bytes[i + 1] == 0x0A) ? 2 : 1
                 start = i
             } else {
                 i += 1
             }
         }
-        if start < bytes.count { try finish(bytes.count) }
-        return lines
+        if start < bytes.count { body(start..<bytes.count) }
     }
 
     /// Index of the first byte that does not begin a well-formed UTF-8 sequence (RFC 3629: no overlong
     /// forms, no surrogates, nothing above U+10FFFF), or nil.
-    static func firstInvalidUTF8(_ s: ArraySlice<UInt8>) -> Int? {
+    public static func firstInvalidUTF8<C: RandomAccessCollection>(_ s: C) -> Int? where C.Element == UInt8, C.Index == Int {
         var i = s.startIndex
         while i < s.endIndex {
             let b = s[i]

@@ -185,21 +185,28 @@ public struct PromptParser: Sendable {
 
     // MARK: Validation
 
-    private func validate(_ prompt: String) throws {
-        if prompt.utf8.isEmpty { throw PromptError.empty }
-        if prompt.utf8.count > Self.maxLength {
-            let length = prompt.unicodeScalars.count
-            if length > Self.maxLength { throw PromptError.tooLong(length) }
+    /// The plain-text rules of every prompt-like text (the prompt, the negative prompt): at most
+    /// `maxLength` Unicode scalars, no control characters other than tab, line feeds, vertical tab,
+    /// form feed and NEL. The first rule `text` breaks (`tooLong` or `controlCharacters`), or nil.
+    public static func plainTextViolation(_ text: String) -> PromptError? {
+        if text.utf8.count > maxLength {
+            let length = text.unicodeScalars.count
+            if length > maxLength { return .tooLong(length) }
         }
-        var onlySpace = true
-        for scalar in prompt.unicodeScalars {
+        for scalar in text.unicodeScalars {
             switch scalar.value {
             case 0x09...0x0D, 0x85: continue  // tab, newlines, vertical tab, form feed, NEL
-            case 0x00...0x1F, 0x7F...0x9F: throw PromptError.controlCharacters
-            default: if onlySpace && !scalar.properties.isWhitespace { onlySpace = false }
+            case 0x00...0x1F, 0x7F...0x9F: return .controlCharacters
+            default: continue
             }
         }
-        if onlySpace { throw PromptError.empty }
+        return nil
+    }
+
+    private func validate(_ prompt: String) throws {
+        if prompt.utf8.isEmpty { throw PromptError.empty }
+        if let violation = Self.plainTextViolation(prompt) { throw violation }
+        if prompt.unicodeScalars.allSatisfy({ $0.properties.isWhitespace }) { throw PromptError.empty }
     }
 
     // MARK: Intro

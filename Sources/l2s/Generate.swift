@@ -29,15 +29,15 @@ struct Generate: ParsableCommand {
         guard (1...64).contains(upscale) else { throw ValidationError("--upscale must be in 1…64") }
         if let steps, !(1...1000).contains(steps) { throw ValidationError("--steps must be in 1…1000") }
         if let guidance, !(guidance.isFinite && guidance >= 0 && guidance <= 50) { throw ValidationError("--guidance must be in 0…50") }
-        // The negative prompt is not parsed, but it is tokenised and saved in the sidecar: the same
-        // length limit and plain-text rule as the prompt.
-        let negativeLength = negativePrompt.unicodeScalars.count
-        guard negativeLength <= PromptParser.maxLength else {
-            throw ValidationError("--negative-prompt is \(negativeLength) characters long; the limit is \(PromptParser.maxLength)")
-        }
-        guard !negativePrompt.unicodeScalars.contains(where: { (0x00...0x1F).contains($0.value) && !(0x09...0x0D).contains($0.value)
-                                                                || (0x7F...0x9F).contains($0.value) }) else {
+        // The negative prompt is not parsed, but it is tokenised and saved in the sidecar: the
+        // prompt's plain-text rules (length, no control characters) apply to it too.
+        switch PromptParser.plainTextViolation(negativePrompt) {
+        case .tooLong(let length)?:
+            throw ValidationError("--negative-prompt is \(length) characters long; the limit is \(PromptParser.maxLength)")
+        case .some:
             throw ValidationError("--negative-prompt contains control characters; use plain text")
+        case nil:
+            break
         }
     }
 
