@@ -72,7 +72,15 @@ import ToyWorld
         let prefix = tmp + "/prefix"
         try FileManager.default.createDirectory(atPath: prefix + "/bin", withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: prefix + "/share/l2s", withIntermediateDirectories: true)
-        try FileManager.default.copyItem(atPath: URL(fileURLWithPath: CLITests.binary).resolvingSymlinksInPath().path, toPath: prefix + "/bin/l2s")
+        // The binary is copied by a child `cp`, not in this process: a writable descriptor held here is
+        // inherited by any subprocess another test forks meanwhile, and exec of the copy then fails
+        // with ETXTBSY ("Text file busy", seen once in CI).
+        let cp = Process()
+        cp.executableURL = URL(fileURLWithPath: "/bin/cp")
+        cp.arguments = [URL(fileURLWithPath: CLITests.binary).resolvingSymlinksInPath().path, prefix + "/bin/l2s"]
+        try cp.run()
+        cp.waitUntilExit()
+        try #require(cp.terminationStatus == 0, "cp of the binary failed")
         try FileManager.default.copyItem(atPath: checkoutAssets, toPath: prefix + "/share/l2s/Assets")
         let (s3, o3) = try Self.run(args, in: "/", binary: prefix + "/bin/l2s")
         #expect(s3 == 0, "installed: \(o3)")
