@@ -48,6 +48,30 @@ public enum AttentionMaps {
     }
 }
 
+extension AttentionMaps {
+    /// How strongly a token is attended somewhere in the image: per layer, the raw cross-attention
+    /// probability of the span (mean over its tokens and the layer's heads, before any
+    /// renormalisation) at its soft-maximal position, Σ m·softmax(sharpness·m) (between the map's
+    /// mean and its maximum, and differentiable), averaged over layers. An object the image does not
+    /// hold draws little attention anywhere, so its peak is low (Attend-and-Excite's signal).
+    public static func peak(_ layers: [CapturedAttention], tokenSpan span: Range<Int>, sharpness: Float = 30) -> Tensor {
+        precondition(!layers.isEmpty, "no cross-attention layers were captured")
+        var total: Tensor? = nil
+        for layer in layers {
+            let p = layer.probabilities  // [1, heads, HW, T]
+            precondition(p.shape[0] == 1 && span.lowerBound >= 0 && span.upperBound <= p.shape[3] && !span.isEmpty,
+                         "attention peak needs batch 1 and a span inside 0..<\(p.shape[3]), got \(p.shape), \(span)")
+            var m = p.sliced(axis: 3, span)
+            m = span.count == 1 ? m : m.mean(axes: [3], keepDims: true)
+            m = m.mean(axes: [1]).reshaped([1, layer.height * layer.width])
+            let w = (m * sharpness).softmax()
+            let peak = (m * w).sum()
+            total = total.map { $0 + peak } ?? peak
+        }
+        return total! / Float(layers.count)
+    }
+}
+
 /// One captured cross-attention layer as it appears in a `MapStack`: its module path, native
 /// resolution and head count.
 public struct MapLayer: Sendable, Equatable {

@@ -16,6 +16,12 @@ public protocol RelationScore {
     var gradientNorm: Float { get }
     /// Number of elements of the gradient (the RMS of the normalised update is norm / √count).
     var gradientCount: Int { get }
+    /// False while a named object looks absent (the step's refinement then does not end on p alone).
+    var objectsPresent: Bool { get }
+}
+
+extension RelationScore {
+    public var objectsPresent: Bool { true }
 }
 
 /// Judges one relation at the current latent and moves the latent; the loop decides which and when.
@@ -82,7 +88,8 @@ public struct RefinementLoop: Sendable {
                 onLog?("step \(step) iteration \(k): non-finite loss or gradient, iteration skipped")
                 continue
             }
-            let reached = result.targetProbability >= schedule.probabilityTarget || result.loss <= schedule.lossTarget
+            let reached = (result.targetProbability >= schedule.probabilityTarget || result.loss <= schedule.lossTarget)
+                && result.objectsPresent
             var note: String? = reached ? "target reached" : nil
             if reached {
                 satisfied.insert(target)

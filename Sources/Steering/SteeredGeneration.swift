@@ -126,7 +126,7 @@ public final class SteeredGenerator {
             let order = current.order.map { o in o.filter { !graph.disabled.contains($0) } } ?? graph.steerableEdgeIndices
             return (current.steering, targetOrder(order))
         }
-        let useHook = settings.steering.enabled && !targets.isEmpty && (classifier != nil || settings.steering.loss == .handcrafted)
+        let useHook = settings.steering.enabled && !targets.isEmpty && (classifier != nil || settings.steering.loss != .learned)
         if settings.steering.enabled && !targets.isEmpty && !useHook { onEvent?(.log("no relation classifier loaded: running unsteered")) }
         let sampler = Sampler(model: model)
         let latents = try sampler.run(settings.sampler, hook: useHook ? steerer : nil, captureAttention: captureAttention,

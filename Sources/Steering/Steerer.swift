@@ -16,6 +16,9 @@ public enum SteeringLoss: String, Codable, Sendable, CaseIterable {
     case learned
     /// A hand-made baseline: hinge on the difference of the two maps' centroids along the relation's axis.
     case handcrafted
+    /// Presence only: the hinge of `SteeringSchedule.presenceFloor` over each object's attention peak
+    /// (Attend-and-Excite style), no relation term — the ablation beside relation-only and both.
+    case presence
 }
 
 /// The steering part of the settings: one value, editable between steps.
@@ -36,8 +39,41 @@ public struct SteeringSchedule: Codable, Equatable, Sendable {
     public var loss: SteeringLoss = .learned
     /// Margin of the handcrafted loss, as a fraction of the map width.
     public var handcraftedMargin: Float = 0.1
+    /// Weight of the object-presence term added to the relation loss: w · Σ relu(floor − peak) over
+    /// subject and object (`AttentionMaps.peak`). With w > 0 (or the presence loss) a step's
+    /// refinement also does not end while an object's peak is below the floor. 0 = relation only.
+    public var presenceWeight: Float = 0
+    /// Attention peak below which an object counts as absent.
+    public var presenceFloor: Float = 0.3
 
     public init() {}
+
+    /// Whether the presence term is in the loss and the stop rule.
+    public var steersPresence: Bool { loss == .presence || presenceWeight > 0 }
+
+    enum CodingKeys: String, CodingKey {
+        case enabled, startStep, endStep, stepSizes, update, maxIterations, probabilityTarget, lossTarget, loss
+        case handcraftedMargin, presenceWeight, presenceFloor
+    }
+
+    /// Reads schedules written before a field existed (a trace from an older version) with that
+    /// field's default.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let d = SteeringSchedule()
+        enabled = try c.decodeIfPresent(Bool.self, forKey: .enabled) ?? d.enabled
+        startStep = try c.decodeIfPresent(Int.self, forKey: .startStep) ?? d.startStep
+        endStep = try c.decodeIfPresent(Int.self, forKey: .endStep) ?? d.endStep
+        stepSizes = try c.decodeIfPresent([Float].self, forKey: .stepSizes) ?? d.stepSizes
+        update = try c.decodeIfPresent(SteeringUpdate.self, forKey: .update) ?? d.update
+        maxIterations = try c.decodeIfPresent(Int.self, forKey: .maxIterations) ?? d.maxIterations
+        probabilityTarget = try c.decodeIfPresent(Float.self, forKey: .probabilityTarget) ?? d.probabilityTarget
+        lossTarget = try c.decodeIfPresent(Float.self, forKey: .lossTarget) ?? d.lossTarget
+        loss = try c.decodeIfPresent(SteeringLoss.self, forKey: .loss) ?? d.loss
+        handcraftedMargin = try c.decodeIfPresent(Float.self, forKey: .handcraftedMargin) ?? d.handcraftedMargin
+        presenceWeight = try c.decodeIfPresent(Float.self, forKey: .presenceWeight) ?? d.presenceWeight
+        presenceFloor = try c.decodeIfPresent(Float.self, forKey: .presenceFloor) ?? d.presenceFloor
+    }
 
     /// The paper's settings: steps [0, 25) of 50, plain step 5 (7.5 for SD1.4), 16 iterations, near-zero loss targets.
     public static var paper: SteeringSchedule {
@@ -61,6 +97,8 @@ public struct SteeringSchedule: Codable, Equatable, Sendable {
         if maxIterations < 0 || maxIterations > 100 { return "iterations must be in 0…100" }
         let limit = maxStepSize
         if stepSizes.contains(where: { !$0.isFinite || $0 < 0 || $0 > limit }) { return "step sizes must be in 0…\(Int(limit)) for the \(update.rawValue) update" }
+        if !presenceWeight.isFinite || presenceWeight < 0 || presenceWeight > 100 { return "presence weight must be in 0…100" }
+        if !presenceFloor.isFinite || presenceFloor < 0 || presenceFloor > 1 { return "presence floor must be in 0…1" }
         return nil
     }
 }
@@ -99,6 +137,8 @@ public struct SteeringIteration: Sendable {
     public let seconds: Double
     /// Set when the iteration was skipped (NaN/Inf) or ended the step's refinement.
     public let note: String?
+    /// Attention peaks of the subject and the object (`AttentionMaps.peak`).
+    public var peaks: [Float] = []
 }
 
 /// The Learn-to-Steer refinement loop as a sampler hook: at each steered step, up to `maxIterations`
@@ -147,7 +187,8 @@ public final class Steerer: StepHook {
                 listener(SteeringIteration(step: it.step, iteration: it.iteration, target: it.target, probabilities: result.probabilities,
                                            targetProbability: result.targetProbability, loss: result.loss,
                                            gradientNorm: result.gradientNorm, subjectMap: sm.map(), objectMap: om.map(),
-                                           subjectStack: sm, objectStack: om, seconds: it.seconds, note: it.note))
+                                           subjectStack: sm, objectStack: om, seconds: it.seconds, note: it.note,
+                                           peaks: result.peaks))
             }
         }
         loop.refine(&evaluator, step: step, active: active, schedule: schedule, onIteration: report, onLog: onLog)
@@ -183,6 +224,10 @@ public final class Steerer: StepHook {
         let subjectMaps: Tensor
         let objectMaps: Tensor
         let layers: [MapLayer]
+        /// Subject's and object's attention peaks, and whether both reach the floor (true when the
+        /// schedule does not steer presence).
+        let peaks: [Float]
+        let objectsPresent: Bool
         var gradientCount: Int { gradient.count }
     }
 
@@ -191,6 +236,7 @@ public final class Steerer: StepHook {
         var probs: [Float] = []
         var mapsOut: (Tensor, Tensor)? = nil
         var mapLayers: [MapLayer] = []
+        var peaks: [Float] = []
         let layers = unet.crossAttentionLayerCount
         let (value, grads) = valueAndGradients(at: [z]) { inputs in
             let capture = AttentionCapture(keepOnTape: true)
@@ -199,6 +245,12 @@ public final class Steerer: StepHook {
             let object = AttentionMaps.maps(capture.layers, tokenSpan: target.objectTokens)
             mapsOut = (subject, object)
             mapLayers = MapStack.layers(of: capture.layers)
+            let subjectPeak = AttentionMaps.peak(capture.layers, tokenSpan: target.subjectTokens)
+            let objectPeak = AttentionMaps.peak(capture.layers, tokenSpan: target.objectTokens)
+            peaks = [subjectPeak.item, objectPeak.item]
+            let floor = schedule.presenceFloor
+            let presence = (Tensor(scalar: floor) - subjectPeak).relu() + (Tensor(scalar: floor) - objectPeak).relu()
+            let relation: Tensor
             switch schedule.loss {
             case .learned:
                 let c = classifier!
@@ -207,12 +259,14 @@ public final class Steerer: StepHook {
                 let classifierStep = c.config.classifierStep(for: step * 50 / max(totalSteps, 1))
                 let logits = c(maps, steps: [classifierStep])
                 probs = noGrad { logits.softmax() }.array
-                return crossEntropy(logits, targets: [target.relation.classIndex])
-            case .handcrafted:
+                relation = crossEntropy(logits, targets: [target.relation.classIndex])
+            case .handcrafted, .presence:
                 let (loss, p) = handcraftedLoss(subject: subject, object: object, relation: target.relation, margin: schedule.handcraftedMargin)
                 probs = p
-                return loss
+                if schedule.loss == .presence { return presence }
+                relation = loss
             }
+            return schedule.presenceWeight > 0 ? relation + presence * schedule.presenceWeight : relation
         }
         let g = grads[0]
         var sq: Double = 0
@@ -220,8 +274,9 @@ public final class Steerer: StepHook {
         let norm = Float(sq.squareRoot())
         guard value.item.isFinite, norm.isFinite, let (s, o) = mapsOut else { return nil }
         let p = probs.indices.contains(target.relation.classIndex) ? probs[target.relation.classIndex] : 0
+        let present = !schedule.steersPresence || peaks.allSatisfy { $0 >= schedule.presenceFloor }
         return Evaluation(loss: value.item, probabilities: probs, targetProbability: p, gradient: g, gradientNorm: norm,
-                          subjectMaps: s, objectMaps: o, layers: mapLayers)
+                          subjectMaps: s, objectMaps: o, layers: mapLayers, peaks: peaks, objectsPresent: present)
     }
 }
 

@@ -38,10 +38,13 @@ public enum RunTrace {
     /// The `iteration` event of the trace format (`edge` indexes the graph's edges, `relation` the targets).
     public static func iterationJSON(step: Int, iteration: Int, target: Int, edge: Int, probabilities: [Float], targetProbability: Float,
                                      loss: Float, gradientNorm: Float, seconds: Double, note: String?,
-                                     subjectMap: [Float], objectMap: [Float]) -> [String: Any] {
-        ["event": "iteration", "step": step, "iteration": iteration, "relation": target, "edge": edge,
-         "probabilities": probabilities, "p_target": targetProbability, "loss": loss, "grad_norm": gradientNorm,
-         "seconds": seconds, "note": note ?? "", "subject_map": subjectMap, "object_map": objectMap]
+                                     subjectMap: [Float], objectMap: [Float], peaks: [Float] = []) -> [String: Any] {
+        var e: [String: Any] = ["event": "iteration", "step": step, "iteration": iteration, "relation": target, "edge": edge,
+                                "probabilities": probabilities, "p_target": targetProbability, "loss": loss, "grad_norm": gradientNorm,
+                                "seconds": seconds, "note": note ?? "", "subject_map": subjectMap, "object_map": objectMap]
+        // The subject's and object's attention peaks (`AttentionMaps.peak`), where the engine reads them.
+        if !peaks.isEmpty { e["peaks"] = peaks }
+        return e
     }
 
     /// The `step` event of the trace format: x̂₀'s preview and, for the embedded toy model, what the

@@ -88,7 +88,7 @@ struct Generate: ParsableCommand {
                         traceEvents.append(RunTrace.iterationJSON(step: it.step, iteration: it.iteration, target: it.target, edge: edge,
                                                                   probabilities: it.probabilities, targetProbability: it.targetProbability,
                                                                   loss: it.loss, gradientNorm: it.gradientNorm, seconds: it.seconds, note: it.note,
-                                                                  subjectMap: it.subjectMap, objectMap: it.objectMap))
+                                                                  subjectMap: it.subjectMap, objectMap: it.objectMap, peaks: it.peaks))
                     }
                 case .step(let s):
                     bar.update(s.step + 1, detail: String(format: "t=%d %.2fs/step", s.timestep, s.seconds))

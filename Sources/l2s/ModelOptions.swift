@@ -83,7 +83,7 @@ struct ModelOptions: ParsableArguments {
 /// Steering flags shared by generate and eval.
 struct SteeringOptions: ParsableArguments {
     @Flag(help: "Steer toward the prompt's relations (Learn-to-Steer).") var steer = false
-    @Option(help: "Loss that judges the arrangement: learned (the relation classifier) or handcrafted (map centroids).")
+    @Option(help: "Loss that judges the arrangement: learned (the relation classifier), handcrafted (map centroids) or presence (only the objects' attention peaks, no relation term).")
     var loss: SteeringLoss = .learned
     @Option(parsing: .unconditional, help: "Steered steps as start:end (end exclusive), e.g. 0:25.") var steerSteps = "0:25"
     @Option(help: "Update rule: normalized (step = update RMS) or plain (z -= s·grad, the paper's).") var update: SteeringUpdate = .normalized
@@ -91,6 +91,8 @@ struct SteeringOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: "Maximum refinement iterations per steered step (the paper: 16).") var iterations: Int?
     @Option(parsing: .unconditional, help: "Stop a step's refinement once p(target) reaches this.") var probabilityTarget: Float?
     @Flag(help: "The paper's settings: plain step 5, 16 iterations, near-zero loss targets.") var paper = false
+    @Option(parsing: .unconditional, help: "Weight of the object-presence term added to the relation loss (0…100; 0 = relation only). With it a step's refinement also goes on while an object's attention peak is below --presence-floor.") var presenceWeight: Float?
+    @Option(parsing: .unconditional, help: "Attention peak below which an object counts as absent (0…1).") var presenceFloor: Float?
 
     func schedule() throws -> SteeringSchedule {
         var s = paper ? SteeringSchedule.paper : SteeringSchedule()
@@ -118,6 +120,14 @@ struct SteeringOptions: ParsableArguments {
         if let probabilityTarget {
             guard (0...1).contains(probabilityTarget) else { throw ValidationError("--probability-target must be in 0…1") }
             s.probabilityTarget = probabilityTarget
+        }
+        if let presenceWeight {
+            guard presenceWeight.isFinite && (0...100).contains(presenceWeight) else { throw ValidationError("--presence-weight must be in 0…100") }
+            s.presenceWeight = presenceWeight
+        }
+        if let presenceFloor {
+            guard presenceFloor.isFinite && (0...1).contains(presenceFloor) else { throw ValidationError("--presence-floor must be in 0…1") }
+            s.presenceFloor = presenceFloor
         }
         if let m = s.validationError() { throw ValidationError(m) }
         return s

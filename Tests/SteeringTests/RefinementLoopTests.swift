@@ -6,8 +6,11 @@ import Testing
 struct FakeEvaluator: RelationEvaluator {
     struct Score: RelationScore {
         let target: Int, targetProbability: Float, gradientNorm: Float, gradientCount: Int
+        var objectsPresent = true
         var loss: Float { 1 - min(targetProbability, 1) }
     }
+    /// Calls (0-based) on which an object looks absent.
+    var absentCalls: Set<Int> = []
     var base: [Float]
     var rise: Float = 0
     var gradientNorm: Float = 2
@@ -22,7 +25,8 @@ struct FakeEvaluator: RelationEvaluator {
         judged.append(target)
         if nonFiniteCalls.contains(judged.count - 1) { return nil }
         let p = base[target] + rise * Float(descents.filter { $0.target == target }.count)
-        return Score(target: target, targetProbability: p, gradientNorm: gradientNorm, gradientCount: gradientCount)
+        return Score(target: target, targetProbability: p, gradientNorm: gradientNorm, gradientCount: gradientCount,
+                     objectsPresent: !absentCalls.contains(judged.count - 1))
     }
 
     mutating func descend(along evaluation: Score, scale: Float) { descents.append((evaluation.target, scale)) }
@@ -44,6 +48,18 @@ func schedule(iterations: Int, pTarget: Float = 0.9, update: SteeringUpdate = .p
         // Step 1 starts where step 0 stopped (not again at relation 0).
         #expect(e.judged == [0, 1, 2, 0, 1, 2])
         #expect(loop.turn == 6)
+    }
+
+    /// p ≥ target does not end a step while an object looks absent: the loop keeps descending.
+    @Test func aReachedRelationWithAnAbsentObjectIsRefinedFurther() {
+        var loop = RefinementLoop()
+        var e = FakeEvaluator(base: [0.95])
+        e.absentCalls = [0, 1]
+        var notes: [String?] = []
+        loop.refine(&e, step: 0, active: [0], schedule: schedule(iterations: 5), onIteration: { notes.append($0.note) })
+        #expect(e.judged == [0, 0, 0])
+        #expect(e.descents.count == 2)
+        #expect(notes == [nil, nil, "target reached"])
     }
 
     @Test func aStepEndsOnlyWhenEveryRelationIsSatisfied() {

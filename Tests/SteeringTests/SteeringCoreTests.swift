@@ -83,6 +83,63 @@ final class TinyModel: TextToImageModel {
         #expect(close(stack.map(layer: 7, head: 0), stack.map()))  // out of range: all channels
     }
 
+    /// The presence signal: between the map's mean and its maximum, higher for a concentrated map
+    /// than for a diffuse one, and its tape gradient matches central differences.
+    @Test func attentionPeakIsASoftMaximumWithTheRightGradient() {
+        var rng = RNG(seed: 11)
+        let big = Tensor.rand([1, 2, 16, 4], rng: &rng).softmax()
+        let small = Tensor.rand([1, 1, 4, 4], rng: &rng).softmax()
+        func layers(_ a: Tensor, _ b: Tensor) -> [CapturedAttention] {
+            [CapturedAttention(layer: "a", place: .down, height: 4, width: 4, heads: 2, probabilities: a),
+             CapturedAttention(layer: "b", place: .mid, height: 2, width: 2, heads: 1, probabilities: b)]
+        }
+        let peak = AttentionMaps.peak(layers(big, small), tokenSpan: 1..<3).item
+        func meanMap(_ t: Tensor, _ hw: Int) -> [Float] { t.sliced(axis: 3, 1..<3).mean(axes: [3]).mean(axes: [1]).reshaped([hw]).array }
+        let m1 = meanMap(big, 16), m2 = meanMap(small, 4)
+        let mean1: Float = m1.reduce(0, +) / 16, mean2: Float = m2.reduce(0, +) / 4
+        let max1: Float = m1.max()!, max2: Float = m2.max()!
+        let lo: Float = (mean1 + mean2) / 2, hi: Float = (max1 + max2) / 2
+        #expect(peak > lo && peak < hi, "peak \(peak) outside (\(lo), \(hi))")
+        // One hot spot draws a higher peak than the same mass spread out.
+        let spread = Tensor(Array(repeating: Float(0.25), count: 16)).reshaped([1, 1, 16, 1])
+        var spot = [Float](repeating: 0.05, count: 16); spot[5] = 0.95
+        let hot = Tensor(spot).reshaped([1, 1, 16, 1])
+        func single(_ t: Tensor) -> Float {
+            AttentionMaps.peak([CapturedAttention(layer: "a", place: .up, height: 4, width: 4, heads: 1, probabilities: t)], tokenSpan: 0..<1).item
+        }
+        #expect(single(hot) > 0.8 && abs(single(spread) - 0.25) < 1e-5)
+        // Gradient against central differences (loss accumulated in Double).
+        let x = Tensor.rand([1, 2, 16, 4], rng: &rng), y = Tensor.rand([1, 1, 4, 4], rng: &rng)
+        let (_, grads) = valueAndGradients(at: [x, y]) { AttentionMaps.peak(layers($0[0], $0[1]), tokenSpan: 1..<3) }
+        for (t, g) in zip([x, y], grads) {
+            for i in stride(from: 0, to: t.count, by: 3) {
+                let old = t.pointer[i], eps: Float = 1e-2
+                t.pointer[i] = old + eps
+                let up = Double(noGrad { AttentionMaps.peak(layers(x, y), tokenSpan: 1..<3) }.item)
+                t.pointer[i] = old - eps
+                let down = Double(noGrad { AttentionMaps.peak(layers(x, y), tokenSpan: 1..<3) }.item)
+                t.pointer[i] = old
+                let numeric = Float((up - down) / Double(2 * eps))
+                #expect(abs(numeric - g.pointer[i]) <= 2e-3 + 2e-2 * abs(numeric), "element \(i): tape \(g.pointer[i]) vs numeric \(numeric)")
+            }
+        }
+    }
+
+    /// A schedule written before the presence fields existed (an older trace) still reads, with their defaults.
+    @Test func anOlderScheduleReadsWithTheNewFieldsDefaulted() throws {
+        var s = SteeringSchedule()
+        s.endStep = 17; s.maxIterations = 4
+        var dict = try #require(try JSONSerialization.jsonObject(with: JSONEncoder().encode(s)) as? [String: Any])
+        #expect(dict["presenceWeight"] != nil)
+        dict["presenceWeight"] = nil; dict["presenceFloor"] = nil
+        let read = try JSONDecoder().decode(SteeringSchedule.self, from: JSONSerialization.data(withJSONObject: dict))
+        #expect(read == s)
+        var p = s; p.presenceWeight = 2; p.presenceFloor = 0.4
+        #expect(try JSONDecoder().decode(SteeringSchedule.self, from: JSONEncoder().encode(p)) == p)
+        p.presenceFloor = 1.5
+        #expect(p.validationError() == "presence floor must be in 0…1")
+    }
+
     @Test func inversionRoundTripReconstructs() throws {
         let model = try TinyModel()
         var rng = RNG(seed: 5)
@@ -260,6 +317,25 @@ final class TinyModel: TextToImageModel {
         }
         #expect(judged == [0, 1, 0])
         #expect(steerer.turn == 3)
+    }
+
+    /// The presence loss raises the objects' attention peaks; with a floor no peak reaches, every
+    /// iteration runs (the step never counts as done while an object looks absent).
+    @Test func presenceSteeringRaisesTheObjectsPeaks() throws {
+        let model = try TinyModel(seed: 4)
+        let context = model.encode(["a red circle to the left of a blue square"])
+        var schedule = SteeringSchedule()
+        schedule.loss = .presence; schedule.startStep = 0; schedule.endStep = 1; schedule.maxIterations = 6
+        schedule.stepSizes = [0.5]; schedule.presenceFloor = 1
+        let target = SteeringTarget(subject: "red circle", object: "blue square", relation: .leftOf, subjectTokens: 2..<4, objectTokens: 9..<11)
+        let steerer = Steerer(unet: model.unet, classifier: nil, targets: [target], schedule: schedule)
+        var peaks: [[Float]] = [], notes: [String?] = []
+        steerer.onIteration = { peaks.append($0.peaks); notes.append($0.note) }
+        var rng = RNG(seed: 9)
+        let z = Tensor.randn([1] + model.latentShape, rng: &rng)
+        _ = steerer.refine(latents: z, step: 0, timestep: 900, totalSteps: 4, context: context)
+        #expect(peaks.count == 6 && notes.allSatisfy { $0 == nil }, "\(notes)")
+        #expect(peaks.last!.reduce(0, +) > peaks.first!.reduce(0, +), "peaks \(peaks)")
     }
 
     /// A finite but huge update (1e30, as `--step-size 1e30` gave) is skipped and logged, not applied
