@@ -97,6 +97,8 @@ import Tensors
             (["--step-size", "-1"], "--step-size must be in 0…10"), (["--step-size", "1e39"], "--step-size must be in 0…10"),
             (["--step-size", "1e30", "--update", "plain"], "--step-size must be in 0…100"),
             (["--steer-steps", "-5:3"], "--steer-steps must look like"), (["--seed", "-1"], "'-1' is invalid for '--seed"),
+            (["--presence-weight", "-1"], "--presence-weight must be in 0…100"), (["--presence-weight", "nan"], "--presence-weight must be in 0…100"),
+            (["--presence-floor", "2"], "--presence-floor must be in 0…1"),
             // The negative prompt had no bound at all (a 1 MB one was tokenised and written into the sidecar).
             (["--negative-prompt", String(repeating: "blur ", count: 300)], "--negative-prompt is 1500 characters long; the limit is 1000"),
             (["--negative-prompt", "blur\u{1B}[2J"], "--negative-prompt contains control characters"),

@@ -119,6 +119,15 @@ import ToyWorld
         }
         #expect(events.contains { $0["event"] as? String == "final" && $0["image"] != nil })
         #expect(events.filter { $0["event"] as? String == "iteration" }.allSatisfy { $0["edge"] as? Int == 0 && ($0["subject_map"] as? [Any])?.count == 256 })
+        // Each iteration carries the subject's and object's attention peaks (the presence signal).
+        #expect(events.filter { $0["event"] as? String == "iteration" }.allSatisfy { ($0["peaks"] as? [Double])?.count == 2 })
+        // The presence-only loss runs without a classifier and spends every iteration below an unreachable floor.
+        let (s2, o2) = try Self.run(["generate", "--assets", CLITests.tinyAssets, "--prompt", "a red circle to the left of a blue square",
+                                     "--seed", "3", "--steps", "3", "--steer", "--loss", "presence", "--presence-floor", "1", "--iterations", "2",
+                                     "--steer-steps", "0:2", "--trace", dir + "/p.trace.json", "--out", dir + "/p.png"])
+        #expect(s2 == 0, "\(o2)")
+        let p = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/p.trace.json"))) as? [String: Any])
+        #expect(((p["events"] as? [[String: Any]]) ?? []).filter { $0["event"] as? String == "iteration" }.count == 4)
         let strip = try readPNG(path: dir + "/g-maps-rel1.png")
         #expect(strip.width == 3 * 64 + 2 * 2 && strip.height == 2 * 64 + 2, "three steered steps, subject above object")
     }
