@@ -184,24 +184,22 @@ public struct Detector: Sendable {
                 }
             }
             // Sub-pixel edges: an edge pixel with coverage a puts the edge a pixels into it.
-            var x0 = Float.infinity, x1 = -Float.infinity, y0 = Float.infinity, y1 = -Float.infinity
+            // Along one axis: line k's coverage is its maximum across the other axis.
             let floor = edgeCoverageFloor
-            for i in 0..<ww {
-                var m: Float = 0
-                for j in 0..<wh { m = max(m, cov[j * ww + i]) }
-                if m > floor {
-                    x0 = min(x0, Float(wi0 + i) + 1 - m)
-                    x1 = max(x1, Float(wi0 + i) + m)
+            func extent(lines: Int, across: Int, origin: Int, _ coverage: (Int, Int) -> Float) -> (Float, Float) {
+                var lo = Float.infinity, hi = -Float.infinity
+                for k in 0..<lines {
+                    var m: Float = 0
+                    for t in 0..<across { m = max(m, coverage(k, t)) }
+                    if m > floor {
+                        lo = min(lo, Float(origin + k) + 1 - m)
+                        hi = max(hi, Float(origin + k) + m)
+                    }
                 }
+                return (lo, hi)
             }
-            for j in 0..<wh {
-                var m: Float = 0
-                for i in 0..<ww { m = max(m, cov[j * ww + i]) }
-                if m > floor {
-                    y0 = min(y0, Float(wj0 + j) + 1 - m)
-                    y1 = max(y1, Float(wj0 + j) + m)
-                }
-            }
+            let (x0, x1) = extent(lines: ww, across: wh, origin: wi0) { i, j in cov[j * ww + i] }
+            let (y0, y1) = extent(lines: wh, across: ww, origin: wj0) { j, i in cov[j * ww + i] }
             let box = Box(x0: x0, y0: y0, x1: x1, y1: y1)
             guard box.width > 0, box.height > 0 else { return nil }
             var mass: Float = 0, mx: Float = 0, my: Float = 0
