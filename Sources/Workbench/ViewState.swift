@@ -53,7 +53,8 @@ public enum ScheduleField: String, CaseIterable, Sendable {
         case .iterations: return "\(s.schedule.maxIterations)"
         case .probabilityTarget: return String(format: "%.2f", s.schedule.probabilityTarget)
         case .lossTarget: return Self.short(s.schedule.lossTarget)
-        case .guidance: return String(format: "%.1f", s.guidance)
+        // One decimal as before (2.0, 7.5), two where the value has them (1.25 read as "1.2").
+        case .guidance: return String(format: (s.guidance * 10).rounded() == s.guidance * 10 ? "%.1f" : "%.2f", s.guidance)
         case .seed: return "\(s.seed)"
         }
     }

@@ -243,6 +243,17 @@ import Steering
         #expect(s.log.last == "start must be in 0…25 (the end)")
     }
 
+    /// The embedded model's default guidance 1.25 was shown as "cfg 1.2".
+    @Test func guidanceShowsItsSecondDecimal() {
+        var s = LiveSettings()
+        s.guidance = 1.25
+        #expect(ScheduleField.guidance.value(in: s) == "1.25")
+        s.guidance = 2
+        #expect(ScheduleField.guidance.value(in: s) == "2.0")
+        s.guidance = 7.5
+        #expect(ScheduleField.guidance.value(in: s) == "7.5")
+    }
+
     @Test func everyFieldStaysInRange() {
         var s = LiveSettings()
         for f in ScheduleField.allCases {
