@@ -83,6 +83,10 @@ public struct SteeringSchedule: Codable, Equatable, Sendable {
         return s
     }
 
+    /// Accepted presence weights and floors (CLI, TUI and library share them).
+    public static let presenceWeightRange: ClosedRange<Float> = 0...100
+    public static let presenceFloorRange: ClosedRange<Float> = 0...1
+
     /// Largest step sizes accepted: the update RMS (latent units) for `.normalized`, s for `.plain`.
     public static let maxNormalizedStep: Float = 10
     public static let maxPlainStep: Float = 100
@@ -97,8 +101,8 @@ public struct SteeringSchedule: Codable, Equatable, Sendable {
         if maxIterations < 0 || maxIterations > 100 { return "iterations must be in 0…100" }
         let limit = maxStepSize
         if stepSizes.contains(where: { !$0.isFinite || $0 < 0 || $0 > limit }) { return "step sizes must be in 0…\(Int(limit)) for the \(update.rawValue) update" }
-        if !presenceWeight.isFinite || presenceWeight < 0 || presenceWeight > 100 { return "presence weight must be in 0…100" }
-        if !presenceFloor.isFinite || presenceFloor < 0 || presenceFloor > 1 { return "presence floor must be in 0…1" }
+        if !Self.presenceWeightRange.contains(presenceWeight) { return "presence weight must be in 0…100" }
+        if !Self.presenceFloorRange.contains(presenceFloor) { return "presence floor must be in 0…1" }
         return nil
     }
 }
@@ -245,11 +249,18 @@ public final class Steerer: StepHook {
             let object = AttentionMaps.maps(capture.layers, tokenSpan: target.objectTokens)
             mapsOut = (subject, object)
             mapLayers = MapStack.layers(of: capture.layers)
-            let subjectPeak = AttentionMaps.peak(capture.layers, tokenSpan: target.subjectTokens)
-            let objectPeak = AttentionMaps.peak(capture.layers, tokenSpan: target.objectTokens)
-            peaks = [subjectPeak.item, objectPeak.item]
-            let floor = schedule.presenceFloor
-            let presence = (Tensor(scalar: floor) - subjectPeak).relu() + (Tensor(scalar: floor) - objectPeak).relu()
+            // The presence term goes on the tape only when it is steered; otherwise the peaks are read
+            // off the tape, for a listener only.
+            var presence: Tensor? = nil
+            if schedule.steersPresence {
+                let subjectPeak = AttentionMaps.peak(capture.layers, tokenSpan: target.subjectTokens)
+                let objectPeak = AttentionMaps.peak(capture.layers, tokenSpan: target.objectTokens)
+                peaks = [subjectPeak.item, objectPeak.item]
+                let floor = Tensor(scalar: schedule.presenceFloor)
+                presence = (floor - subjectPeak).relu() + (floor - objectPeak).relu()
+            } else if onIteration != nil {
+                peaks = noGrad { [target.subjectTokens, target.objectTokens].map { AttentionMaps.peak(capture.layers, tokenSpan: $0).item } }
+            }
             let relation: Tensor
             switch schedule.loss {
             case .learned:
@@ -263,10 +274,10 @@ public final class Steerer: StepHook {
             case .handcrafted, .presence:
                 let (loss, p) = handcraftedLoss(subject: subject, object: object, relation: target.relation, margin: schedule.handcraftedMargin)
                 probs = p
-                if schedule.loss == .presence { return presence }
+                if schedule.loss == .presence, let presence { return presence }
                 relation = loss
             }
-            return schedule.presenceWeight > 0 ? relation + presence * schedule.presenceWeight : relation
+            return presence.map { relation + $0 * schedule.presenceWeight } ?? relation
         }
         let g = grads[0]
         var sq: Double = 0

@@ -122,11 +122,11 @@ struct SteeringOptions: ParsableArguments {
             s.probabilityTarget = probabilityTarget
         }
         if let presenceWeight {
-            guard presenceWeight.isFinite && (0...100).contains(presenceWeight) else { throw ValidationError("--presence-weight must be in 0…100") }
+            guard SteeringSchedule.presenceWeightRange.contains(presenceWeight) else { throw ValidationError("--presence-weight must be in 0…100") }
             s.presenceWeight = presenceWeight
         }
         if let presenceFloor {
-            guard presenceFloor.isFinite && (0...1).contains(presenceFloor) else { throw ValidationError("--presence-floor must be in 0…1") }
+            guard SteeringSchedule.presenceFloorRange.contains(presenceFloor) else { throw ValidationError("--presence-floor must be in 0…1") }
             s.presenceFloor = presenceFloor
         }
         if let m = s.validationError() { throw ValidationError(m) }
