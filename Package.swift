@@ -49,7 +49,7 @@ let package = Package(
         .testTarget(name: "SteeringTests", dependencies: ["Steering", "Diffusion", "Tensors"], resources: [.copy("Fixtures")]),
         .testTarget(name: "ToyWorldTests", dependencies: ["ToyWorld", "Diffusion", "Tensors"]),
         .testTarget(name: "WorkbenchTests", dependencies: ["Workbench", "Steering", "ToyWorld"]),
-        .testTarget(name: "L2SCLITests", dependencies: ["l2s", "ToyWorld", "Tensors"]),
+        .testTarget(name: "L2SCLITests", dependencies: ["l2s", "Steering", "ToyWorld", "Tensors"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -58,10 +58,14 @@ public struct SamplerSettings: Sendable, Equatable, Codable {
         self.sampler = sampler
     }
 
+    // Accepted values (the CLI, the TUI and `validationError` share them).
+    public static let stepRange: ClosedRange<Int> = 1...1000
+    public static let guidanceRange: ClosedRange<Float> = 0...50
+
     /// Checks ranges; returns a user-facing message for the first bad value.
     public func validationError() -> String? {
-        if steps < 1 || steps > 1000 { return "steps must be in 1…1000 (got \(steps))" }
-        if !guidanceScale.isFinite || guidanceScale < 0 || guidanceScale > 50 { return "guidance must be in 0…50 (got \(guidanceScale))" }
+        if !Self.stepRange.contains(steps) { return "steps must be in 1…1000 (got \(steps))" }
+        if !Self.guidanceRange.contains(guidanceScale) { return "guidance must be in 0…50 (got \(guidanceScale))" }
         return nil
     }
 }
@@ -132,9 +136,10 @@ public final class Sampler {
         return halves[0] + (halves[1] - halves[0]) * guidance
     }
 
-    /// Runs the whole denoising loop. `settingsAtStep` is consulted at every step boundary, so a caller
-    /// can change guidance live (steps and seed are fixed once the run starts). Returns the final
-    /// latent; `onStep` sees every step.
+    /// Runs the whole denoising loop. `settingsAtStep` is called first at every step boundary, before
+    /// the hook and the UNet (a caller that changes settings live, and its hook, rely on that order);
+    /// its guidance applies from that step on (prompt, steps, seed and sampler are fixed once the run
+    /// starts). Returns the final latent; `onStep` sees every step.
     public func run(_ settings: SamplerSettings, startLatents: Tensor? = nil, hook: StepHook? = nil,
                     captureAttention: Bool = false, cancel: CancellationToken? = nil,
                     settingsAtStep: ((Int) -> SamplerSettings)? = nil,

@@ -70,7 +70,7 @@ public final class DatasetBuilder {
     func spans(_ prompt: String) -> (Range<Int>, Range<Int>, SpatialRelation)? {
         guard let graph = try? generator.parser.parse(prompt) else { return nil }
         let targets = generator.targets(for: graph)
-        guard let first = targets.keys.sorted().first, let t = targets[first] else { return nil }
+        guard let t = targets.first else { return nil }
         return (t.subjectTokens, t.objectTokens, t.relation)
     }
 

@@ -27,9 +27,9 @@ extension RelationScore {
 /// Judges one relation at the current latent and moves the latent; the loop decides which and when.
 public protocol RelationEvaluator {
     associatedtype Evaluation: RelationScore
-    /// Scores relation `target` (an index into the caller's relations) at the current latent at
-    /// denoising step `step`; nil when the loss or the gradient is not finite.
-    mutating func evaluate(target: Int, step: Int) -> Evaluation?
+    /// Scores the relation of graph edge `edge` at the current latent at denoising step `step`; nil
+    /// when the loss or the gradient is not finite.
+    mutating func evaluate(edge: Int, step: Int) -> Evaluation?
     /// Moves the latent by −scale · gradient of `evaluation`.
     mutating func descend(along evaluation: Evaluation, scale: Float)
 }
@@ -39,8 +39,8 @@ public struct RefinementIteration<Evaluation> {
     public let step: Int
     /// The iteration's index within its step.
     public let iteration: Int
-    /// The relation judged (the index the evaluator was asked about).
-    public let target: Int
+    /// The graph edge of the relation judged.
+    public let edge: Int
     public let evaluation: Evaluation
     /// Wall time of the evaluation and the update.
     public let seconds: Double
@@ -65,13 +65,13 @@ public struct RefinementLoop: Sendable {
 
     public init() {}
 
-    /// Whether `schedule` refines at `step` with these active relations.
+    /// Whether `schedule` evaluates anything at `step` with these active relations.
     public static func refines(_ schedule: SteeringSchedule, step: Int, active: [Int]) -> Bool {
-        schedule.enabled && step >= schedule.startStep && step < schedule.endStep && !active.isEmpty
-            && schedule.maxIterations > 0
+        guard schedule.mode != .off, step >= schedule.startStep, step < schedule.endStep, !active.isEmpty else { return false }
+        return schedule.mode == .observe || schedule.maxIterations > 0
     }
 
-    /// Runs step `step`'s refinement over the `active` relations (in turn order), moving the
+    /// Runs step `step`'s refinement over the `active` relations (graph edge indices, in turn order), moving the
     /// evaluator's latent. `onIteration` sees every iteration that was not skipped; `onLog` gets a line
     /// for each skipped one.
     public mutating func refine<E: RelationEvaluator>(_ evaluator: inout E, step: Int, active: [Int],
@@ -79,12 +79,16 @@ public struct RefinementLoop: Sendable {
                                                       onIteration: ((RefinementIteration<E.Evaluation>) -> Void)? = nil,
                                                       onLog: ((String) -> Void)? = nil) {
         guard Self.refines(schedule, step: step, active: active) else { return }
+        if schedule.mode == .observe {
+            observe(&evaluator, step: step, active: active, onIteration: onIteration, onLog: onLog)
+            return
+        }
         var satisfied = Set<Int>()
         for k in 0..<schedule.maxIterations {
-            let target = active[turn % active.count]
+            let edge = active[turn % active.count]
             turn += 1
             let start = Date()
-            guard let result = evaluator.evaluate(target: target, step: step) else {
+            guard let result = evaluator.evaluate(edge: edge, step: step) else {
                 onLog?("step \(step) iteration \(k): non-finite loss or gradient, iteration skipped")
                 continue
             }
@@ -92,9 +96,9 @@ public struct RefinementLoop: Sendable {
                 && result.objectsPresent
             var note: String? = reached ? "target reached" : nil
             if reached {
-                satisfied.insert(target)
+                satisfied.insert(edge)
             } else {
-                satisfied.remove(target)
+                satisfied.remove(edge)
                 let s = schedule.stepSize(at: step)
                 // The update's RMS: s for the normalised rule, s·rms(∇z) for the plain one.
                 let rms = result.gradientNorm / Float(max(result.gradientCount, 1)).squareRoot()
@@ -113,9 +117,26 @@ public struct RefinementLoop: Sendable {
                     }
                 }
             }
-            onIteration?(RefinementIteration(step: step, iteration: k, target: target, evaluation: result,
+            onIteration?(RefinementIteration(step: step, iteration: k, edge: edge, evaluation: result,
                                              seconds: Date().timeIntervalSince(start), note: note))
             if satisfied.isSuperset(of: active) { break }
+        }
+    }
+
+    /// `.observe`: each active relation judged once, in turn, and the latent left as it is.
+    private mutating func observe<E: RelationEvaluator>(_ evaluator: inout E, step: Int, active: [Int],
+                                                        onIteration: ((RefinementIteration<E.Evaluation>) -> Void)?,
+                                                        onLog: ((String) -> Void)?) {
+        for k in 0..<active.count {
+            let edge = active[turn % active.count]
+            turn += 1
+            let start = Date()
+            guard let result = evaluator.evaluate(edge: edge, step: step) else {
+                onLog?("step \(step) iteration \(k): non-finite loss or gradient, iteration skipped")
+                continue
+            }
+            onIteration?(RefinementIteration(step: step, iteration: k, edge: edge, evaluation: result,
+                                             seconds: Date().timeIntervalSince(start), note: nil))
         }
     }
 }

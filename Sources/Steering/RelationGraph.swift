@@ -117,58 +117,28 @@ public struct RelationGraph: Codable, Equatable, Sendable {
     public var objects: [SceneObject]
     /// All relations in order of appearance, supported or not.
     public var edges: [RelationEdge]
-    /// Round-robin order over the indices of supported edges; the steerer visits them in this order.
+    /// The default round-robin order over the indices of supported edges (appearance order). A run's
+    /// own order and switched-off edges are its settings' (`GenerationSettings.order`/`disabled`).
     public var order: [Int]
-    /// Edge indices the user switched off; they stay in `order` so switching back keeps their place.
-    public var disabled: Set<Int>
     /// Supported edges that cannot all hold; flagged, not removed.
     public var contradictions: [Contradiction]
     /// Problems that do not stop sampling: no relation, unsupported phrases, unknown objects.
     public var warnings: [PromptError]
 
-    /// Builds a graph with the default order (supported edges in appearance order, none disabled)
+    /// Builds a graph with the default order (supported edges in appearance order)
     /// and its contradictions computed.
     public init(prompt: String, objects: [SceneObject], edges: [RelationEdge], warnings: [PromptError] = []) {
         self.prompt = prompt
         self.objects = objects
         self.edges = edges
         self.order = edges.indices.filter { edges[$0].isSupported }
-        self.disabled = []
         self.warnings = warnings
         self.contradictions = []
         self.contradictions = findContradictions()
     }
 
-    // MARK: Steering order
-
-    /// Indices of the edges the steerer visits, in round-robin order: `order` minus `disabled`.
-    public var steerableEdgeIndices: [Int] { order.filter { !disabled.contains($0) } }
-
-    /// The edges the steerer visits, in round-robin order: `order` minus `disabled`.
-    public var steerableEdges: [RelationEdge] { steerableEdgeIndices.map { edges[$0] } }
-
-    /// Whether at least one edge will be steered.
-    public var isSteerable: Bool { !steerableEdgeIndices.isEmpty }
-
-    /// Moves an edge `offset` places later (negative: earlier) in `order`, clamped to the ends.
-    /// Returns false, changing nothing, when the edge is not in `order`.
-    @discardableResult
-    public mutating func move(edge: Int, by offset: Int) -> Bool {
-        guard let from = order.firstIndex(of: edge) else { return false }
-        let to = min(max(from + offset, 0), order.count - 1)
-        order.remove(at: from)
-        order.insert(edge, at: to)
-        return true
-    }
-
-    /// Switches an edge off (`true`) or back on (`false`); only edges in `order` can be switched.
-    /// Returns false, changing nothing, for other indices.
-    @discardableResult
-    public mutating func setDisabled(_ isDisabled: Bool, edge: Int) -> Bool {
-        guard order.contains(edge) else { return false }
-        if isDisabled { disabled.insert(edge) } else { disabled.remove(edge) }
-        return true
-    }
+    /// Whether at least one edge can be steered.
+    public var isSteerable: Bool { !order.isEmpty }
 
     // MARK: Reading the graph
 
@@ -250,7 +220,7 @@ public struct RelationGraph: Codable, Equatable, Sendable {
     // MARK: JSON
 
     private enum CodingKeys: String, CodingKey {
-        case prompt, objects, edges, order, disabled, contradictions, warnings, triplets
+        case prompt, objects, edges, order, contradictions, warnings, triplets
     }
 
     public init(from decoder: Decoder) throws {
@@ -259,12 +229,11 @@ public struct RelationGraph: Codable, Equatable, Sendable {
         objects = try c.decode([SceneObject].self, forKey: .objects)
         edges = try c.decode([RelationEdge].self, forKey: .edges)
         order = try c.decode([Int].self, forKey: .order)
-        disabled = Set(try c.decodeIfPresent([Int].self, forKey: .disabled) ?? [])
         contradictions = try c.decodeIfPresent([Contradiction].self, forKey: .contradictions) ?? []
         warnings = try c.decodeIfPresent([PromptError].self, forKey: .warnings) ?? []
     }
 
-    /// Encodes the stored fields (with `disabled` sorted) plus a read-only `triplets` list of
+    /// Encodes the stored fields plus a read-only `triplets` list of
     /// [subject, relation, object] for people reading `l2s parse` output.
     public func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
@@ -272,7 +241,6 @@ public struct RelationGraph: Codable, Equatable, Sendable {
         try c.encode(objects, forKey: .objects)
         try c.encode(edges, forKey: .edges)
         try c.encode(order, forKey: .order)
-        try c.encode(disabled.sorted(), forKey: .disabled)
         try c.encode(contradictions, forKey: .contradictions)
         try c.encode(warnings, forKey: .warnings)
         try c.encode(triplets().map { [$0.0, $0.1.rawValue, $0.2] }, forKey: .triplets)

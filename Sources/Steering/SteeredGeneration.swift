@@ -29,24 +29,12 @@ public struct ModelPromptTokenizer: PromptTokenizer {
     }
 }
 
-/// Everything that decides one steered generation. A value the TUI edits and the sampler re-reads at
-/// every step boundary.
-public struct GenerationSettings: Sendable, Equatable {
-    public var sampler: SamplerSettings
-    public var steering: SteeringSchedule
-    /// Round-robin order over the graph's edge indices (disabled ones left out).
-    public var order: [Int]?
-    public init(sampler: SamplerSettings, steering: SteeringSchedule = SteeringSchedule(), order: [Int]? = nil) {
-        self.sampler = sampler
-        self.steering = steering
-        self.order = order
-    }
-}
-
 /// What a steered run reports, in order.
 public enum GenerationEvent {
-    /// The prompt's graph and the relations that will be steered (edge index → target).
-    case parsed(RelationGraph, targets: [Int: SteeringTarget])
+    /// The prompt's graph and the relations that will be steered (each names its graph edge).
+    case parsed(RelationGraph, targets: [SteeringTarget])
+    /// Settings that take effect at the boundary before `step` (step 0: the run's own; later: a live edit).
+    case applied(AppliedSettings)
     case iteration(SteeringIteration)
     case step(StepEvent)
     case log(String)
@@ -59,6 +47,8 @@ public struct GenerationResult {
     public let graph: RelationGraph
     public let seconds: Double
     public let iterations: [SteeringIteration]
+    /// The settings in force from each step on: the run's own at step 0, then each live edit.
+    public let applied: [AppliedSettings]
 }
 
 /// Prompt → relation graph → steered DDIM sampling. The CLI and the TUI both drive this.
@@ -73,11 +63,11 @@ public final class SteeredGenerator {
         self.parser = PromptParser(vocabulary: vocabulary)
     }
 
-    /// The steering targets of a graph's supported edges, keyed by edge index. Edges whose objects have
-    /// no tokens inside the model's sequence are left out (with a log line).
-    public func targets(for graph: RelationGraph, log: ((String) -> Void)? = nil) -> [Int: SteeringTarget] {
+    /// The steering targets of a graph's supported edges, in edge order. Edges whose objects have no
+    /// tokens inside the model's sequence are left out (with a log line).
+    public func targets(for graph: RelationGraph, log: ((String) -> Void)? = nil) -> [SteeringTarget] {
         let spans = graph.tokenSpans(using: ModelPromptTokenizer(model: model))
-        var out: [Int: SteeringTarget] = [:]
+        var out: [SteeringTarget] = []
         let limit = model.sequenceLength
         for (i, edge) in graph.edges.enumerated() {
             guard let relation = edge.relation else { continue }
@@ -91,56 +81,57 @@ public final class SteeredGenerator {
                 log?("relation \(i + 1): an object lies beyond the \(limit)-token limit; not steered")
                 continue
             }
-            out[i] = SteeringTarget(subject: graph.objects[edge.subject].name, object: graph.objects[edge.object].name,
-                                    relation: relation, subjectTokens: sp, objectTokens: op)
+            out.append(SteeringTarget(edge: i, subject: graph.objects[edge.subject].name, object: graph.objects[edge.object].name,
+                                      relation: relation, subjectTokens: sp, objectTokens: op))
         }
         return out
     }
 
-    /// Runs one generation. `live` is read at each step boundary (nil = keep the settings as they are).
-    /// Throws only for invalid settings, an unparseable prompt (empty, too long, control characters)
-    /// or cancellation; a prompt without steerable relations runs unsteered.
-    public func run(prompt: String, settings: GenerationSettings, cancel: CancellationToken? = nil,
+    /// Runs one generation of `settings` (the prompt is in it). `live` is asked once per step, at the
+    /// step boundary, for newer settings (nil: keep the ones in force); their live fields
+    /// (`GenerationSettings.applyingLive`) apply from that step on, to the sampler's guidance and the
+    /// steerer alike. Throws only for invalid settings, an unparseable prompt (empty, too long,
+    /// control characters) or cancellation; a prompt without steerable relations runs unsteered.
+    public func run(_ settings: GenerationSettings, cancel: CancellationToken? = nil,
                     live: ((Int) -> GenerationSettings?)? = nil, captureAttention: Bool = false,
                     onEvent: ((GenerationEvent) -> Void)? = nil) throws -> GenerationResult {
         let start = Date()
-        var graph = try parser.parse(prompt)
-        if let order = settings.order { graph.order = order.filter { graph.edges.indices.contains($0) } }
+        let graph = try parser.parse(settings.prompt)
         var logLines: [String] = []
-        let targetsByEdge = targets(for: graph) { logLines.append($0) }
-        onEvent?(.parsed(graph, targets: targetsByEdge))
+        let targets = targets(for: graph) { logLines.append($0) }
+        onEvent?(.parsed(graph, targets: targets))
         for w in graph.warnings { onEvent?(.log(w.description)) }
         for l in logLines { onEvent?(.log(l)) }
-        if let m = settings.steering.validationError() { throw SamplerError.invalidSettings(m) }
+        if let m = settings.validationError() { throw SamplerError.invalidSettings(m) }
 
-        let edgeIndices = targetsByEdge.keys.sorted()
-        let targets = edgeIndices.map { targetsByEdge[$0]! }
-        func targetOrder(_ order: [Int]) -> [Int] { order.compactMap { edgeIndices.firstIndex(of: $0) } }
-        var current = settings
         var iterations: [SteeringIteration] = []
         let steerer = Steerer(unet: model.unet, classifier: classifier, targets: targets, schedule: settings.steering)
-        steerer.order = targetOrder(graph.steerableEdgeIndices)
         steerer.onIteration = { it in iterations.append(it); onEvent?(.iteration(it)) }
         steerer.onLog = { onEvent?(.log($0)) }
-        steerer.scheduleProvider = { _ in
-            let order = current.order.map { o in o.filter { !graph.disabled.contains($0) } } ?? graph.steerableEdgeIndices
-            return (current.steering, targetOrder(order))
-        }
-        let useHook = settings.steering.enabled && !targets.isEmpty && (classifier != nil || settings.steering.loss != .learned)
-        if settings.steering.enabled && !targets.isEmpty && !useHook { onEvent?(.log("no relation classifier loaded: running unsteered")) }
+        var current = settings
+        var applied = [AppliedSettings(step: 0, settings: settings)]
+        onEvent?(.applied(applied[0]))
+        let useHook = settings.steering.mode != .off && !targets.isEmpty && (classifier != nil || settings.steering.loss != .learned)
+        if settings.steering.mode != .off && !targets.isEmpty && !useHook { onEvent?(.log("no relation classifier loaded: running unsteered")) }
         let sampler = Sampler(model: model)
         let latents = try sampler.run(settings.sampler, hook: useHook ? steerer : nil, captureAttention: captureAttention,
                                       cancel: cancel, settingsAtStep: { step in
-            if let next = live?(step) { current = next }
-            var s = current.sampler
-            s.steps = settings.sampler.steps   // fixed once a run starts
-            s.seed = settings.sampler.seed
-            return s
+            // The one point where settings enter a running generation: the sampler calls this at each
+            // step boundary, before the steering hook and the UNet, so both see the same value.
+            if let edit = live?(step) {
+                current = current.applyingLive(edit)
+                let record = AppliedSettings(step: step, settings: current)
+                if applied.last?.step == step { applied[applied.count - 1] = record } else { applied.append(record) }
+                onEvent?(.applied(record))
+            }
+            steerer.schedule = current.steering
+            steerer.order = current.activeOrder(in: graph)
+            return current.sampler
         }, onStep: { onEvent?(.step($0)) })
         let image = noGrad { model.decode(latents) }
         releaseFreeHeapPages()
         return GenerationResult(latents: latents, image: image, graph: graph, seconds: Date().timeIntervalSince(start),
-                                iterations: iterations)
+                                iterations: iterations, applied: applied)
     }
 }
 

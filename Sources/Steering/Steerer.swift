@@ -21,9 +21,17 @@ public enum SteeringLoss: String, Codable, Sendable, CaseIterable {
     case presence
 }
 
+/// What a run does with its relations: steer them, only read the classifier along (the unsteered
+/// half of an A/B pair: one evaluation per relation and step, the latent never moves), or nothing.
+public enum SteeringMode: String, Codable, Sendable, CaseIterable {
+    case steer
+    case observe
+    case off
+}
+
 /// The steering part of the settings: one value, editable between steps.
 public struct SteeringSchedule: Codable, Equatable, Sendable {
-    public var enabled: Bool = true
+    public var mode: SteeringMode = .steer
     /// Steps [startStep, endStep) are steered.
     public var startStep: Int = 0
     public var endStep: Int = 25
@@ -52,16 +60,23 @@ public struct SteeringSchedule: Codable, Equatable, Sendable {
     public var steersPresence: Bool { loss == .presence || presenceWeight > 0 }
 
     enum CodingKeys: String, CodingKey {
-        case enabled, startStep, endStep, stepSizes, update, maxIterations, probabilityTarget, lossTarget, loss
+        case mode, startStep, endStep, stepSizes, update, maxIterations, probabilityTarget, lossTarget, loss
         case handcraftedMargin, presenceWeight, presenceFloor
     }
+    /// Before `mode` existed: steering on or off.
+    private enum LegacyKeys: String, CodingKey { case enabled }
 
     /// Reads schedules written before a field existed (a trace from an older version) with that
     /// field's default.
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         let d = SteeringSchedule()
-        enabled = try c.decodeIfPresent(Bool.self, forKey: .enabled) ?? d.enabled
+        if let m = try c.decodeIfPresent(SteeringMode.self, forKey: .mode) {
+            mode = m
+        } else {
+            let enabled = try decoder.container(keyedBy: LegacyKeys.self).decodeIfPresent(Bool.self, forKey: .enabled)
+            mode = enabled == false ? .off : d.mode
+        }
         startStep = try c.decodeIfPresent(Int.self, forKey: .startStep) ?? d.startStep
         endStep = try c.decodeIfPresent(Int.self, forKey: .endStep) ?? d.endStep
         stepSizes = try c.decodeIfPresent([Float].self, forKey: .stepSizes) ?? d.stepSizes
@@ -83,9 +98,14 @@ public struct SteeringSchedule: Codable, Equatable, Sendable {
         return s
     }
 
-    /// Accepted presence weights and floors (CLI, TUI and library share them).
+    // Accepted values (the CLI, the TUI and `validationError` share them).
     public static let presenceWeightRange: ClosedRange<Float> = 0...100
     public static let presenceFloorRange: ClosedRange<Float> = 0...1
+    public static let iterationRange: ClosedRange<Int> = 0...100
+    public static let probabilityTargetRange: ClosedRange<Float> = 0...1
+    public static let lossTargetRange: ClosedRange<Float> = 0...1000
+    /// Steered steps lie in 0…`maxStep` (the most steps a run can have, `SamplerSettings.stepRange`).
+    public static let maxStep = SamplerSettings.stepRange.upperBound
 
     /// Largest step sizes accepted: the update RMS (latent units) for `.normalized`, s for `.plain`.
     public static let maxNormalizedStep: Float = 10
@@ -98,7 +118,9 @@ public struct SteeringSchedule: Codable, Equatable, Sendable {
 
     public func validationError() -> String? {
         if startStep < 0 || endStep < startStep { return "steering range must satisfy 0 ≤ start ≤ end" }
-        if maxIterations < 0 || maxIterations > 100 { return "iterations must be in 0…100" }
+        if !Self.iterationRange.contains(maxIterations) { return "iterations must be in \(Self.iterationRange.lowerBound)…\(Self.iterationRange.upperBound)" }
+        if !Self.probabilityTargetRange.contains(probabilityTarget) { return "p target must be in 0…1" }
+        if !Self.lossTargetRange.contains(lossTarget) { return "loss target must be a number in 0…\(Int(Self.lossTargetRange.upperBound))" }
         let limit = maxStepSize
         if stepSizes.contains(where: { !$0.isFinite || $0 < 0 || $0 > limit }) { return "step sizes must be in 0…\(Int(limit)) for the \(update.rawValue) update" }
         if !Self.presenceWeightRange.contains(presenceWeight) { return "presence weight must be in 0…100" }
@@ -109,12 +131,15 @@ public struct SteeringSchedule: Codable, Equatable, Sendable {
 
 /// One relation to steer, resolved to token positions in the model's framed sequence.
 public struct SteeringTarget: Sendable, Equatable {
+    /// The relation's index in the prompt graph's edges (how the order, the UI and sidecars name it).
+    public var edge: Int
     public var subject: String
     public var object: String
     public var relation: SpatialRelation
     public var subjectTokens: Range<Int>
     public var objectTokens: Range<Int>
-    public init(subject: String, object: String, relation: SpatialRelation, subjectTokens: Range<Int>, objectTokens: Range<Int>) {
+    public init(edge: Int, subject: String, object: String, relation: SpatialRelation, subjectTokens: Range<Int>, objectTokens: Range<Int>) {
+        self.edge = edge
         self.subject = subject; self.object = object; self.relation = relation
         self.subjectTokens = subjectTokens; self.objectTokens = objectTokens
     }
@@ -125,8 +150,8 @@ public struct SteeringTarget: Sendable, Equatable {
 public struct SteeringIteration: Sendable {
     public let step: Int
     public let iteration: Int
-    /// Index into the targets list of the relation judged this iteration.
-    public let target: Int
+    /// The graph edge of the relation judged this iteration.
+    public let edge: Int
     /// Class probabilities (5, classifier order) — for the handcrafted loss, a soft read-out of the centroids.
     public let probabilities: [Float]
     public let targetProbability: Float
@@ -153,16 +178,17 @@ public struct SteeringIteration: Sendable {
 public final class Steerer: StepHook {
     public let unet: UNet2DConditionModel
     public let classifier: RelationClassifier?
-    public var targets: [SteeringTarget]
-    /// Round-robin order over `targets` indices (disabled relations left out).
+    /// The relations it can steer, keyed by graph edge index.
+    public let targets: [Int: SteeringTarget]
+    /// Round-robin order over graph edge indices (disabled relations left out); edges without a
+    /// target are passed over. The caller sets it and `schedule` between steps (`SteeredGenerator`
+    /// does, from the run's settings, at each step boundary).
     public var order: [Int]
     public var schedule: SteeringSchedule
     /// Sees every iteration (the TUI and `--trace`).
     public var onIteration: ((SteeringIteration) -> Void)?
     /// Log lines (skipped iterations etc.).
     public var onLog: ((String) -> Void)?
-    /// Consulted at each step boundary for live edits.
-    public var scheduleProvider: ((Int) -> (SteeringSchedule, [Int]))?
     private var loop = RefinementLoop()
     /// Largest RMS change of the latent one iteration may make (see `RefinementLoop.maxUpdateRMS`).
     public static let maxUpdateRMS: Float = RefinementLoop.maxUpdateRMS
@@ -172,14 +198,13 @@ public final class Steerer: StepHook {
     public init(unet: UNet2DConditionModel, classifier: RelationClassifier?, targets: [SteeringTarget], schedule: SteeringSchedule) {
         self.unet = unet
         self.classifier = classifier
-        self.targets = targets
-        self.order = Array(targets.indices)
+        self.targets = Dictionary(targets.map { ($0.edge, $0) }, uniquingKeysWith: { first, _ in first })
+        self.order = targets.map(\.edge)
         self.schedule = schedule
     }
 
     public func refine(latents: Tensor, step: Int, timestep: Int, totalSteps: Int, context: Tensor) -> Tensor {
-        if let provider = scheduleProvider { (schedule, order) = provider(step) }
-        let active = order.filter { targets.indices.contains($0) }
+        let active = order.filter { targets[$0] != nil }
         guard RefinementLoop.refines(schedule, step: step, active: active) else { return latents }
         if schedule.loss == .learned && classifier == nil { return latents }
         var evaluator = LatentEvaluator(steerer: self, latents: latents, timestep: timestep, totalSteps: totalSteps, context: context)
@@ -188,7 +213,7 @@ public final class Steerer: StepHook {
             { it in
                 let result = it.evaluation
                 let sm = MapStack(result.subjectMaps, layers: result.layers), om = MapStack(result.objectMaps, layers: result.layers)
-                listener(SteeringIteration(step: it.step, iteration: it.iteration, target: it.target, probabilities: result.probabilities,
+                listener(SteeringIteration(step: it.step, iteration: it.iteration, edge: it.edge, probabilities: result.probabilities,
                                            targetProbability: result.targetProbability, loss: result.loss,
                                            gradientNorm: result.gradientNorm, subjectMap: sm.map(), objectMap: om.map(),
                                            subjectStack: sm, objectStack: om, seconds: it.seconds, note: it.note,
@@ -207,9 +232,9 @@ public final class Steerer: StepHook {
         let totalSteps: Int
         let context: Tensor
 
-        func evaluate(target: Int, step: Int) -> Evaluation? {
+        func evaluate(edge: Int, step: Int) -> Evaluation? {
             steerer.evaluate(latents, step: step, timestep: timestep, totalSteps: totalSteps, context: context,
-                             target: steerer.targets[target])
+                             target: steerer.targets[edge]!)
         }
 
         mutating func descend(along evaluation: Evaluation, scale: Float) {

@@ -5,6 +5,7 @@
 // the log file while the screen is up.
 
 import Foundation
+import Steering
 #if canImport(Glibc)
 import Glibc
 #endif

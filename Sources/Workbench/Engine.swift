@@ -7,54 +7,6 @@ import Steering
 import Diffusion
 import ToyWorld
 
-/// Everything the user can change about a run; the engine re-reads it at each step boundary.
-/// Steps and seed are fixed once a run starts (they apply to the next run).
-public struct LiveSettings: Sendable, Equatable {
-    public var steps: Int = 50
-    public var seed: UInt64 = 0
-    public var guidance: Float = 4
-    public var schedule = SteeringSchedule()
-    /// Round-robin order over the graph's edge indices.
-    public var order: [Int] = []
-    /// Edge indices switched off (they keep their place in `order`).
-    public var disabled: Set<Int> = []
-    /// Steered run, or the unsteered half of an A/B pair (same seed; the classifier still reads along).
-    public var steered = true
-
-    public init() {}
-
-    /// These settings with the live fields of `s` (what a live edit changes); steps, seed and the
-    /// steering mode stay as they are (a run keeps the ones it started with).
-    public func applyingLive(_ s: LiveSettings) -> LiveSettings {
-        var n = s
-        n.steps = steps
-        n.seed = seed
-        n.steered = steered
-        return n
-    }
-
-    /// The edges steered, in turn: `order` minus `disabled`.
-    public var activeOrder: [Int] { order.filter { !disabled.contains($0) } }
-
-    /// The schedule the sampler uses: for unsteered runs, one read-only evaluation per relation
-    /// (step size 0, targets out of reach), so probabilities are recorded but the latent never moves.
-    public var effectiveSchedule: SteeringSchedule {
-        guard !steered else { return schedule }
-        var s = schedule
-        s.stepSizes = [0]
-        s.maxIterations = max(1, activeOrder.count)
-        s.probabilityTarget = 2
-        s.lossTarget = -1
-        return s
-    }
-
-    /// The engine's settings value for a prompt.
-    public func generationSettings(prompt: String) -> GenerationSettings {
-        GenerationSettings(sampler: SamplerSettings(prompt: prompt, seed: seed, steps: steps, guidanceScale: guidance),
-                           steering: effectiveSchedule, order: activeOrder)
-    }
-}
-
 /// The engine's own state, shown in the status line and the graph pane.
 public enum EngineStatus: Sendable, Equatable {
     case starting(String)
@@ -101,6 +53,18 @@ public struct IterationRecord: Sendable, Equatable {
 /// The scripted engine's records are its refinement loop's evaluations (a one-element gradient).
 extension IterationRecord: RelationScore {
     public var gradientCount: Int { 1 }
+}
+
+extension IterationRecord: RecordedIteration {}
+
+extension IterationRecord {
+    /// The UI's copy of one of the steerer's iterations.
+    public init(_ it: SteeringIteration) {
+        self.init(step: it.step, iteration: it.iteration, edge: it.edge, probabilities: it.probabilities,
+                  targetProbability: it.targetProbability, loss: it.loss, gradientNorm: it.gradientNorm,
+                  subjectMap: it.subjectMap, objectMap: it.objectMap, subjectStack: it.subjectStack,
+                  objectStack: it.objectStack, note: it.note)
+    }
 }
 
 /// One finished denoising step.
@@ -175,15 +139,15 @@ public enum EngineEvent: Sendable {
     case log(String)
 }
 
-/// A request to sample one image.
+/// A request to sample one image: its settings (the prompt is in them) and their version.
 public struct RunRequest: Sendable {
     public var id: Int
-    public var prompt: String
-    public var settings: LiveSettings
+    public var settings: GenerationSettings
     public var version: Int
-    public init(id: Int, prompt: String, settings: LiveSettings, version: Int) {
-        self.id = id; self.prompt = prompt; self.settings = settings; self.version = version
+    public init(id: Int, settings: GenerationSettings, version: Int) {
+        self.id = id; self.settings = settings; self.version = version
     }
+    public var prompt: String { settings.prompt }
 }
 
 /// The UI's handle on one run: versioned settings, pause, cancel and the preview box, all read by the
@@ -193,11 +157,11 @@ public final class RunControl: @unchecked Sendable {
     public let token = CancellationToken()
     private let condition = NSCondition()
     private var paused = false
-    private var settings: LiveSettings
+    private var settings: GenerationSettings
     private var version: Int
     private var box: PixelBox?
 
-    public init(runID: Int, settings: LiveSettings, version: Int, previewBox: PixelBox? = nil) {
+    public init(runID: Int, settings: GenerationSettings, version: Int, previewBox: PixelBox? = nil) {
         self.runID = runID
         self.settings = settings
         self.version = version
@@ -205,12 +169,12 @@ public final class RunControl: @unchecked Sendable {
     }
 
     /// Publishes new settings (the engine applies them at the next step boundary).
-    public func update(_ s: LiveSettings, version v: Int) {
+    public func update(_ s: GenerationSettings, version v: Int) {
         condition.lock(); settings = s; version = v; condition.unlock()
     }
 
     /// The newest settings and their version.
-    public func latest() -> (LiveSettings, Int) {
+    public func latest() -> (GenerationSettings, Int) {
         condition.lock(); defer { condition.unlock() }
         return (settings, version)
     }
@@ -264,7 +228,7 @@ public protocol WorkbenchEngine: AnyObject {
     /// The objects the model can draw (nil: any).
     var vocabulary: ObjectVocabulary? { get }
     /// Settings for a fresh session (model defaults).
-    var defaults: LiveSettings { get }
+    var defaults: GenerationSettings { get }
     /// Starts the engine's thread (loading the model, if any); all events go to `sink`.
     func start(sink: @escaping @Sendable (EngineEvent) -> Void)
     /// Runs `request` after cancelling any run in progress. Never blocks the caller.

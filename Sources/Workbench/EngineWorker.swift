@@ -4,6 +4,7 @@
 // asked for. The engines differ only in what a step is.
 
 import Foundation
+import Steering
 
 /// The run an engine is working on: a new one cancels the one before; shutdown cancels it.
 final class CurrentRun: @unchecked Sendable {
@@ -31,7 +32,7 @@ extension RunControl {
 
     /// The second half: the newest settings when their version differs from `applied` (which it
     /// updates), posting `.applied` for the step they take effect at; nil when nothing changed.
-    func newerSettings(than applied: inout Int, run id: Int, step: Int, sink: (EngineEvent) -> Void) -> LiveSettings? {
+    func newerSettings(than applied: inout Int, run id: Int, step: Int, sink: (EngineEvent) -> Void) -> GenerationSettings? {
         let (settings, version) = latest()
         guard version != applied else { return nil }
         applied = version

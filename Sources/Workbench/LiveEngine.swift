@@ -1,7 +1,7 @@
 // The real engine: a model (the embedded toy model, or a Stable Diffusion folder) driven by
-// `SteeredGenerator` on a worker thread. Loads the weights in the background (a missing file becomes an `unavailable` status, not a crash), applies
-// the UI's versioned settings at step boundaries through `live:`, pauses there on a condition, and
-// cancels through the run's CancellationToken.
+// `SteeredGenerator` on a worker thread. Loads the weights in the background (a missing file becomes
+// an `unavailable` status, not a crash), hands the UI's newer settings version to the generator's
+// `live:` at step boundaries, pauses there on a condition, and cancels through the run's token.
 
 import Foundation
 import Tensors
@@ -12,7 +12,7 @@ import ToyWorld
 public final class LiveEngine: WorkbenchEngine, @unchecked Sendable {
     public private(set) var name: String
     public let vocabulary: ObjectVocabulary?
-    public var defaults: LiveSettings
+    public var defaults: GenerationSettings
     private let classifier: RelationClassifier?
     /// Loads the model on the worker thread: the model and the status line that says what loaded.
     public typealias Loader = @Sendable () throws -> (model: TextToImageModel, description: String)
@@ -27,7 +27,7 @@ public final class LiveEngine: WorkbenchEngine, @unchecked Sendable {
     /// `assets`: a directory holding toy/ (default: `AssetLocator`'s search). Without a relation
     /// classifier the hand-made centroid loss steers (and reads out probabilities).
     public convenience init(assets: String? = nil, classifier: RelationClassifier? = nil) {
-        var d = LiveSettings()
+        var d = GenerationSettings()
         // The model's own defaults (config.json is tiny; the weights load later on the worker).
         let config = AssetLocator.toyDirectory(override: assets).flatMap { try? ToyModelConfig.load(jsonFile: $0 + "/config.json") }
         d.steps = config?.default_steps ?? 50
@@ -44,7 +44,7 @@ public final class LiveEngine: WorkbenchEngine, @unchecked Sendable {
 
     /// Any model: `load` runs on the worker thread (a thrown error becomes an `unavailable` status).
     /// Without a classifier the hand-made centroid loss steers.
-    public init(name: String, defaults: LiveSettings, vocabulary: ObjectVocabulary?, classifier: RelationClassifier?,
+    public init(name: String, defaults: GenerationSettings, vocabulary: ObjectVocabulary?, classifier: RelationClassifier?,
                 loading: String, load: @escaping Loader) {
         self.name = name
         self.vocabulary = vocabulary
@@ -52,7 +52,7 @@ public final class LiveEngine: WorkbenchEngine, @unchecked Sendable {
         self.load = load
         self.loadingMessage = loading
         var d = defaults
-        if classifier == nil { d.schedule.loss = .handcrafted }
+        if classifier == nil { d.steering.loss = .handcrafted }
         self.defaults = d
     }
 
@@ -100,37 +100,27 @@ public final class LiveEngine: WorkbenchEngine, @unchecked Sendable {
         let id = request.id
         guard !control.isCancelled else { sink(.cancelled(run: id, step: 0)); return }
         var applied = request.version
-        var edgeOfTarget: [Int] = []
         // Ground truth per step: only the embedded toy model draws the world its detector knows.
         let hasDetector = generator.model is ToyModel
         var asked: DetectorReading.Request?
         var stepStart = Date()
         var lastStep = 0
-        let steered = request.settings.steered
-        let settings = request.settings.generationSettings(prompt: request.prompt)
         do {
-            let result = try generator.run(prompt: request.prompt, settings: settings, cancel: control.token, live: { step in
+            let result = try generator.run(request.settings, cancel: control.token, live: { step in
                 lastStep = step
                 if step < 3 { WorkerThread.lowerPoolPriority() }  // pool threads appear during the first steps
                 control.waitAtBoundary(run: id, step: step, sink: sink)
                 stepStart = Date()
-                guard var next = control.newerSettings(than: &applied, run: id, step: step, sink: sink) else { return nil }
-                next.steered = steered
-                return next.generationSettings(prompt: request.prompt)
+                return control.newerSettings(than: &applied, run: id, step: step, sink: sink)
             }, captureAttention: false, onEvent: { event in
                 switch event {
                 case .parsed(let graph, let targets):
-                    edgeOfTarget = targets.keys.sorted()
                     if hasDetector { asked = DetectorReading.Request(graph: graph) }
-                    sink(.parsed(run: id, graph: graph, steerable: edgeOfTarget))
+                    sink(.parsed(run: id, graph: graph, steerable: targets.map(\.edge)))
+                case .applied:
+                    break  // the UI learns of applied versions from `newerSettings`
                 case .iteration(let it):
-                    let edge = edgeOfTarget.indices.contains(it.target) ? edgeOfTarget[it.target] : it.target
-                    sink(.iteration(run: id, IterationRecord(step: it.step, iteration: it.iteration, edge: edge,
-                                                             probabilities: it.probabilities, targetProbability: it.targetProbability,
-                                                             loss: it.loss, gradientNorm: it.gradientNorm,
-                                                             subjectMap: it.subjectMap, objectMap: it.objectMap,
-                                                             subjectStack: it.subjectStack, objectStack: it.objectStack,
-                                                             note: it.note)))
+                    sink(.iteration(run: id, IterationRecord(it)))
                 case .step(let e):
                     let image = LiveEngine.rgb(generator.model.preview(e.predictedClean))
                     let thumb = ImageFitter.thumbnail(image)

@@ -10,7 +10,7 @@ public enum Effect: Equatable, Sendable {
     case cancel(run: Int)
     case pause(run: Int, Bool)
     /// Publish settings to the running engine.
-    case push(run: Int, LiveSettings, version: Int)
+    case push(run: Int, GenerationSettings, version: Int)
     case save
     case quit
     /// The test hook: trap on purpose.
@@ -99,21 +99,20 @@ extension ViewState {
             let i = selectedEdge.flatMap { edges.firstIndex(of: $0) } ?? 0
             selectedEdge = edges[min(max(i + d, 0), edges.count - 1)]
         case .moveRelation(let d):
-            guard let e = selectedEdge, let from = settings.order.firstIndex(of: e) else {
+            guard let e = selectedEdge, settings.order?.contains(e) == true else {
                 note("select a steerable relation to reorder (j/k)"); return []
             }
-            let to = min(max(from + d, 0), settings.order.count - 1)
-            guard to != from else { return [] }
+            var moved = settings
+            guard moved.move(edge: e, by: d), moved.order != settings.order else { return [] }
             return changeSettings(field: nil, key: "order",
-                                  describe: { "order " + $0.order.map { "\($0 + 1)" }.joined(separator: " ") }) {
-                $0.order.remove(at: from)
-                $0.order.insert(e, at: to)
+                                  describe: { "order " + ($0.order ?? []).map { "\($0 + 1)" }.joined(separator: " ") }) {
+                $0.move(edge: e, by: d)
             }
         case .toggleRelation:
-            guard let e = selectedEdge, settings.order.contains(e) else { note("select a steerable relation (j/k)"); return [] }
+            guard let e = selectedEdge, settings.order?.contains(e) == true else { note("select a steerable relation (j/k)"); return [] }
             let off = !settings.disabled.contains(e)
             return changeSettings(field: nil, key: "relation \(e + 1)", describe: { _ in "relation \(e + 1) \(off ? "off" : "on")" }) {
-                if off { $0.disabled.insert(e) } else { $0.disabled.remove(e) }
+                $0.setDisabled(off, edge: e)
             }
         case .scrub(let d):
             guard let r = run, let latest = r.latestStep else { return [] }
@@ -205,8 +204,8 @@ extension ViewState {
 
     /// Changes settings; while a run is active, publishes them (live fields are marked pending until
     /// the engine says which step applied them). `key` names the change for the pending list.
-    mutating func changeSettings(field: ScheduleField?, key: String? = nil, describe: ((LiveSettings) -> String)? = nil,
-                                 _ body: (inout LiveSettings) -> Void) -> [Effect] {
+    mutating func changeSettings(field: ScheduleField?, key: String? = nil, describe: ((GenerationSettings) -> String)? = nil,
+                                 _ body: (inout GenerationSettings) -> Void) -> [Effect] {
         let before = settings
         body(&settings)
         guard settings != before else { return [] }
@@ -287,9 +286,10 @@ extension ViewState {
         pendingChanges = []
         sentSettings = [:]
         var runSettings = settings
-        runSettings.steered = steered
+        runSettings.prompt = text
+        runSettings.steering.mode = steered ? .steer : .observe
         if let old = run, old.phase.isActive { note("run \(old.id) cancelled after \(old.steps.count) steps (replaced by run \(id))") }
-        run = RunView(id: id, prompt: text, settings: runSettings)
+        run = RunView(id: id, settings: runSettings)
         viewStep = nil
         let mode = steered ? "steered" : "unsteered"
         if settings.activeOrder.isEmpty {
@@ -297,7 +297,7 @@ extension ViewState {
         } else {
             note("run \(id): seed \(settings.seed), \(settings.steps) steps, \(mode)")
         }
-        return [.start(RunRequest(id: id, prompt: text, settings: runSettings, version: settingsVersion))]
+        return [.start(RunRequest(id: id, settings: runSettings, version: settingsVersion))]
     }
 
     /// A rejected prompt: the previous run is cancelled and cleared, so no pane shows its image or
@@ -365,7 +365,10 @@ extension ViewState {
             guard run?.id == id else { return }
             appliedVersion = max(appliedVersion, version)
             // The run now samples with these settings (the schedule line and the sidecar show them).
-            if let applied = sentSettings[version] { run!.settings = run!.settings.applyingLive(applied) }
+            if let applied = sentSettings[version] {
+                run!.settings = run!.settings.applyingLive(applied)
+                run!.recordApplied(at: step)
+            }
             sentSettings = sentSettings.filter { $0.key > version }
             if version >= settingsVersion {
                 let what = pendingChanges.map(\.text)

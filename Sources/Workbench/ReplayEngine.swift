@@ -10,7 +10,7 @@ public final class ReplayEngine: WorkbenchEngine, @unchecked Sendable {
     public let recording: RunTrace.Recording
     public var name: String { "replay of \((recording.source as NSString).lastPathComponent)" }
     public var vocabulary: ObjectVocabulary? { nil }
-    public var defaults: LiveSettings { recording.settings }
+    public var defaults: GenerationSettings { recording.settings }
     private let lock = NSLock()
     private var sink: (@Sendable (EngineEvent) -> Void)?
 

@@ -17,8 +17,8 @@ public enum RunTrace {
 
     /// What a recording holds, ready for the workbench.
     public struct Recording: Sendable {
-        public var prompt: String
-        public var settings: LiveSettings
+        public var settings: GenerationSettings
+        public var prompt: String { settings.prompt }
         public var graph: RelationGraph?
         public var steerable: [Int]
         public var iterations: [IterationRecord]
@@ -35,11 +35,11 @@ public enum RunTrace {
         ["width": img.width, "height": img.height, "rgb": Data(img.pixels).base64EncodedString()]
     }
 
-    /// The `iteration` event of the trace format (`edge` indexes the graph's edges, `relation` the targets).
-    public static func iterationJSON(step: Int, iteration: Int, target: Int, edge: Int, probabilities: [Float], targetProbability: Float,
+    /// The `iteration` event of the trace format (`edge` indexes the prompt graph's edges).
+    public static func iterationJSON(step: Int, iteration: Int, edge: Int, probabilities: [Float], targetProbability: Float,
                                      loss: Float, gradientNorm: Float, seconds: Double, note: String?,
                                      subjectMap: [Float], objectMap: [Float], peaks: [Float] = []) -> [String: Any] {
-        var e: [String: Any] = ["event": "iteration", "step": step, "iteration": iteration, "relation": target, "edge": edge,
+        var e: [String: Any] = ["event": "iteration", "step": step, "iteration": iteration, "edge": edge,
                                 "probabilities": probabilities, "p_target": targetProbability, "loss": loss, "grad_norm": gradientNorm,
                                 "seconds": seconds, "note": note ?? "", "subject_map": subjectMap, "object_map": objectMap]
         // The subject's and object's attention peaks (`AttentionMaps.peak`), where the engine reads them.
@@ -58,10 +58,11 @@ public enum RunTrace {
     }
 
     /// The header fields of the trace format.
-    public static func header(prompt: String, settings: LiveSettings) -> [String: Any] {
-        var h: [String: Any] = ["prompt": prompt, "seed": settings.seed, "steps": settings.steps, "guidance": settings.guidance,
-                                "steered": settings.steered, "order": settings.order, "disabled": settings.disabled.sorted()]
-        if let data = try? JSONEncoder().encode(settings.schedule), let s = try? JSONSerialization.jsonObject(with: data) { h["schedule"] = s }
+    public static func header(_ settings: GenerationSettings) -> [String: Any] {
+        var h: [String: Any] = ["prompt": settings.prompt, "seed": settings.seed, "steps": settings.steps, "guidance": settings.guidance,
+                                "steered": settings.steered, "disabled": settings.disabled.sorted()]
+        if let order = settings.order { h["order"] = order }
+        if let data = try? JSONEncoder().encode(settings.steering), let s = try? JSONSerialization.jsonObject(with: data) { h["schedule"] = s }
         return h
     }
 
@@ -71,12 +72,11 @@ public enum RunTrace {
         if let g = run.graph ?? graph, let obj = try? JSONSerialization.jsonObject(with: Data(g.jsonString().utf8)) {
             events.append(["event": "parsed", "graph": obj, "steerable": run.steerable])
         }
-        let targetOfEdge = Dictionary(uniqueKeysWithValues: run.steerable.enumerated().map { ($1, $0) })
         var byStep: [Int: [IterationRecord]] = [:]
         for it in run.iterations { byStep[it.step, default: []].append(it) }
         for rec in run.steps {
             for it in byStep[rec.step] ?? [] {
-                events.append(iterationJSON(step: it.step, iteration: it.iteration, target: targetOfEdge[it.edge] ?? it.edge, edge: it.edge,
+                events.append(iterationJSON(step: it.step, iteration: it.iteration, edge: it.edge,
                                             probabilities: it.probabilities, targetProbability: it.targetProbability, loss: it.loss,
                                             gradientNorm: it.gradientNorm, seconds: 0, note: it.note,
                                             subjectMap: it.subjectMap, objectMap: it.objectMap))
@@ -85,7 +85,7 @@ public enum RunTrace {
                                    preview: rec.preview, detector: rec.detector))
         }
         if let f = run.final { events.append(["event": "final", "image": imageJSON(f), "seconds": run.seconds ?? 0]) }
-        var top = header(prompt: run.prompt, settings: run.settings)
+        var top = header(run.settings)
         top["events"] = events
         return (try? JSONSerialization.data(withJSONObject: top, options: [.sortedKeys])) ?? Data("{}".utf8)
     }
@@ -111,12 +111,14 @@ public enum RunTrace {
 
     static func recording(_ top: [String: Any], events: [[String: Any]], source: String) throws -> Recording {
         guard let prompt = top["prompt"] as? String else { throw ReadError(description: "\(source) names no prompt") }
-        var settings = LiveSettings()
+        var settings = GenerationSettings()
         settings.seed = (top["seed"] as? NSNumber)?.uint64Value ?? 0
         settings.guidance = (top["guidance"] as? NSNumber)?.floatValue ?? settings.guidance
-        settings.steered = top["steered"] as? Bool ?? true
+        settings.prompt = prompt
         if let s = top["schedule"], let d = try? JSONSerialization.data(withJSONObject: s),
-           let schedule = try? JSONDecoder().decode(SteeringSchedule.self, from: d) { settings.schedule = schedule }
+           let schedule = try? JSONDecoder().decode(SteeringSchedule.self, from: d) { settings.steering = schedule }
+        // Recordings from before `mode` say "steered": false for the read-only half of an A/B pair.
+        if top["steered"] as? Bool == false && settings.steering.mode == .steer { settings.steering.mode = .observe }
         var graph: RelationGraph?
         var steerable: [Int] = []
         var iterations: [IterationRecord] = []
@@ -129,6 +131,8 @@ public enum RunTrace {
                 if let g = e["graph"], let d = try? JSONSerialization.data(withJSONObject: g) { graph = try? JSONDecoder().decode(RelationGraph.self, from: d) }
                 steerable = (e["steerable"] as? [Int]) ?? graph?.order ?? []
             case "iteration":
+                // Recordings from before edge indices everywhere also (or only) carry `relation`, an
+                // index into the steerable edges.
                 let target = e["relation"] as? Int ?? 0
                 let edge = e["edge"] as? Int ?? (steerable.indices.contains(target) ? steerable[target] : target)
                 iterations.append(IterationRecord(
@@ -153,9 +157,9 @@ public enum RunTrace {
         }
         guard !steps.isEmpty else { throw ReadError(description: "\(source) records no steps") }
         settings.steps = top["steps"] as? Int ?? steps.count
-        settings.order = (top["order"] as? [Int]) ?? graph?.order ?? []
+        settings.order = (top["order"] as? [Int]) ?? graph?.order
         settings.disabled = Set((top["disabled"] as? [Int]) ?? [])
-        return Recording(prompt: prompt, settings: settings, graph: graph, steerable: steerable, iterations: iterations,
+        return Recording(settings: settings, graph: graph, steerable: steerable, iterations: iterations,
                          steps: steps, final: final, seconds: seconds, source: source)
     }
 

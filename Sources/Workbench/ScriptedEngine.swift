@@ -11,7 +11,7 @@ import Tensors
 public struct ScriptedRun: Sendable {
     public let prompt: String
     public let graph: RelationGraph
-    public private(set) var settings: LiveSettings
+    public private(set) var settings: GenerationSettings
     /// Object centres in [0, 1]² (x right, y down).
     public private(set) var positions: [(Double, Double)]
     private var drift: [(Double, Double)]
@@ -22,7 +22,7 @@ public struct ScriptedRun: Sendable {
     public static let mapSide = 16
     public static let imageSide = 32
 
-    public init(prompt: String, graph: RelationGraph, settings: LiveSettings) {
+    public init(prompt: String, graph: RelationGraph, settings: GenerationSettings) {
         self.prompt = prompt
         self.graph = graph
         self.settings = settings
@@ -37,7 +37,7 @@ public struct ScriptedRun: Sendable {
 
     /// Replaces the settings (as a live edit would at a step boundary); steps, seed and the steering
     /// mode stay as the run started.
-    public mutating func update(_ s: LiveSettings) {
+    public mutating func update(_ s: GenerationSettings) {
         settings = settings.applyingLive(s)
     }
 
@@ -46,8 +46,8 @@ public struct ScriptedRun: Sendable {
         let total = settings.steps
         let progress = Double(k + 1) / Double(max(total, 1))
         var its: [IterationRecord] = []
-        let sched = settings.effectiveSchedule
-        let active = settings.activeOrder.filter { graph.edges.indices.contains($0) && graph.edges[$0].relation != nil }
+        let sched = settings.steering
+        let active = settings.activeOrder(in: graph)
         var loop = self.loop
         var pusher = DiscPusher(run: self, progress: progress)
         loop.refine(&pusher, step: k, active: active, schedule: sched, onIteration: { it in
@@ -92,7 +92,7 @@ public struct ScriptedRun: Sendable {
         var run: ScriptedRun
         let progress: Double
 
-        mutating func evaluate(target edge: Int, step: Int) -> IterationRecord? {
+        mutating func evaluate(edge: Int, step: Int) -> IterationRecord? {
             run.evaluate(edge: edge, step: step, iteration: 0, progress: progress)
         }
 
@@ -213,7 +213,7 @@ public struct ScriptedRun: Sendable {
 public final class ScriptedEngine: WorkbenchEngine, @unchecked Sendable {
     public let name: String
     public let vocabulary: ObjectVocabulary?
-    public var defaults: LiveSettings
+    public var defaults: GenerationSettings
     /// Seconds each step takes (split over its iterations).
     public let stepDelay: Double
     /// Seconds before the engine reports ready (a pretend model load).
@@ -228,15 +228,15 @@ public final class ScriptedEngine: WorkbenchEngine, @unchecked Sendable {
         self.startDelay = startDelay
         self.vocabulary = vocabulary
         self.name = name
-        var d = LiveSettings()
+        var d = GenerationSettings()
         d.steps = 50
         d.seed = 1234
         d.guidance = 4
-        d.schedule.startStep = 0
-        d.schedule.endStep = 25
-        d.schedule.maxIterations = 3
-        d.schedule.stepSizes = [0.1]
-        d.schedule.probabilityTarget = 0.9
+        d.steering.startStep = 0
+        d.steering.endStep = 25
+        d.steering.maxIterations = 3
+        d.steering.stepSizes = [0.1]
+        d.steering.probabilityTarget = 0.9
         defaults = d
     }
 

@@ -44,15 +44,15 @@ public enum ScheduleField: String, CaseIterable, Sendable {
     /// Whether a change reaches a run in progress (steps and seed apply to the next run).
     public var isLive: Bool { self != .steps && self != .seed }
 
-    public func value(in s: LiveSettings) -> String {
+    public func value(in s: GenerationSettings) -> String {
         switch self {
         case .steps: return "\(s.steps)"
-        case .start: return "\(s.schedule.startStep)"
-        case .end: return "\(s.schedule.endStep)"
-        case .stepSize: return Self.short(s.schedule.stepSizes.first ?? 0)
-        case .iterations: return "\(s.schedule.maxIterations)"
-        case .probabilityTarget: return String(format: "%.2f", s.schedule.probabilityTarget)
-        case .lossTarget: return Self.short(s.schedule.lossTarget)
+        case .start: return "\(s.steering.startStep)"
+        case .end: return "\(s.steering.endStep)"
+        case .stepSize: return Self.short(s.steering.stepSizes.first ?? 0)
+        case .iterations: return "\(s.steering.maxIterations)"
+        case .probabilityTarget: return String(format: "%.2f", s.steering.probabilityTarget)
+        case .lossTarget: return Self.short(s.steering.lossTarget)
         // One decimal as before (2.0, 7.5), two where the value has them (1.25 read as "1.2").
         case .guidance: return String(format: (s.guidance * 10).rounded() == s.guidance * 10 ? "%.1f" : "%.2f", s.guidance)
         case .seed: return "\(s.seed)"
@@ -71,48 +71,48 @@ public enum ScheduleField: String, CaseIterable, Sendable {
     }
 
     /// One notch up (+1) or down (−1), clamped to the valid range.
-    public func adjust(_ s: inout LiveSettings, by direction: Int) {
+    public func adjust(_ s: inout GenerationSettings, by direction: Int) {
         let d = direction >= 0 ? 1 : -1
         switch self {
         case .steps: s.steps = min(max(s.steps + 5 * d, 1), 1000)
-        case .start: s.schedule.startStep = min(max(s.schedule.startStep + d, 0), s.schedule.endStep)
-        case .end: s.schedule.endStep = min(max(s.schedule.endStep + d, s.schedule.startStep), 1000)
+        case .start: s.steering.startStep = min(max(s.steering.startStep + d, 0), s.steering.endStep)
+        case .end: s.steering.endStep = min(max(s.steering.endStep + d, s.steering.startStep), 1000)
         case .stepSize:
-            let v = s.schedule.stepSizes.first ?? 0
+            let v = s.steering.stepSizes.first ?? 0
             var n: Float = d > 0 ? (v == 0 ? 0.01 : v * 1.25) : (v < 0.002 ? 0 : v / 1.25)
-            n = min(n, s.schedule.maxStepSize)
-            s.schedule.stepSizes = [Float((Double(n) * 1000).rounded() / 1000)]
-        case .iterations: s.schedule.maxIterations = min(max(s.schedule.maxIterations + d, 0), 100)
+            n = min(n, s.steering.maxStepSize)
+            s.steering.stepSizes = [Float((Double(n) * 1000).rounded() / 1000)]
+        case .iterations: s.steering.maxIterations = min(max(s.steering.maxIterations + d, 0), 100)
         case .probabilityTarget:
-            s.schedule.probabilityTarget = min(max(((s.schedule.probabilityTarget + 0.05 * Float(d)) * 100).rounded() / 100, 0.05), 1)
+            s.steering.probabilityTarget = min(max(((s.steering.probabilityTarget + 0.05 * Float(d)) * 100).rounded() / 100, 0.05), 1)
         case .lossTarget:
-            let v = s.schedule.lossTarget
-            s.schedule.lossTarget = d > 0 ? (v == 0 ? 0.001 : min(v * 2, 100)) : (v <= 0.001 ? 0 : v / 2)
+            let v = s.steering.lossTarget
+            s.steering.lossTarget = d > 0 ? (v == 0 ? 0.001 : min(v * 2, 100)) : (v <= 0.001 ? 0 : v / 2)
         case .guidance: s.guidance = min(max(((s.guidance + 0.5 * Float(d)) * 2).rounded() / 2, 0), 50)
         case .seed: s.seed = d > 0 ? s.seed &+ 1 : (s.seed == 0 ? 0 : s.seed - 1)
         }
     }
 
     /// Sets the field from typed text; returns an error message for text it cannot use.
-    public func set(_ s: inout LiveSettings, from text: String) -> String? {
+    public func set(_ s: inout GenerationSettings, from text: String) -> String? {
         let t = text.trimmingCharacters(in: .whitespaces)
         func int(_ range: ClosedRange<Int>) -> Int? { Int(t).flatMap { range.contains($0) ? $0 : nil } }
         func float(_ range: ClosedRange<Float>) -> Float? { Float(t).flatMap { $0.isFinite && range.contains($0) ? $0 : nil } }
         switch self {
         case .steps: guard let v = int(1...1000) else { return "steps must be a whole number in 1…1000" }; s.steps = v
         case .start:
-            guard let v = int(0...s.schedule.endStep) else { return "start must be in 0…\(s.schedule.endStep) (the end)" }
-            s.schedule.startStep = v
+            guard let v = int(0...s.steering.endStep) else { return "start must be in 0…\(s.steering.endStep) (the end)" }
+            s.steering.startStep = v
         case .end:
-            guard let v = int(s.schedule.startStep...1000) else { return "end must be in \(s.schedule.startStep)…1000" }
-            s.schedule.endStep = v
+            guard let v = int(s.steering.startStep...1000) else { return "end must be in \(s.steering.startStep)…1000" }
+            s.steering.endStep = v
         case .stepSize:
-            let limit = s.schedule.maxStepSize
-            guard let v = float(0...limit) else { return "step size must be a number in 0…\(Int(limit)) for the \(s.schedule.update.rawValue) update" }
-            s.schedule.stepSizes = [v]
-        case .iterations: guard let v = int(0...100) else { return "iterations must be a whole number in 0…100" }; s.schedule.maxIterations = v
-        case .probabilityTarget: guard let v = float(0...1) else { return "p target must be in 0…1" }; s.schedule.probabilityTarget = v
-        case .lossTarget: guard let v = float(0...1000) else { return "loss target must be a number ≥ 0" }; s.schedule.lossTarget = v
+            let limit = s.steering.maxStepSize
+            guard let v = float(0...limit) else { return "step size must be a number in 0…\(Int(limit)) for the \(s.steering.update.rawValue) update" }
+            s.steering.stepSizes = [v]
+        case .iterations: guard let v = int(0...100) else { return "iterations must be a whole number in 0…100" }; s.steering.maxIterations = v
+        case .probabilityTarget: guard let v = float(0...1) else { return "p target must be in 0…1" }; s.steering.probabilityTarget = v
+        case .lossTarget: guard let v = float(0...1000) else { return "loss target must be a number ≥ 0" }; s.steering.lossTarget = v
         case .guidance: guard let v = float(0...50) else { return "guidance must be in 0…50" }; s.guidance = v
         case .seed: guard let v = UInt64(t) else { return "seed must be a whole number ≥ 0" }; s.seed = v
         }
@@ -129,8 +129,10 @@ public enum MapToken: String, Sendable {
 /// One run as the UI keeps it.
 public struct RunView: Sendable {
     public var id: Int
-    public var prompt: String
-    public var settings: LiveSettings
+    /// The settings the run samples with now (its own, then each live edit the engine applied).
+    public var settings: GenerationSettings
+    /// The settings in force from each step on (step 0: the run's own).
+    public private(set) var applied: [AppliedSettings]
     public var phase: RunPhase = .starting
     /// The engine's parse (edge indices match the UI's).
     public var graph: RelationGraph?
@@ -148,10 +150,18 @@ public struct RunView: Sendable {
     /// Live changes the engine applied: "step 12: cfg 5.0".
     public var appliedChanges: [String] = []
 
-    public init(id: Int, prompt: String, settings: LiveSettings) {
+    public init(id: Int, settings: GenerationSettings) {
         self.id = id
-        self.prompt = prompt
         self.settings = settings
+        self.applied = [AppliedSettings(step: 0, settings: settings)]
+    }
+
+    public var prompt: String { settings.prompt }
+
+    /// Records `settings` as in force from `step` on (a later edit at the same step replaces it).
+    public mutating func recordApplied(at step: Int) {
+        let record = AppliedSettings(step: step, settings: settings)
+        if applied.last?.step == step { applied[applied.count - 1] = record } else { applied.append(record) }
     }
 
     public var totalSteps: Int { steps.last?.totalSteps ?? settings.steps }
@@ -177,7 +187,7 @@ public struct RunView: Sendable {
     public var steersSomething: Bool {
         guard settings.steered else { return false }
         let active = settings.activeOrder.filter { graph == nil || steerable.contains($0) }
-        let s = settings.schedule
+        let s = settings.steering
         return !active.isEmpty && s.endStep > s.startStep && s.startStep < settings.steps && s.maxIterations > 0
     }
 
@@ -244,7 +254,7 @@ public struct ViewState: Sendable {
     public var graphNotes: [String] = []
     public var selectedEdge: Int?
 
-    public var settings = LiveSettings()
+    public var settings = GenerationSettings()
     public var settingsVersion = 0
     public var appliedVersion = 0
     /// Fields changed since the engine last applied settings (drawn as pending).
@@ -253,7 +263,7 @@ public struct ViewState: Sendable {
     /// What changed since the last applied version, for the "applied at step N" message.
     public var pendingChanges: [(key: String, text: String)] = []
     /// Settings pushed to the running engine by version, until it says it applied them.
-    public var sentSettings: [Int: LiveSettings] = [:]
+    public var sentSettings: [Int: GenerationSettings] = [:]
     public var field: ScheduleField = .guidance
 
     public var run: RunView?
@@ -286,7 +296,7 @@ public struct ViewState: Sendable {
     /// Where the last save went.
     public var lastSave: String?
 
-    public init(theme: Theme, engineName: String, defaults: LiveSettings, vocabulary: ObjectVocabulary?) {
+    public init(theme: Theme, engineName: String, defaults: GenerationSettings, vocabulary: ObjectVocabulary?) {
         self.theme = theme
         self.engineName = engineName
         self.settings = defaults
@@ -317,7 +327,7 @@ public struct ViewState: Sendable {
     /// The graph edges shown in the order pane: the settings' order, then unsupported edges.
     public var orderedEdges: [Int] {
         guard let g = graph else { return [] }
-        let order = settings.order.filter { g.edges.indices.contains($0) }
+        let order = (settings.order ?? g.order).filter { g.edges.indices.contains($0) }
         return order + g.edges.indices.filter { !order.contains($0) }
     }
 

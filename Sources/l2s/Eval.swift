@@ -56,7 +56,7 @@ struct EvalRun: ParsableCommand {
         var schedule = try steering.schedule()
         let model = try models.loadToy(for: "eval")
         let wantsSteer = steering.steer || compare
-        if compare { schedule.enabled = true }
+        if compare { schedule.mode = .steer }
         let classifier = wantsSteer && schedule.loss == .learned ? try models.loadClassifier(required: true) : nil
         var list = try prompts.map(readPromptFile) ?? (preset == "chains" ? Eval.chainPrompts() : Eval.defaultPrompts())
         if let limit { list = Array(list.prefix(limit)) }
@@ -66,7 +66,7 @@ struct EvalRun: ParsableCommand {
         cases = EvalGrid.shard(cases, index: shardIndex, count: shardCount)
         let steeredName = label ?? "steered-\(schedule.loss.rawValue)"
         let modes: [(String, Bool)] = compare ? [("base", false), (steeredName, true)]
-                                              : [(schedule.enabled ? steeredName : "base", schedule.enabled)]
+                                              : [(schedule.mode == .steer ? steeredName : "base", schedule.mode == .steer)]
         let shardName = "\(shardIndex)/\(shardCount)"
         let fingerprint = runFingerprint(prompts: list + ["seeds \(seeds) from \(firstSeed), one per image"], modes: modes.map(\.0), schedule: schedule, modelHash: model.weightsHash,
                                          steps: steps ?? model.config.default_steps, guidance: guidance ?? model.config.default_guidance)
@@ -100,7 +100,7 @@ struct EvalRun: ParsableCommand {
                 if interruptRequested != 0 { break }
                 if done.contains("\(mode)#\(c.index)") { continue }
                 var s = schedule
-                s.enabled = steer
+                s.mode = steer ? .steer : .off
                 let settings = GenerationSettings(
                     sampler: SamplerSettings(prompt: c.prompt, seed: c.seed, steps: steps ?? model.config.default_steps,
                                              guidanceScale: guidance ?? model.config.default_guidance),
@@ -123,8 +123,8 @@ struct EvalRun: ParsableCommand {
         var lastProbability: [Int: Float] = [:]
         let result: GenerationResult
         do {
-            result = try generator.run(prompt: c.prompt, settings: settings, onEvent: { event in
-                if case .iteration(let it) = event { lastProbability[it.target] = it.targetProbability }
+            result = try generator.run(settings, onEvent: { event in
+                if case .iteration(let it) = event { lastProbability[it.edge] = it.targetProbability }
             })
         } catch let e as PromptError {
             throw ValidationError("prompt \(c.index + 1) \"\(c.prompt)\": \(e.description)")

@@ -27,8 +27,8 @@ struct Generate: ParsableCommand {
 
     func validate() throws {
         guard (1...64).contains(upscale) else { throw ValidationError("--upscale must be in 1…64") }
-        if let steps, !(1...1000).contains(steps) { throw ValidationError("--steps must be in 1…1000") }
-        if let guidance, !(guidance.isFinite && guidance >= 0 && guidance <= 50) { throw ValidationError("--guidance must be in 0…50") }
+        if let steps, !SamplerSettings.stepRange.contains(steps) { throw ValidationError("--steps must be in 1…1000") }
+        if let guidance, !SamplerSettings.guidanceRange.contains(guidance) { throw ValidationError("--guidance must be in 0…50") }
         // The negative prompt is not parsed, but it is tokenised and saved in the sidecar: the
         // prompt's plain-text rules (length, no control characters) apply to it too.
         switch PromptParser.plainTextViolation(negativePrompt) {
@@ -48,49 +48,51 @@ struct Generate: ParsableCommand {
         let model = loaded.model
         let classifier = steering.steer && steering.loss == .learned ? try models.loadClassifier(required: true) : nil
         let seed = self.seed ?? UInt64.random(in: 0..<1_000_000)
-        let sampler = SamplerSettings(prompt: prompt, negativePrompt: negativePrompt, seed: seed, steps: steps ?? loaded.defaultSteps,
-                                      guidanceScale: guidance ?? loaded.defaultGuidance, sampler: samplerKind)
+        let settings = GenerationSettings(
+            sampler: SamplerSettings(prompt: prompt, negativePrompt: negativePrompt, seed: seed, steps: steps ?? loaded.defaultSteps,
+                                     guidanceScale: guidance ?? loaded.defaultGuidance, sampler: samplerKind),
+            steering: schedule)
         let generator = SteeredGenerator(model: model, classifier: classifier, vocabulary: loaded.vocabulary)
         let outPath = out ?? "out/\(slug(prompt))-\(seed).png"
         let sidecarPath = (outPath as NSString).deletingPathExtension + ".json"
         note("seed \(seed)")
-        let bar = ProgressBar(total: sampler.steps, label: "generate")
+        let bar = ProgressBar(total: settings.steps, label: "generate")
         var traceEvents: [[String: Any]] = []
-        var stepProbabilities: [[String: Any]] = []
-        var edgeOfTarget: [Int] = []
+        var steerable: [Int] = []
+        var stepTimes: [(step: Int, seconds: Double)] = []
         var asked: DetectorReading.Request?  // the toy detector's checklist (embedded model only)
         var strips: [Int: [MapStrip.Column]] = [:]
         var warnings: [String] = []
         let result: GenerationResult
         do {
-            result = try generator.run(prompt: prompt, settings: GenerationSettings(sampler: sampler, steering: schedule), onEvent: { event in
+            result = try generator.run(settings, onEvent: { event in
                 switch event {
                 case .parsed(let graph, let targets):
-                    if schedule.enabled && targets.isEmpty { warnings.append("nothing to steer in this prompt; generating unsteered") }
-                    edgeOfTarget = targets.keys.sorted()
+                    if schedule.mode != .off && targets.isEmpty { warnings.append("nothing to steer in this prompt; generating unsteered") }
+                    steerable = targets.map(\.edge)
                     if trace != nil, loaded.toy != nil { asked = DetectorReading.Request(graph: graph) }
                     if trace != nil {
                         traceEvents.append(["event": "parsed", "graph": (try? JSONSerialization.jsonObject(with: Data(graph.jsonString().utf8))) ?? [:],
-                                            "steerable": edgeOfTarget])
+                                            "steerable": steerable])
                     }
+                case .applied:
+                    break  // no live edits on the command line: the run's own settings, recorded in the result
                 case .iteration(let it):
-                    stepProbabilities.append(["step": it.step, "iteration": it.iteration, "relation": it.target,
-                                              "p_target": it.targetProbability, "loss": it.loss])
-                    let edge = edgeOfTarget.indices.contains(it.target) ? edgeOfTarget[it.target] : it.target
                     if maps {
                         // The last iteration of a step wins (its maps are the step's final ones).
-                        var cols = strips[edge] ?? []
+                        var cols = strips[it.edge] ?? []
                         if cols.last?.step == it.step { cols.removeLast() }
                         cols.append(MapStrip.Column(step: it.step, subject: it.subjectMap, object: it.objectMap))
-                        strips[edge] = cols
+                        strips[it.edge] = cols
                     }
                     if trace != nil {
-                        traceEvents.append(RunTrace.iterationJSON(step: it.step, iteration: it.iteration, target: it.target, edge: edge,
+                        traceEvents.append(RunTrace.iterationJSON(step: it.step, iteration: it.iteration, edge: it.edge,
                                                                   probabilities: it.probabilities, targetProbability: it.targetProbability,
                                                                   loss: it.loss, gradientNorm: it.gradientNorm, seconds: it.seconds, note: it.note,
                                                                   subjectMap: it.subjectMap, objectMap: it.objectMap, peaks: it.peaks))
                     }
                 case .step(let s):
+                    stepTimes.append((s.step, s.seconds))
                     bar.update(s.step + 1, detail: String(format: "t=%d %.2fs/step", s.timestep, s.seconds))
                     if trace != nil {
                         let preview = ImageFitter.thumbnail(LiveEngine.rgb(model.preview(s.predictedClean)))
@@ -114,28 +116,20 @@ struct Generate: ParsableCommand {
         let finalImage = RGBImage(width: image.shape[2], height: side, pixels: rgb)
         let defect = imageDefect(values: values, rgb: rgb)
         if upscale > 1 { rgb = upscaleNearest(rgb: rgb, width: side, height: side, factor: upscale) }
-        var sidecar: [String: Any] = [
-            "prompt": prompt, "seed": seed, "steps": sampler.steps, "guidance": sampler.guidanceScale, "sampler": sampler.sampler.rawValue,
-            "model": loaded.name, "model_hash": model.weightsHash, "negative_prompt": negativePrompt, "steered": schedule.enabled,
-            "steering": (try? JSONSerialization.jsonObject(with: JSONEncoder().encode(schedule))) ?? [:],
-            "relations": result.graph.triplets().map { "\($0.0) \($0.1.displayName) \($0.2)" },
-            "seconds": result.seconds, "per_step": stepProbabilities, "png": (outPath as NSString).lastPathComponent,
-        ]
-        if let defect { sidecar["defect"] = defect }
+        let ran = result.applied.last?.settings ?? settings
+        var sidecar = Sidecar(settings: ran, applied: result.applied, graph: result.graph, steerable: steerable, steps: stepTimes,
+                              iterations: result.iterations, model: loaded.name, modelHash: model.weightsHash,
+                              image: (outPath as NSString).lastPathComponent, seconds: result.seconds,
+                              upscale: upscale > 1 ? upscale : nil)
+        sidecar.defect = defect
+        sidecar.trace = trace
         // PNG, sidecar and trace are one group: all three replace what was there, or none does.
         var files: [(path: String, data: Data)] = [
             (outPath, try encodePNG(rgb: rgb, width: side * upscale, height: side * upscale)),
-            (sidecarPath, try JSONSerialization.data(withJSONObject: sidecar, options: [.prettyPrinted, .sortedKeys])),
+            (sidecarPath, sidecar.json()),
         ]
         if let trace {
-            var recorded = LiveSettings()
-            recorded.seed = seed
-            recorded.steps = sampler.steps
-            recorded.guidance = sampler.guidanceScale
-            recorded.schedule = schedule
-            recorded.steered = schedule.enabled
-            recorded.order = result.graph.order
-            var top = RunTrace.header(prompt: prompt, settings: recorded)
+            var top = RunTrace.header(ran)
             top["events"] = traceEvents + [["event": "final", "image": RunTrace.imageJSON(finalImage), "seconds": result.seconds]]
             files.append((trace, try JSONSerialization.data(withJSONObject: top, options: [.sortedKeys])))
         }

@@ -96,7 +96,7 @@ struct SteeringOptions: ParsableArguments {
 
     func schedule() throws -> SteeringSchedule {
         var s = paper ? SteeringSchedule.paper : SteeringSchedule()
-        s.enabled = steer
+        s.mode = steer ? .steer : .off
         s.loss = loss
         if !paper { s.update = update }
         let parts = steerSteps.split(separator: ":")
@@ -114,11 +114,11 @@ struct SteeringOptions: ParsableArguments {
             s.stepSizes = [stepSize]
         }
         if let iterations {
-            guard (0...100).contains(iterations) else { throw ValidationError("--iterations must be in 0…100") }
+            guard SteeringSchedule.iterationRange.contains(iterations) else { throw ValidationError("--iterations must be in 0…100") }
             s.maxIterations = iterations
         }
         if let probabilityTarget {
-            guard (0...1).contains(probabilityTarget) else { throw ValidationError("--probability-target must be in 0…1") }
+            guard SteeringSchedule.probabilityTargetRange.contains(probabilityTarget) else { throw ValidationError("--probability-target must be in 0…1") }
             s.probabilityTarget = probabilityTarget
         }
         if let presenceWeight {

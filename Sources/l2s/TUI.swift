@@ -79,7 +79,7 @@ func runWorkbench(_ o: TUIOptions, replay: RunTrace.Recording? = nil) throws {
 /// The live engine on a Stable Diffusion folder (already checked by `checkDiffusersFolder`): the
 /// weights load on the worker thread while the screen is up.
 func stableDiffusionEngine(path: String, options: ModelOptions, classifier: RelationClassifier?) -> WorkbenchEngine {
-    var defaults = LiveSettings()
+    var defaults = GenerationSettings()
     defaults.steps = 50
     defaults.guidance = 7.5
     defaults.seed = 1

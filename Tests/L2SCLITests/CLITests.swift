@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import Steering
 import ToyWorld
 import Tensors
 
@@ -200,6 +201,12 @@ import Tensors
         let sidecar = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out.replacingOccurrences(of: ".png", with: ".json")))) as? [String: Any]
         #expect(sidecar?["seed"] as? Int == 7)
         #expect(sidecar?["prompt"] as? String == "a red circle to the left of a blue square")
+        // One sidecar format for the CLI and the workbench: it decodes as `Sidecar`, with graph edge
+        // indices and the settings applied from step 0.
+        let car = try JSONDecoder().decode(Sidecar.self, from: Data(contentsOf: URL(fileURLWithPath: out.replacingOccurrences(of: ".png", with: ".json"))))
+        #expect(car.seed == 7 && car.steps == 3 && car.steered && car.schedule.maxIterations == 1 && car.order == [0])
+        #expect(car.relations.map(\.steerable) == [true] && car.applied?.map(\.step) == [0])
+        #expect(car.perStep.count == 3 && car.perStep[0].relations.map(\.relation) == [0] && car.perStep[0].relations[0].iterations == 1)
         let trace = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + ".trace.json"))) as? [String: Any]
         let events = trace?["events"] as? [[String: Any]] ?? []
         #expect(events.contains { $0["event"] as? String == "iteration" })

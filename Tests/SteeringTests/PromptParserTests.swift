@@ -354,37 +354,41 @@ private let compBenchSample: [(String, String)] = [
     #expect(cycle.contradictions.first?.message.contains("cannot all hold") == true)
 }
 
+/// The graph gives the default order; a run's settings own the edited order and the switched-off edges.
 @Test func roundRobinOrderCanBeEditedAndDisabled() throws {
-    var graph: RelationGraph
-    /// Applies a mutating call to `graph` (the #expect macro cannot wrap one directly).
-    func edit(_ change: (inout RelationGraph) -> Bool) -> Bool { change(&graph) }
-    graph = try parser.parse("a cat left of a dog near a bird above a horse below a cow")
+    let graph = try parser.parse("a cat left of a dog near a bird above a horse below a cow")
+    var settings = GenerationSettings()
+    /// Applies a mutating call to `settings` (the #expect macro cannot wrap one directly).
+    func edit(_ change: (inout GenerationSettings) -> Bool) -> Bool { change(&settings) }
     #expect(describeEdges(graph) == ["cat | to the left of | dog", "dog | near* | bird",
                                      "bird | above | horse", "horse | below | cow"])
     #expect(graph.order == [0, 2, 3])
+    #expect(settings.activeOrder(in: graph) == [0, 2, 3])  // no order of its own: the graph's
+    #expect(!edit { $0.move(edge: 3, by: -5) })             // nor anything to move yet
+    settings.order = graph.order
     #expect(edit { $0.move(edge: 3, by: -5) })
-    #expect(graph.order == [3, 0, 2])
+    #expect(settings.order == [3, 0, 2])
     #expect(edit { $0.move(edge: 3, by: 1) })
-    #expect(graph.order == [0, 3, 2])
+    #expect(settings.order == [0, 3, 2])
     #expect(!edit { $0.move(edge: 1, by: 1) })  // unsupported edges are never in the order
     #expect(edit { $0.setDisabled(true, edge: 3) })
     #expect(!edit { $0.setDisabled(true, edge: 1) })
-    #expect(graph.steerableEdgeIndices == [0, 2])
-    #expect(graph.steerableEdges.map(\.relation) == [.leftOf, .above])
+    #expect(settings.activeOrder(in: graph) == [0, 2])
     #expect(edit { $0.setDisabled(false, edge: 3) })
-    #expect(graph.steerableEdgeIndices == [0, 3, 2])
-    graph.disabled = [0, 2, 3]
-    #expect(!graph.isSteerable)
+    #expect(settings.activeOrder(in: graph) == [0, 3, 2])
+    settings.order = [1, 2, 7, 0]  // an order naming edges the graph cannot steer keeps only those it can
+    #expect(settings.activeOrder(in: graph) == [2, 0])
+    settings.disabled = [0, 2, 3]
+    #expect(settings.activeOrder(in: graph).isEmpty)
 }
 
 @Test func jsonRoundTripsWithSortedKeys() throws {
-    var graph = try parser.parse("a photo of a dog right of a teddy bear near a cup")
-    _ = graph.setDisabled(true, edge: 0)
+    let graph = try parser.parse("a photo of a dog right of a teddy bear near a cup")
     let json = graph.jsonString()
     #expect(json.contains("\"triplets\""))
     #expect(json.contains("\"isSupported\" : false"))
     #expect(json.contains("\"code\" : \"unsupportedRelation\""))
-    let keys = ["contradictions", "disabled", "edges", "objects", "order", "prompt", "triplets", "warnings"]
+    let keys = ["contradictions", "edges", "objects", "order", "prompt", "triplets", "warnings"]
     let positions = keys.map { json.range(of: "\n  \"\($0)\"")!.lowerBound }
     #expect(positions == positions.sorted())
     let decoded = try JSONDecoder().decode(RelationGraph.self, from: Data(json.utf8))

@@ -21,7 +21,7 @@ struct FakeEvaluator: RelationEvaluator {
 
     init(base: [Float], rise: Float = 0) { self.base = base; self.rise = rise }
 
-    mutating func evaluate(target: Int, step: Int) -> Score? {
+    mutating func evaluate(edge target: Int, step: Int) -> Score? {
         judged.append(target)
         if nonFiniteCalls.contains(judged.count - 1) { return nil }
         let p = base[target] + rise * Float(descents.filter { $0.target == target }.count)
@@ -40,6 +40,21 @@ func schedule(iterations: Int, pTarget: Float = 0.9, update: SteeringUpdate = .p
 }
 
 @Suite struct RefinementLoopTests {
+    /// `.observe` (the unsteered half of an A/B pair): each active relation is judged once per step,
+    /// in turn, the latent never moves, and nothing counts as reached; outside the range nothing runs.
+    @Test func observeJudgesEachRelationOnceAndNeverDescends() {
+        var loop = RefinementLoop()
+        var e = FakeEvaluator(base: [0.1, 0.95, 0.1])
+        var s = schedule(iterations: 5)
+        s.mode = .observe
+        s.endStep = 2
+        var notes: [String?] = []
+        for step in 0..<4 { loop.refine(&e, step: step, active: [2, 0, 1], schedule: s, onIteration: { notes.append($0.note) }) }
+        #expect(e.judged == [2, 0, 1, 2, 0, 1])
+        #expect(e.descents.isEmpty && notes.allSatisfy { $0 == nil })
+        #expect(loop.turn == 6)
+    }
+
     @Test func theTurnIsKeptAcrossSteps() {
         var loop = RefinementLoop()
         var e = FakeEvaluator(base: [0.1, 0.1, 0.1])
@@ -122,7 +137,7 @@ func schedule(iterations: Int, pTarget: Float = 0.9, update: SteeringUpdate = .p
         s.startStep = 2; s.endStep = 4
         for step in [0, 1, 4, 9] { loop.refine(&e, step: step, active: [0], schedule: s) }
         loop.refine(&e, step: 2, active: [], schedule: s)
-        s.enabled = false
+        s.mode = .off
         loop.refine(&e, step: 3, active: [0], schedule: s)
         #expect(e.judged.isEmpty && loop.turn == 0)
     }

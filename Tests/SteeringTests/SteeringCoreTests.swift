@@ -282,17 +282,61 @@ final class TinyModel: TextToImageModel {
         let generator = SteeredGenerator(model: model, classifier: nil)
         var schedule = SteeringSchedule()
         schedule.loss = .handcrafted; schedule.startStep = 0; schedule.endStep = 1; schedule.maxIterations = 12
-        schedule.stepSizes = [0.3]; schedule.probabilityTarget = 1.01; schedule.handcraftedMargin = 0.5
+        schedule.stepSizes = [0.3]; schedule.probabilityTarget = 1; schedule.handcraftedMargin = 0.5
         var losses: [Float] = []
         var targetProbabilities: [Float] = []
         let settings = GenerationSettings(sampler: SamplerSettings(prompt: "a red circle to the left of a blue square", seed: 3, steps: 4,
                                                                    guidanceScale: 1), steering: schedule)
-        _ = try generator.run(prompt: settings.sampler.prompt, settings: settings, onEvent: { event in
+        _ = try generator.run(settings, onEvent: { event in
             if case .iteration(let it) = event { losses.append(it.loss); targetProbabilities.append(it.targetProbability) }
         })
         #expect(losses.count == 12)
         #expect(losses.last! < losses.first!, "loss \(losses)")
         #expect(targetProbabilities.last! > targetProbabilities.first!, "p(target) \(targetProbabilities)")
+    }
+
+    /// One settings value end to end: a live edit returned at a step boundary reaches the steerer
+    /// from that step on (here: two iterations per step instead of one, and relation 2 switched
+    /// off), the sampler keeps the run's prompt, seed, steps and mode, and the result records the
+    /// settings in force from each step.
+    @Test func aLiveEditReachesTheSteererAtTheNextBoundary() throws {
+        let model = try TinyModel(seed: 4)
+        let generator = SteeredGenerator(model: model, classifier: nil)
+        var schedule = SteeringSchedule()
+        schedule.loss = .handcrafted; schedule.startStep = 0; schedule.endStep = 4; schedule.maxIterations = 1
+        schedule.stepSizes = [0.3]; schedule.probabilityTarget = 1
+        let prompt = "red circle left of blue square above red square"  // two relations inside TinyModel's 12 tokens
+        let settings = GenerationSettings(sampler: SamplerSettings(prompt: prompt, seed: 3, steps: 4, guidanceScale: 1),
+                                          steering: schedule)
+        var edit = settings
+        edit.prompt = "ignored: the prompt is fixed once a run starts"
+        edit.seed = 99; edit.steps = 50; edit.steering.mode = .off
+        edit.steering.maxIterations = 2
+        edit.guidance = 2
+        edit.order = [0, 1]; edit.disabled = [1]
+        var asked: [Int] = []
+        var judged: [(step: Int, edge: Int)] = []
+        var appliedEvents: [AppliedSettings] = []
+        let result = try generator.run(settings, live: { step in asked.append(step); return step == 2 ? edit : nil }, onEvent: { event in
+            if case .iteration(let it) = event { judged.append((it.step, it.edge)) }
+            if case .applied(let a) = event { appliedEvents.append(a) }
+        })
+        #expect(asked == [0, 1, 2, 3], "asked once per step")
+        #expect(judged.map(\.step) == [0, 1, 2, 2, 3, 3])
+        #expect(judged.map(\.edge) == [0, 1, 0, 0, 0, 0], "round robin over both, then relation 1 only")
+        #expect(result.applied.map(\.step) == [0, 2] && appliedEvents == result.applied)
+        let later = try #require(result.applied.last?.settings)
+        #expect(later.prompt == prompt && later.seed == 3 && later.steps == 4 && later.steering.mode == .steer)
+        #expect(later.guidance == 2 && later.steering.maxIterations == 2 && later.disabled == [1])
+    }
+
+    /// Schedules written before `mode` existed (`enabled`) read back: false is `.off`, true `.steer`.
+    @Test func olderSchedulesReadTheirOnOffSwitchAsTheMode() throws {
+        func mode(_ json: String) throws -> SteeringMode { try JSONDecoder().decode(SteeringSchedule.self, from: Data(json.utf8)).mode }
+        #expect(try mode(#"{"enabled": false, "startStep": 0}"#) == .off)
+        #expect(try mode(#"{"enabled": true}"#) == .steer)
+        #expect(try mode(#"{"mode": "observe"}"#) == .observe)
+        #expect(try mode("{}") == .steer)
     }
 
     /// The Steerer runs `RefinementLoop`'s policy: with two relations and one iteration per step, the
@@ -303,11 +347,11 @@ final class TinyModel: TextToImageModel {
         var schedule = SteeringSchedule()
         schedule.loss = .handcrafted; schedule.startStep = 0; schedule.endStep = 3; schedule.maxIterations = 1
         schedule.stepSizes = [0.3]; schedule.probabilityTarget = 1.01; schedule.lossTarget = -1
-        let targets = [SteeringTarget(subject: "red circle", object: "blue square", relation: .leftOf, subjectTokens: 2..<4, objectTokens: 9..<11),
-                       SteeringTarget(subject: "blue square", object: "red circle", relation: .above, subjectTokens: 9..<11, objectTokens: 2..<4)]
+        let targets = [SteeringTarget(edge: 0, subject: "red circle", object: "blue square", relation: .leftOf, subjectTokens: 2..<4, objectTokens: 9..<11),
+                       SteeringTarget(edge: 1, subject: "blue square", object: "red circle", relation: .above, subjectTokens: 9..<11, objectTokens: 2..<4)]
         let steerer = Steerer(unet: model.unet, classifier: nil, targets: targets, schedule: schedule)
         var judged: [Int] = []
-        steerer.onIteration = { judged.append($0.target) }
+        steerer.onIteration = { judged.append($0.edge) }
         var rng = RNG(seed: 9)
         var z = Tensor.randn([1] + model.latentShape, rng: &rng)
         for step in 0..<4 {
@@ -327,7 +371,7 @@ final class TinyModel: TextToImageModel {
         var schedule = SteeringSchedule()
         schedule.loss = .presence; schedule.startStep = 0; schedule.endStep = 1; schedule.maxIterations = 6
         schedule.stepSizes = [0.5]; schedule.presenceFloor = 1
-        let target = SteeringTarget(subject: "red circle", object: "blue square", relation: .leftOf, subjectTokens: 2..<4, objectTokens: 9..<11)
+        let target = SteeringTarget(edge: 0, subject: "red circle", object: "blue square", relation: .leftOf, subjectTokens: 2..<4, objectTokens: 9..<11)
         let steerer = Steerer(unet: model.unet, classifier: nil, targets: [target], schedule: schedule)
         var peaks: [[Float]] = [], notes: [String?] = []
         steerer.onIteration = { peaks.append($0.peaks); notes.append($0.note) }
@@ -344,8 +388,8 @@ final class TinyModel: TextToImageModel {
         let model = try TinyModel(seed: 4)
         var schedule = SteeringSchedule()
         schedule.loss = .handcrafted; schedule.startStep = 0; schedule.endStep = 1; schedule.maxIterations = 3
-        schedule.probabilityTarget = 1.01; schedule.handcraftedMargin = 0.5
-        let target = SteeringTarget(subject: "red circle", object: "blue square", relation: .leftOf,
+        schedule.probabilityTarget = 1; schedule.handcraftedMargin = 0.5
+        let target = SteeringTarget(edge: 0, subject: "red circle", object: "blue square", relation: .leftOf,
                                     subjectTokens: 2..<4, objectTokens: 9..<11)
         let context = model.encode(["a red circle to the left of a blue square"])
         var rng = RNG(seed: 5)

@@ -42,7 +42,8 @@ func stepNumber(_ e: EngineEvent) -> Int? { if case .step(_, let r) = e { return
         s.steps = steps
         let g = try! PromptParser().parse(prompt)
         s.order = g.order
-        return RunRequest(id: 1, prompt: prompt, settings: s, version: 1)
+        s.prompt = prompt
+        return RunRequest(id: 1, settings: s, version: 1)
     }
 
     @Test func aRunReportsInOrderAndFinishes() {
@@ -119,7 +120,7 @@ func stepNumber(_ e: EngineEvent) -> Int? { if case .step(_, let r) = e { return
         s.order = g.order
         func finalP(_ steered: Bool) -> Float {
             var t = s
-            t.steered = steered
+            t.steering.mode = steered ? .steer : .observe
             var run = ScriptedRun(prompt: g.prompt, graph: g, settings: t)
             var last: Float = 0
             for k in 0..<t.steps { if let it = run.step(k).iterations.last { last = it.targetProbability } }
@@ -137,7 +138,8 @@ func stepNumber(_ e: EngineEvent) -> Int? { if case .step(_, let r) = e { return
         let g = try! PromptParser().parse("a dog to the right of a teddy bear and a cat above the dog")
         var s = ScriptedEngine(stepDelay: 0).defaults
         s.order = g.order
-        #expect(s.order.count == 2)
+        let order = g.order
+        #expect(order.count == 2)
         var run = ScriptedRun(prompt: g.prompt, graph: g, settings: s)
         var judged: [[Int]] = []
         var finalP: [Int: Float] = [:]
@@ -145,18 +147,18 @@ func stepNumber(_ e: EngineEvent) -> Int? { if case .step(_, let r) = e { return
             let its = run.step(k).iterations
             judged.append(its.map(\.edge))
             for it in its { finalP[it.edge] = it.targetProbability }
-            if let last = its.last, its.count < s.schedule.maxIterations {
+            if let last = its.last, its.count < s.steering.maxIterations {
                 // A step that ended early ended with every relation satisfied in that step.
-                #expect(Set(its.filter { $0.note == "target reached" }.map(\.edge)) == Set(s.order), "step \(k)")
+                #expect(Set(its.filter { $0.note == "target reached" }.map(\.edge)) == Set(order), "step \(k)")
                 #expect(last.note == "target reached")
             }
         }
         // The turn continues: each step starts with the relation after the last one judged.
         for k in 1..<judged.count where !judged[k].isEmpty && !judged[k - 1].isEmpty {
             let last = judged[k - 1].last!
-            #expect(judged[k].first == s.order[(s.order.firstIndex(of: last)! + 1) % s.order.count], "step \(k)")
+            #expect(judged[k].first == order[(order.firstIndex(of: last)! + 1) % order.count], "step \(k)")
         }
-        #expect(s.order.allSatisfy { (finalP[$0] ?? 0) > 0.9 })
+        #expect(order.allSatisfy { (finalP[$0] ?? 0) > 0.9 })
     }
 }
 
@@ -169,7 +171,9 @@ func stepNumber(_ e: EngineEvent) -> Int? { if case .step(_, let r) = e { return
         var message = ""
         #expect(log.wait { if case .status(.unavailable(let m)) = $0 { message = m; return true }; return false })
         #expect(message.contains("weights were not found") && message.contains("--demo"))
-        engine.submit(RunRequest(id: 1, prompt: "a red circle left of a blue square", settings: engine.defaults, version: 1),
+        var settings = engine.defaults
+        settings.prompt = "a red circle left of a blue square"
+        engine.submit(RunRequest(id: 1, settings: settings, version: 1),
                       control: RunControl(runID: 1, settings: engine.defaults, version: 1))
         #expect(log.wait { if case .failed(1, _) = $0 { return true }; return false })
         #expect(engine.shutdown(timeout: 5))
@@ -182,17 +186,18 @@ func stepNumber(_ e: EngineEvent) -> Int? { if case .step(_, let r) = e { return
         let generator = SteeredGenerator(model: model, classifier: nil, vocabulary: vocab)
         var s = LiveEngine(assets: nil).defaults
         s.steps = 4
-        s.schedule.startStep = 0
-        s.schedule.endStep = 2
-        s.schedule.maxIterations = 1
+        s.steering.startStep = 0
+        s.steering.endStep = 2
+        s.steering.maxIterations = 1
         let prompt = "a red circle to the left of a blue square"
         s.order = try PromptParser(vocabulary: vocab).parse(prompt).order
+        s.prompt = prompt
         let control = RunControl(runID: 7, settings: s, version: 1, previewBox: PixelBox(width: 16, height: 16))
         var changed = s
         changed.guidance = 2
         control.update(changed, version: 2)   // applied at the first boundary
         let log = EventLog()
-        LiveEngine.run(RunRequest(id: 7, prompt: prompt, settings: s, version: 1), control: control,
+        LiveEngine.run(RunRequest(id: 7, settings: s, version: 1), control: control,
                        generator: generator, sink: { log.post($0) })
         let events = log.snapshot
         #expect(events.contains { if case .parsed(7, let g, let steerable) = $0 { return g.edges.count == 1 && steerable == [0] }; return false })
@@ -214,7 +219,7 @@ func stepNumber(_ e: EngineEvent) -> Int? { if case .step(_, let r) = e { return
         let c2 = RunControl(runID: 8, settings: s, version: 1)
         c2.cancel()
         let log2 = EventLog()
-        LiveEngine.run(RunRequest(id: 8, prompt: prompt, settings: s, version: 1), control: c2, generator: generator, sink: { log2.post($0) })
+        LiveEngine.run(RunRequest(id: 8, settings: s, version: 1), control: c2, generator: generator, sink: { log2.post($0) })
         #expect(log2.snapshot.contains(where: isCancelled))
     }
 }
@@ -252,7 +257,7 @@ func stepNumber(_ e: EngineEvent) -> Int? { if case .step(_, let r) = e { return
         let car = try #require(Sidecar.make(s, imageFile: "x.png"))
         #expect(car.guidance == ran.guidance && car.seed == ran.seed && car.steps == ran.steps)
         #expect(car.order == ran.order && car.disabled == ran.disabled.sorted())
-        #expect(car.schedule == ran.effectiveSchedule && car.relations.allSatisfy(\.enabled))
+        #expect(car.schedule == ran.steering && car.relations.allSatisfy(\.enabled))
     }
 }
 

@@ -8,7 +8,7 @@ import ToyWorld
 
 enum Fixture {
     static let demoName = "scripted demo engine (no model)"
-    static var defaults: LiveSettings { ScriptedEngine(stepDelay: 0).defaults }
+    static var defaults: GenerationSettings { ScriptedEngine(stepDelay: 0).defaults }
     static var toyVocabulary: ObjectVocabulary { ObjectVocabulary(Catalogue.classes.map(\.name)) }
 
     static func state(tier: ColorTier = .palette256, ascii: Bool = false, vocabulary: ObjectVocabulary? = nil) -> ViewState {

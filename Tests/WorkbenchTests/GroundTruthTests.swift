@@ -84,7 +84,7 @@ let chain = "a green triangle above a yellow star and a cyan bar to the right of
         let rec = try RunTrace.load(path: path)
         #expect(rec.steps.last?.detector == s.run!.steps.last?.detector && rec.steps.last?.detector != nil)
         #expect(rec.steps.dropLast().allSatisfy { $0.detector == nil })
-        let request = RunRequest(id: 3, prompt: rec.prompt, settings: rec.settings, version: 1)
+        let request = RunRequest(id: 3, settings: rec.settings, version: 1)
         let replayed = ReplayEngine.events(of: rec, for: request).compactMap { e -> StepRecord? in
             if case .step(_, let r) = e { return r }
             return nil

@@ -239,13 +239,13 @@ import Steering
         _ = s.apply(.editField)
         _ = s.apply(.insert("99"))
         _ = s.apply(.commitField)
-        #expect(s.settings.schedule.startStep == 0)
+        #expect(s.settings.steering.startStep == 0)
         #expect(s.log.last == "start must be in 0…25 (the end)")
     }
 
     /// The embedded model's default guidance 1.25 was shown as "cfg 1.2".
     @Test func guidanceShowsItsSecondDecimal() {
-        var s = LiveSettings()
+        var s = GenerationSettings()
         s.guidance = 1.25
         #expect(ScheduleField.guidance.value(in: s) == "1.25")
         s.guidance = 2
@@ -255,15 +255,15 @@ import Steering
     }
 
     @Test func everyFieldStaysInRange() {
-        var s = LiveSettings()
+        var s = GenerationSettings()
         for f in ScheduleField.allCases {
             for _ in 0..<300 { f.adjust(&s, by: -1) }
             for _ in 0..<5 { f.adjust(&s, by: 1) }
         }
-        #expect(s.schedule.validationError() == nil)
-        #expect(s.steps >= 1 && s.guidance >= 0 && s.schedule.probabilityTarget > 0)
+        #expect(s.steering.validationError() == nil)
+        #expect(s.steps >= 1 && s.guidance >= 0 && s.steering.probabilityTarget > 0)
         for f in ScheduleField.allCases { for _ in 0..<2000 { f.adjust(&s, by: 1) } }
-        #expect(s.schedule.validationError() == nil && s.steps == 1000 && s.guidance == 50)
+        #expect(s.steering.validationError() == nil && s.steps == 1000 && s.guidance == 50)
     }
 
     @Test func reorderAndDisableRelationsLive() {
@@ -278,7 +278,6 @@ import Steering
         #expect(pushed.order == [1, 0])
         _ = s.handle(key: .char("d"))
         #expect(s.settings.disabled == [0] && s.settings.activeOrder == [1])
-        #expect(s.settings.generationSettings(prompt: "p").order == [1])
         _ = s.handle(key: .char("K"))
         #expect(s.settings.order == [0, 1])
         _ = s.handle(key: .char("d"))
@@ -310,7 +309,7 @@ import Steering
         let effects = s.apply(.toggleSteered)
         guard case .start(let r)? = effects.first else { Issue.record("no A/B run"); return }
         #expect(!r.settings.steered && r.settings.seed == 1234)
-        #expect(r.settings.effectiveSchedule.stepSizes == [0])
+        #expect(r.settings.steering.mode == .observe, "the unsteered half only reads the classifier along")
         s.apply(.finished(run: r.id, image: img, seconds: 1))
         #expect(s.abCounterpart?.steered == true)
         #expect(Widgets.previewPictures(s).map(\.1) == ["final (unsteered)", "A/B: steered"],

@@ -88,14 +88,14 @@ import ToyWorld
         #expect(car.schedule.startStep == 1 && car.schedule.endStep == 24)
         // A version the engine has not applied yet is not shown as the run's.
         _ = s.apply(.adjustField(1))
-        #expect(s.run?.settings.schedule.startStep == 1)
+        #expect(s.run?.settings.steering.startStep == 1)
         #expect(Fixture.pane(Size(width: 100, height: 5)) { Widgets.schedule(s, in: $1, grid: &$0) }.plainText().contains("steering [1, 24)"))
         // Past the range the Classifier pane names the applied range.
         var late = Fixture.running(Self.prompt, steps: 3)
         late.field = .end
         for _ in 0..<5 { _ = late.apply(.adjustField(-1)) }
         late.apply(.applied(run: 1, version: late.settingsVersion, step: 3))
-        Fixture.play(&late, request: RunRequest(id: 1, prompt: Self.prompt, settings: late.run!.settings, version: late.settingsVersion), steps: 40)
+        Fixture.play(&late, request: RunRequest(id: 1, settings: late.run!.settings, version: late.settingsVersion), steps: 40)
         let classifier = Fixture.pane(Size(width: 74, height: 12)) { Widgets.classifier(late, in: $1, grid: &$0) }.plainText()
         #expect(classifier.contains("outside the steering range [0, 20)"), "\(classifier)")
     }

@@ -54,11 +54,11 @@ import ToyWorld
 
     @Test func onlyTheRecordedRunCanBeShown() throws {
         let rec = try roundTrip(Fixture.running(twoRelations, steps: 50))
-        var other = RunRequest(id: 7, prompt: rec.prompt, settings: rec.settings, version: 1)
+        var other = RunRequest(id: 7, settings: rec.settings, version: 1)
         other.settings.seed += 1
         guard case .failed(let id, let message)? = ReplayEngine.events(of: rec, for: other).first else { Issue.record("not refused"); return }
         #expect(id == 7 && message.contains("a replay has no model"))
-        let same = RunRequest(id: 8, prompt: rec.prompt, settings: rec.settings, version: 1)
+        let same = RunRequest(id: 8, settings: rec.settings, version: 1)
         #expect(ReplayEngine.events(of: rec, for: same).count == 1 + rec.iterations.count + 50 + 1)
     }
 

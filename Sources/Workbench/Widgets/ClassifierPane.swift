@@ -116,7 +116,7 @@ extension Widgets {
         }
         let total = atStep.count
         if step >= 0 && total == 0 && lines.count < inner.height {
-            let sched = run.settings.schedule
+            let sched = run.settings.steering
             let why = !run.steersSomething && run.settings.steered
                 ? "nothing to steer: no relation is on (d switches the selected one on)"
                 : step < sched.startStep || step >= sched.endStep

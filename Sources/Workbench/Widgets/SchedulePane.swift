@@ -23,7 +23,7 @@ extension Widgets {
             progress.append((String(g.barLeft), t.dim))
             progress.append((Gauge.bar(total > 0 ? Float(done) / Float(total) : 0, width: w, glyphs: g), t.bar))
             progress.append((String(g.barRight), t.dim))
-            let sched = run.settings.schedule
+            let sched = run.settings.steering
             progress.append(("  steering [\(sched.startStep), \(sched.endStep))", t.dim))
             progress.append(("  \(run.settings.steered ? run.steeringLabel : "unsteered (A/B)")", run.steersSomething ? t.good : t.warning))
             progress.append(("  seed \(run.settings.seed)", t.dim))
