@@ -39,7 +39,7 @@ let package = Package(
         .target(name: "Steering", dependencies: ["Diffusion", "Formats", "Tensors"], swiftSettings: checkedOptimise),
         .target(name: "ToyWorld", dependencies: ["Diffusion", "Tensors", "CPNG"], swiftSettings: checkedOptimise),
         // The UI and CLI keep Swift's checks (a trap must stay a trap: the workbench restores the terminal on it).
-        .target(name: "Workbench", dependencies: ["Steering", "ToyWorld", "CNcurses"]),
+        .target(name: "Workbench", dependencies: ["Tensors", "Diffusion", "Steering", "ToyWorld", "CNcurses"]),
         .executableTarget(name: "l2s", dependencies: [
             "Formats", "Tensors", "Diffusion", "Steering", "ToyWorld", "Workbench",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -4,6 +4,7 @@
 
 import Foundation
 import Steering
+import Diffusion
 import Tensors
 
 /// Where a run is.
@@ -74,24 +75,26 @@ public enum ScheduleField: String, CaseIterable, Sendable {
     public func adjust(_ s: inout GenerationSettings, by direction: Int) {
         let d = direction >= 0 ? 1 : -1
         switch self {
-        case .steps: s.steps = min(max(s.steps + 5 * d, 1), 1000)
+        case .steps: s.steps = Self.clamp(s.steps + 5 * d, SamplerSettings.stepRange)
         case .start: s.steering.startStep = min(max(s.steering.startStep + d, 0), s.steering.endStep)
-        case .end: s.steering.endStep = min(max(s.steering.endStep + d, s.steering.startStep), 1000)
+        case .end: s.steering.endStep = min(max(s.steering.endStep + d, s.steering.startStep), SteeringSchedule.maxStep)
         case .stepSize:
             let v = s.steering.stepSizes.first ?? 0
             var n: Float = d > 0 ? (v == 0 ? 0.01 : v * 1.25) : (v < 0.002 ? 0 : v / 1.25)
             n = min(n, s.steering.maxStepSize)
             s.steering.stepSizes = [Float((Double(n) * 1000).rounded() / 1000)]
-        case .iterations: s.steering.maxIterations = min(max(s.steering.maxIterations + d, 0), 100)
+        case .iterations: s.steering.maxIterations = Self.clamp(s.steering.maxIterations + d, SteeringSchedule.iterationRange)
         case .probabilityTarget:
             s.steering.probabilityTarget = min(max(((s.steering.probabilityTarget + 0.05 * Float(d)) * 100).rounded() / 100, 0.05), 1)
         case .lossTarget:
             let v = s.steering.lossTarget
             s.steering.lossTarget = d > 0 ? (v == 0 ? 0.001 : min(v * 2, 100)) : (v <= 0.001 ? 0 : v / 2)
-        case .guidance: s.guidance = min(max(((s.guidance + 0.5 * Float(d)) * 2).rounded() / 2, 0), 50)
+        case .guidance: s.guidance = Self.clamp(((s.guidance + 0.5 * Float(d)) * 2).rounded() / 2, SamplerSettings.guidanceRange)
         case .seed: s.seed = d > 0 ? s.seed &+ 1 : (s.seed == 0 ? 0 : s.seed - 1)
         }
     }
+
+    static func clamp<T: Comparable>(_ v: T, _ range: ClosedRange<T>) -> T { min(max(v, range.lowerBound), range.upperBound) }
 
     /// Sets the field from typed text; returns an error message for text it cannot use.
     public func set(_ s: inout GenerationSettings, from text: String) -> String? {
@@ -99,21 +102,21 @@ public enum ScheduleField: String, CaseIterable, Sendable {
         func int(_ range: ClosedRange<Int>) -> Int? { Int(t).flatMap { range.contains($0) ? $0 : nil } }
         func float(_ range: ClosedRange<Float>) -> Float? { Float(t).flatMap { $0.isFinite && range.contains($0) ? $0 : nil } }
         switch self {
-        case .steps: guard let v = int(1...1000) else { return "steps must be a whole number in 1…1000" }; s.steps = v
+        case .steps: guard let v = int(SamplerSettings.stepRange) else { return "steps must be a whole number in 1…1000" }; s.steps = v
         case .start:
             guard let v = int(0...s.steering.endStep) else { return "start must be in 0…\(s.steering.endStep) (the end)" }
             s.steering.startStep = v
         case .end:
-            guard let v = int(s.steering.startStep...1000) else { return "end must be in \(s.steering.startStep)…1000" }
+            guard let v = int(s.steering.startStep...SteeringSchedule.maxStep) else { return "end must be in \(s.steering.startStep)…\(SteeringSchedule.maxStep)" }
             s.steering.endStep = v
         case .stepSize:
             let limit = s.steering.maxStepSize
             guard let v = float(0...limit) else { return "step size must be a number in 0…\(Int(limit)) for the \(s.steering.update.rawValue) update" }
             s.steering.stepSizes = [v]
-        case .iterations: guard let v = int(0...100) else { return "iterations must be a whole number in 0…100" }; s.steering.maxIterations = v
-        case .probabilityTarget: guard let v = float(0...1) else { return "p target must be in 0…1" }; s.steering.probabilityTarget = v
-        case .lossTarget: guard let v = float(0...1000) else { return "loss target must be a number ≥ 0" }; s.steering.lossTarget = v
-        case .guidance: guard let v = float(0...50) else { return "guidance must be in 0…50" }; s.guidance = v
+        case .iterations: guard let v = int(SteeringSchedule.iterationRange) else { return "iterations must be a whole number in 0…100" }; s.steering.maxIterations = v
+        case .probabilityTarget: guard let v = float(SteeringSchedule.probabilityTargetRange) else { return "p target must be in 0…1" }; s.steering.probabilityTarget = v
+        case .lossTarget: guard let v = float(SteeringSchedule.lossTargetRange) else { return "loss target must be a number ≥ 0" }; s.steering.lossTarget = v
+        case .guidance: guard let v = float(SamplerSettings.guidanceRange) else { return "guidance must be in 0…50" }; s.guidance = v
         case .seed: guard let v = UInt64(t) else { return "seed must be a whole number ≥ 0" }; s.seed = v
         }
         return nil
