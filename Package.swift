@@ -37,19 +37,21 @@ let package = Package(
         .target(name: "Tensors", dependencies: ["Formats", "CAllocator"], swiftSettings: optimise),
         .target(name: "Diffusion", dependencies: ["Formats", "Tensors"], swiftSettings: checkedOptimise),
         .target(name: "Steering", dependencies: ["Diffusion", "Formats", "Tensors"], swiftSettings: checkedOptimise),
-        .target(name: "ToyWorld", dependencies: ["Diffusion", "Tensors", "CPNG"], swiftSettings: checkedOptimise),
+        // Images: RGB8 from the models' CHW floats, PNG files (libpng).
+        .target(name: "Imaging", dependencies: ["Tensors", "CPNG"], swiftSettings: checkedOptimise),
+        .target(name: "ToyWorld", dependencies: ["Diffusion", "Tensors", "Imaging"], swiftSettings: checkedOptimise),
         // The UI and CLI keep Swift's checks (a trap must stay a trap: the workbench restores the terminal on it).
-        .target(name: "Workbench", dependencies: ["Tensors", "Diffusion", "Steering", "ToyWorld", "CNcurses"]),
+        .target(name: "Workbench", dependencies: ["Formats", "Tensors", "Diffusion", "Imaging", "Steering", "ToyWorld", "CNcurses"]),
         .executableTarget(name: "l2s", dependencies: [
-            "Formats", "Tensors", "Diffusion", "Steering", "ToyWorld", "Workbench",
+            "Formats", "Tensors", "Diffusion", "Imaging", "Steering", "ToyWorld", "Workbench",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors", "Formats"], resources: [.copy("Fixtures")]),
         .testTarget(name: "DiffusionTests", dependencies: ["Diffusion", "Formats", "Tensors"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SteeringTests", dependencies: ["Steering", "Diffusion", "Tensors"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "ToyWorldTests", dependencies: ["ToyWorld", "Diffusion", "Tensors"]),
-        .testTarget(name: "WorkbenchTests", dependencies: ["Workbench", "Steering", "ToyWorld"]),
-        .testTarget(name: "L2SCLITests", dependencies: ["l2s", "Steering", "ToyWorld", "Tensors"]),
+        .testTarget(name: "ToyWorldTests", dependencies: ["ToyWorld", "Imaging", "Formats", "Diffusion", "Tensors"]),
+        .testTarget(name: "WorkbenchTests", dependencies: ["Workbench", "Imaging", "Formats", "Steering", "ToyWorld"]),
+        .testTarget(name: "L2SCLITests", dependencies: ["l2s", "Imaging", "Steering", "ToyWorld", "Tensors"]),
     ],
     swiftLanguageModes: [.v5]
 )

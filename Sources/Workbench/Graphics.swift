@@ -5,6 +5,7 @@
 // these sequences through. The App writes the sequences after ncurses' frame (CursesBackend.draw).
 
 import Foundation
+import Imaging
 
 /// How images are drawn.
 public enum GraphicsProtocol: String, CaseIterable, Sendable {

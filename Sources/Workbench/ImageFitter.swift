@@ -3,31 +3,7 @@
 // part of drawing an image, so it runs on the engine's thread or the fitter queue, never the UI thread.
 
 import Foundation
-
-/// An 8-bit RGB image, row-major HWC.
-public struct RGBImage: Sendable, Equatable {
-    public var width: Int
-    public var height: Int
-    public var pixels: [UInt8]
-    public init(width: Int, height: Int, pixels: [UInt8]) {
-        precondition(pixels.count == width * height * 3, "RGBImage: expected \(width * height * 3) bytes, got \(pixels.count)")
-        self.width = width
-        self.height = height
-        self.pixels = pixels
-    }
-    /// A CHW float image in [−1, 1] (`[3, H, W]` values).
-    public init(chw: [Float], width: Int, height: Int) {
-        let plane = width * height
-        var out = [UInt8](repeating: 0, count: 3 * plane)
-        for k in 0..<plane {
-            for c in 0..<3 where c * plane + k < chw.count {
-                let v = (chw[c * plane + k] + 1) * 127.5
-                out[3 * k + c] = v.isFinite ? UInt8(min(max(v, 0), 255).rounded()) : 0
-            }
-        }
-        self.init(width: width, height: height, pixels: out)
-    }
-}
+import Imaging
 
 /// An image fitted to a pane, ready to draw in any colour tier.
 public struct FittedImage: Sendable, Equatable {

@@ -8,6 +8,7 @@ import Tensors
 import Diffusion
 import Steering
 import ToyWorld
+import Imaging
 
 public final class LiveEngine: WorkbenchEngine, @unchecked Sendable {
     public private(set) var name: String
@@ -122,7 +123,7 @@ public final class LiveEngine: WorkbenchEngine, @unchecked Sendable {
                 case .iteration(let it):
                     sink(.iteration(run: id, IterationRecord(it)))
                 case .step(let e):
-                    let image = LiveEngine.rgb(generator.model.preview(e.predictedClean))
+                    let image = RGBImage(firstImageOf: generator.model.preview(e.predictedClean))
                     let thumb = ImageFitter.thumbnail(image)
                     let rec = StepRecord(step: e.step, totalSteps: e.totalSteps, timestep: e.timestep,
                                          seconds: Date().timeIntervalSince(stepStart), preview: thumb,
@@ -132,21 +133,12 @@ public final class LiveEngine: WorkbenchEngine, @unchecked Sendable {
                     sink(.log(line))
                 }
             })
-            sink(.finished(run: id, image: LiveEngine.rgb(result.image), seconds: result.seconds))
+            sink(.finished(run: id, image: RGBImage(firstImageOf: result.image), seconds: result.seconds))
         } catch SamplerError.cancelled(let step) {
             sink(.cancelled(run: id, step: step))
         } catch {
             if control.isCancelled { sink(.cancelled(run: id, step: lastStep)) } else { sink(.failed(run: id, message: "\(error)")) }
         }
-    }
-
-    /// The first image of a [B, 3, H, W] tensor in [−1, 1] as 8-bit RGB.
-    public static func rgb(_ t: Tensor) -> RGBImage {
-        let s = t.shape
-        guard s.count >= 3 else { return RGBImage(width: 0, height: 0, pixels: []) }
-        let h = s[s.count - 2], w = s[s.count - 1]
-        let values = Array(t.array.prefix(3 * h * w))
-        return RGBImage(chw: values, width: w, height: h)
     }
 
     public func shutdown(timeout: Double) -> Bool {

@@ -3,6 +3,7 @@
 // object, one column per step, each map normalised to its own range and drawn in grey levels.
 
 import Foundation
+import Imaging
 import ToyWorld
 
 public enum MapStrip {

@@ -4,6 +4,8 @@
 // Beside each image: its map strip per relation (`MapStrip`) and its recording for `l2s replay`.
 
 import Foundation
+import Imaging
+import Formats
 import Steering
 import ToyWorld
 

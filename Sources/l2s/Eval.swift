@@ -1,5 +1,7 @@
 import ArgumentParser
 import Foundation
+import Imaging
+import Formats
 import Tensors
 import Diffusion
 import Steering

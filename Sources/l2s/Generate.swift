@@ -1,5 +1,7 @@
 import ArgumentParser
 import Foundation
+import Imaging
+import Formats
 import Tensors
 import Diffusion
 import Steering
@@ -95,7 +97,7 @@ struct Generate: ParsableCommand {
                     stepTimes.append((s.step, s.seconds))
                     bar.update(s.step + 1, detail: String(format: "t=%d %.2fs/step", s.timestep, s.seconds))
                     if trace != nil {
-                        let preview = ImageFitter.thumbnail(LiveEngine.rgb(model.preview(s.predictedClean)))
+                        let preview = ImageFitter.thumbnail(RGBImage(firstImageOf: model.preview(s.predictedClean)))
                         traceEvents.append(RunTrace.stepJSON(step: s.step, totalSteps: s.totalSteps, timestep: s.timestep, seconds: s.seconds,
                                                              preview: preview,
                                                              detector: asked.map { DetectorReading.read(image: s.predictedClean, asked: $0) }))

@@ -1,4 +1,6 @@
 import Foundation
+import Imaging
+import Formats
 import Testing
 import ToyWorld
 

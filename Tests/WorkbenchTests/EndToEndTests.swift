@@ -4,6 +4,7 @@
 // terminal restored. Demo runs use the scripted engine, slowed down so a run lasts long enough.
 
 import Foundation
+import Imaging
 import Testing
 import ToyWorld
 @testable import Workbench

@@ -3,6 +3,7 @@
 // missing weights.
 
 import Foundation
+import Imaging
 import Testing
 import Steering
 import Diffusion

@@ -2,6 +2,7 @@
 // pure `ScriptedRun` into the reducer (no threads, no clock).
 
 import Foundation
+import Imaging
 import Steering
 import ToyWorld
 @testable import Workbench

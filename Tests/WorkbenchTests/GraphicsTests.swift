@@ -4,6 +4,7 @@
 // writes after ncurses' frame.
 
 import Foundation
+import Imaging
 import Testing
 import ToyWorld
 @testable import Workbench

@@ -1,6 +1,7 @@
 // Preview images: sizes, area averaging, palette mapping.
 
 import Testing
+import Imaging
 @testable import Workbench
 
 @Suite struct ImageFitterTests {

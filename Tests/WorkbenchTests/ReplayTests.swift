@@ -3,6 +3,7 @@
 
 import Foundation
 import Testing
+import Imaging
 import Steering
 import ToyWorld
 @testable import Workbench

@@ -2,6 +2,7 @@
 // A pure function from the view state to cells in its rectangle (see Widgets.swift).
 
 import Foundation
+import Imaging
 import Steering
 
 extension Widgets {
