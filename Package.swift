@@ -40,17 +40,19 @@ let package = Package(
         // Images: RGB8 from the models' CHW floats, PNG files (libpng).
         .target(name: "Imaging", dependencies: ["Tensors", "CPNG"], swiftSettings: checkedOptimise),
         .target(name: "ToyWorld", dependencies: ["Diffusion", "Tensors", "Imaging"], swiftSettings: checkedOptimise),
+        // Opening a model (toy or Stable Diffusion) with its defaults and vocabulary, for the CLI and the UI.
+        .target(name: "ToyBench", dependencies: ["Diffusion", "Steering", "ToyWorld"], swiftSettings: checkedOptimise),
         // The UI and CLI keep Swift's checks (a trap must stay a trap: the workbench restores the terminal on it).
-        .target(name: "Workbench", dependencies: ["Formats", "Tensors", "Diffusion", "Imaging", "Steering", "ToyWorld", "CNcurses"]),
+        .target(name: "Workbench", dependencies: ["Formats", "Tensors", "Diffusion", "Imaging", "Steering", "ToyWorld", "ToyBench", "CNcurses"]),
         .executableTarget(name: "l2s", dependencies: [
-            "Formats", "Tensors", "Diffusion", "Imaging", "Steering", "ToyWorld", "Workbench",
+            "Formats", "Tensors", "Diffusion", "Imaging", "Steering", "ToyWorld", "ToyBench", "Workbench",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors", "Formats"], resources: [.copy("Fixtures")]),
         .testTarget(name: "DiffusionTests", dependencies: ["Diffusion", "Formats", "Tensors"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SteeringTests", dependencies: ["Steering", "Diffusion", "Tensors"], resources: [.copy("Fixtures")]),
         .testTarget(name: "ToyWorldTests", dependencies: ["ToyWorld", "Imaging", "Formats", "Diffusion", "Tensors"]),
-        .testTarget(name: "WorkbenchTests", dependencies: ["Workbench", "Imaging", "Formats", "Steering", "ToyWorld"]),
+        .testTarget(name: "WorkbenchTests", dependencies: ["Workbench", "Imaging", "Formats", "Steering", "ToyWorld", "ToyBench"]),
         .testTarget(name: "L2SCLITests", dependencies: ["l2s", "Imaging", "Steering", "ToyWorld", "Tensors"]),
     ],
     swiftLanguageModes: [.v5]

@@ -8,6 +8,7 @@ import Tensors
 import Diffusion
 import Steering
 import ToyWorld
+import ToyBench
 import Imaging
 
 public final class LiveEngine: WorkbenchEngine, @unchecked Sendable {
@@ -25,21 +26,26 @@ public final class LiveEngine: WorkbenchEngine, @unchecked Sendable {
     private var generator: SteeredGenerator?
     private var loadError: String?
 
-    /// `assets`: a directory holding toy/ (default: `AssetLocator`'s search). Without a relation
-    /// classifier the hand-made centroid loss steers (and reads out probabilities).
-    public convenience init(assets: String? = nil, classifier: RelationClassifier? = nil) {
-        var d = GenerationSettings()
-        // The model's own defaults (config.json is tiny; the weights load later on the worker).
-        let config = AssetLocator.toyDirectory(override: assets).flatMap { try? ToyModelConfig.load(jsonFile: $0 + "/config.json") }
-        d.steps = config?.default_steps ?? 50
-        d.guidance = config?.default_guidance ?? ToyModelConfig.small.default_guidance
-        d.seed = 1
-        let hasClassifier = classifier != nil
-        self.init(name: "toy model", defaults: d, vocabulary: ObjectVocabulary(Catalogue.classes.map(\.name)),
-                  classifier: classifier, loading: "loading the toy model") {
-            let model = try ToyModel.loadEmbedded(assets: assets)
-            let loss = hasClassifier ? "learned classifier" : "centroid loss (no relation classifier shipped)"
-            return (model, "toy model loaded (\(model.config.image_size)×\(model.config.image_size) px, weights \(model.weightsHash.prefix(8)), \(loss))")
+    /// The model of `source`, loaded on the worker thread with `ModelProfile.load` (the screen is up
+    /// meanwhile, with the profile's defaults). Without a relation classifier the hand-made centroid
+    /// loss steers (and reads out probabilities).
+    public convenience init(_ source: ModelProfile.Source, classifier: RelationClassifier? = nil) {
+        let loss = classifier == nil ? "centroid loss (no relation classifier)" : "learned classifier"
+        let name: String, loading: String
+        switch source {
+        case .embedded:
+            (name, loading) = ("toy model", "loading the toy model")
+        case .stableDiffusion(let path, _, _):
+            name = URL(fileURLWithPath: path).lastPathComponent
+            loading = "loading \(name) (Stable Diffusion; this takes a while on a CPU)"
+        }
+        self.init(name: name, defaults: ModelProfile.defaults(of: source), vocabulary: ModelProfile.vocabulary(of: source),
+                  classifier: classifier, loading: loading) {
+            let profile = try ModelProfile.load(source)
+            let model = profile.model
+            let size = model.latentShape.map(String.init).joined(separator: "×")
+            let what = profile.toy.map { "\($0.config.image_size)×\($0.config.image_size) px" } ?? "latents \(size)"
+            return (model, "\(name) loaded (\(what), weights \(model.weightsHash.prefix(8)), \(loss))")
         }
     }
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import ToyBench
 import Imaging
 import Tensors
 import Diffusion
@@ -120,7 +121,7 @@ struct BuildDataset: ParsableCommand {
             throw ValidationError("--images DIR and --annotations FILE go together")
         }
         var config = DatasetConfig()
-        config.source = source; config.single = single; config.recordSteps = recordSteps; config.steps = loaded.defaultSteps
+        config.source = source; config.single = single; config.recordSteps = recordSteps; config.steps = loaded.defaults.steps
         config.fixedPointIterations = fixedPoint; config.psnrGate = psnrGate; config.seed = seed
         let builder = DatasetBuilder(model: model, config: config)
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
@@ -241,7 +242,7 @@ struct TrainClassifier: ParsableCommand {
 /// A PNG as the model's clean latent [1, C, h, w]: center-cropped to a square, resized (PyTorch-exact
 /// bilinear) to the model's image size, scaled to [−1, 1]; VAE-encoded (mean × scaling) for Stable
 /// Diffusion. Errors name the file and the annotation line.
-func imageLatent(path: String, model: LoadedModel, context: String) throws -> Tensor {
+func imageLatent(path: String, model: ModelProfile, context: String) throws -> Tensor {
     let png: (rgb: [UInt8], width: Int, height: Int)
     do { png = try readPNG(path: path) } catch {
         throw ValidationError("\(context): cannot read \(path) (\(error)); images must be PNG files")

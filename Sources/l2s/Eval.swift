@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import ToyBench
 import Imaging
 import Formats
 import Tensors
@@ -94,7 +95,7 @@ struct EvalRun: ParsableCommand {
             _ = try h.seekToEnd()
             return h
         }
-        let generator = SteeredGenerator(model: model, classifier: classifier, vocabulary: ModelOptions.toyVocabulary)
+        let generator = SteeredGenerator(model: model, classifier: classifier, vocabulary: ModelProfile.toyVocabulary)
         let bar = ProgressBar(total: cases.count * modes.count, label: "eval")
         installInterruptHandler()
         for c in cases {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import ToyBench
 import Imaging
 import Formats
 import Tensors
@@ -51,8 +52,8 @@ struct Generate: ParsableCommand {
         let classifier = steering.steer && steering.loss == .learned ? try models.loadClassifier(required: true) : nil
         let seed = self.seed ?? UInt64.random(in: 0..<1_000_000)
         let settings = GenerationSettings(
-            sampler: SamplerSettings(prompt: prompt, negativePrompt: negativePrompt, seed: seed, steps: steps ?? loaded.defaultSteps,
-                                     guidanceScale: guidance ?? loaded.defaultGuidance, sampler: samplerKind),
+            sampler: SamplerSettings(prompt: prompt, negativePrompt: negativePrompt, seed: seed, steps: steps ?? loaded.defaults.steps,
+                                     guidanceScale: guidance ?? loaded.defaults.guidance, sampler: samplerKind),
             steering: schedule)
         let generator = SteeredGenerator(model: model, classifier: classifier, vocabulary: loaded.vocabulary)
         let outPath = out ?? "out/\(slug(prompt))-\(seed).png"

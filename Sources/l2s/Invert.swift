@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import ToyBench
 import Imaging
 import Tensors
 import Diffusion
@@ -36,7 +37,7 @@ struct Invert: ParsableCommand {
         try common.apply()
         let loaded = try models.load()
         let model = loaded.model
-        let steps = self.steps ?? loaded.defaultSteps
+        let steps = self.steps ?? loaded.defaults.steps
         guard steps >= 1 && steps <= 1000 else { throw ValidationError("--steps must be in 1…1000") }
         guard fromStep >= 0 && fromStep < steps else { throw ValidationError("--from-step must be in 0..<\(steps)") }
         guard fixedPoint >= 0 && fixedPoint <= 50 else { throw ValidationError("--fixed-point must be in 0…50") }

@@ -4,17 +4,7 @@ import Tensors
 import Diffusion
 import Steering
 import ToyWorld
-
-/// A loaded model with the defaults that suit it.
-struct LoadedModel {
-    let model: TextToImageModel
-    let name: String
-    let defaultSteps: Int
-    let defaultGuidance: Float
-    /// Objects the model knows (the toy world's catalogue); nil for open-vocabulary models.
-    let vocabulary: ObjectVocabulary?
-    var toy: ToyModel? { model as? ToyModel }
-}
+import ToyBench
 
 /// Which model and classifier to use (shared by generate, eval, build-dataset, …).
 struct ModelOptions: ParsableArguments {
@@ -36,34 +26,23 @@ struct ModelOptions: ParsableArguments {
         }
     }
 
-    /// Loads the embedded toy model or, with --model, a Stable Diffusion folder.
-    func load() throws -> LoadedModel {
-        if let model {
-            let sd: StableDiffusionModel
-            do {
-                // The latent side for --size needs the VAE's factor, known once the folder's configs are read.
-                let factor = size == nil ? 1 : try ModelFolder(path: model, preferFP16: fp16).vaeConfig.downscale
-                sd = try StableDiffusionModel(path: model, preferFP16: fp16, latentSize: size.map { $0 / factor })
-            } catch {
-                throw ValidationError("\(error)")
-            }
-            return LoadedModel(model: sd, name: "stable-diffusion", defaultSteps: 50, defaultGuidance: 7.5, vocabulary: nil)
-        }
-        if size != nil { throw ValidationError("--size applies to --model folders; the embedded model is 32×32") }
-        let toy = try loadEmbedded()
-        return LoadedModel(model: toy, name: "toy", defaultSteps: toy.config.default_steps,
-                           defaultGuidance: toy.config.default_guidance, vocabulary: ModelOptions.toyVocabulary)
+    /// Which model the flags name.
+    var source: ModelProfile.Source {
+        model.map { .stableDiffusion(path: $0, fp16: fp16, size: size) } ?? .embedded(assets: assets)
+    }
+
+    /// Loads the embedded toy model or, with --model, a Stable Diffusion folder; a missing, invalid
+    /// or damaged model is bad input (exit 64).
+    func load() throws -> ModelProfile {
+        if model == nil && size != nil { throw ValidationError("--size applies to --model folders; the embedded model is 32×32") }
+        do { return try ModelProfile.load(source) } catch { throw ValidationError("\(error)") }
     }
 
     /// Loads the embedded toy model (commands that need its world: eval, build-dataset).
     func loadToy(for command: String) throws -> ToyModel {
         if model != nil { throw ValidationError("\(command) works on the embedded model only (it needs the toy world's renderer and detector)") }
-        return try loadEmbedded()
-    }
-
-    /// The embedded model; a missing, invalid or damaged model is bad input (exit 64), as for --model.
-    private func loadEmbedded() throws -> ToyModel {
-        do { return try ToyModel.loadEmbedded(assets: assets) } catch { throw ValidationError("\(error)") }
+        guard let toy = try load().toy else { throw ValidationError("\(command) works on the embedded model only") }
+        return toy
     }
 
     /// The classifier if one is available (nil when `required` is false and none is found).
@@ -76,8 +55,6 @@ struct ModelOptions: ParsableArguments {
         return try RelationClassifier.load(path: path)
     }
 
-    /// The toy world's object names, for checking prompts.
-    static var toyVocabulary: ObjectVocabulary { ObjectVocabulary(Catalogue.classes.map(\.name)) }
 }
 
 /// Steering flags shared by generate and eval.

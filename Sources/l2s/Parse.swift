@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import ToyBench
 import Formats
 import Diffusion
 import Steering
@@ -19,7 +20,7 @@ struct Parse: ParsableCommand {
     }
 
     func run() throws {
-        let parser = PromptParser(vocabulary: toy ? ModelOptions.toyVocabulary : nil)
+        let parser = PromptParser(vocabulary: toy ? ModelProfile.toyVocabulary : nil)
         if let prompt {
             do {
                 print(try json(parser.parse(prompt), pretty: true))

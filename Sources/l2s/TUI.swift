@@ -47,15 +47,11 @@ func runWorkbench(_ o: TUIOptions, replay: RunTrace.Recording? = nil) throws {
             FileHandle.standardError.write(Data("l2s: cannot load the relation classifier: \(error)\n".utf8))
             throw ExitCode(2)
         }
-        if let path = models.model {
-            engine = stableDiffusionEngine(path: path, options: models, classifier: classifier)
-        } else {
-            if models.size != nil || models.fp16 {
-                FileHandle.standardError.write(Data("l2s: --size and --fp16 apply to --model folders; the embedded model is 32×32\n".utf8))
-                throw ExitCode(2)
-            }
-            engine = LiveEngine(assets: models.assets, classifier: classifier)
+        if models.model == nil && (models.size != nil || models.fp16) {
+            FileHandle.standardError.write(Data("l2s: --size and --fp16 apply to --model folders; the embedded model is 32×32\n".utf8))
+            throw ExitCode(2)
         }
+        engine = LiveEngine(models.source, classifier: classifier)
     }
     var options = WorkbenchOptions(logPath: o.log ?? WorkbenchOptions.defaultLogPath,
                                    saveDirectory: FileManager.default.currentDirectoryPath + "/l2s-out")
@@ -76,23 +72,6 @@ func runWorkbench(_ o: TUIOptions, replay: RunTrace.Recording? = nil) throws {
     if status != 0 { throw ExitCode(status) }
 }
 
-/// The live engine on a Stable Diffusion folder (already checked by `checkDiffusersFolder`): the
-/// weights load on the worker thread while the screen is up.
-func stableDiffusionEngine(path: String, options: ModelOptions, classifier: RelationClassifier?) -> WorkbenchEngine {
-    var defaults = GenerationSettings()
-    defaults.steps = 50
-    defaults.guidance = 7.5
-    defaults.seed = 1
-    let name = URL(fileURLWithPath: path).lastPathComponent
-    let loss = classifier == nil ? "centroid loss (no --classifier)" : "learned classifier"
-    let opts = options
-    return LiveEngine(name: name, defaults: defaults, vocabulary: nil, classifier: classifier,
-                      loading: "loading \(name) (Stable Diffusion; this takes a while on a CPU)") {
-        let loaded = try opts.load()
-        let shape = loaded.model.latentShape
-        return (loaded.model, "\(name) loaded (latents \(shape.map(String.init).joined(separator: "×")), weights \(loaded.model.weightsHash.prefix(8)), \(loss))")
-    }
-}
 
 /// One clear error (exit 2) for a --model path that is not a Stable Diffusion diffusers folder.
 func checkDiffusersFolder(_ path: String) throws {

@@ -3,6 +3,7 @@
 // missing weights.
 
 import Foundation
+import ToyBench
 import Imaging
 import Testing
 import Steering
@@ -166,7 +167,7 @@ func stepNumber(_ e: EngineEvent) -> Int? { if case .step(_, let r) = e { return
 @Suite(.serialized) struct LiveEngineTests {
     @Test func missingWeightsAreAStatusNotACrash() {
         guard AssetLocator.toyDirectory(override: "/nonexistent-l2s-assets") == nil else { return }  // weights present: nothing to test
-        let engine = LiveEngine(assets: "/nonexistent-l2s-assets")
+        let engine = LiveEngine(.embedded(assets: "/nonexistent-l2s-assets"))
         let log = EventLog()
         engine.start { log.post($0) }
         var message = ""
@@ -185,7 +186,7 @@ func stepNumber(_ e: EngineEvent) -> Int? { if case .step(_, let r) = e { return
         let model = try ToyModel(config: .small, seed: 3)
         let vocab = ObjectVocabulary(Catalogue.classes.map(\.name))
         let generator = SteeredGenerator(model: model, classifier: nil, vocabulary: vocab)
-        var s = LiveEngine(assets: nil).defaults
+        var s = LiveEngine(.embedded(assets: nil)).defaults
         s.steps = 4
         s.steering.startStep = 0
         s.steering.endStep = 2

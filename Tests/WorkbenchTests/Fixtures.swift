@@ -2,6 +2,7 @@
 // pure `ScriptedRun` into the reducer (no threads, no clock).
 
 import Foundation
+import ToyBench
 import Imaging
 import Steering
 import ToyWorld
@@ -10,7 +11,7 @@ import ToyWorld
 enum Fixture {
     static let demoName = "scripted demo engine (no model)"
     static var defaults: GenerationSettings { ScriptedEngine(stepDelay: 0).defaults }
-    static var toyVocabulary: ObjectVocabulary { ObjectVocabulary(Catalogue.classes.map(\.name)) }
+    static var toyVocabulary: ObjectVocabulary { ModelProfile.toyVocabulary }
 
     static func state(tier: ColorTier = .palette256, ascii: Bool = false, vocabulary: ObjectVocabulary? = nil) -> ViewState {
         var s = ViewState(theme: Theme(tier: tier, ascii: ascii), engineName: demoName, defaults: defaults, vocabulary: vocabulary)
