@@ -7,47 +7,7 @@ import Diffusion
 import Steering
 import ToyWorld
 
-extension SpatialRelation {
-    init(_ r: ToyRelation) {
-        switch r {
-        case .leftOf: self = .leftOf
-        case .rightOf: self = .rightOf
-        case .above: self = .above
-        case .below: self = .below
-        }
-    }
-}
-
 extension DatasetSource: ExpressibleByArgument {}
-
-/// Rendered two-object scenes with a clear relation, as classifier training examples.
-func toyRelationExamples(count: Int, seed: UInt64, size: Int, startID: Int = 0) -> [RelationExample] {
-    var rng = RNG(seed: seed &+ 0x5EED)
-    let sampler = SceneSampler(size: size, objectCountWeights: [0, 0.7, 0.3])
-    let captioner = Captioner()
-    let renderer = SceneRenderer()
-    var out: [RelationExample] = []
-    var id = startID
-    while out.count < count {
-        let scene = sampler.sample(using: &rng)
-        let n = scene.objects.count
-        let a = rng.int(below: n)
-        var b = rng.int(below: n - 1)
-        if b >= a { b += 1 }
-        guard let pair = captioner.captionPair(scene: scene, subject: a, object: b, using: &rng) else { continue }
-        var positive = pair.positive, negative = pair.negative
-        if n == 3 {  // name the third object too, as the base model's captions do
-            let c = (0..<3).first { $0 != a && $0 != b }!
-            let extra = " and " + Captioner.phrase(scene.objects[c].objectClass)
-            positive += extra
-            negative += extra
-        }
-        out.append(RelationExample(id: id, latent: renderer.tensor(scene).unsqueezed(0), positivePrompt: positive,
-                                   negativePrompt: negative, relation: SpatialRelation(pair.trueRelation)))
-        id += 1
-    }
-    return out
-}
 
 /// `l2s build-dataset`: records classifier training data from the model's own attention.
 struct BuildDataset: ParsableCommand {
@@ -114,7 +74,7 @@ struct BuildDataset: ParsableCommand {
             total = scenes
             examplesFor = { range in
                 let shard = range.lowerBound / shardSize
-                return toyRelationExamples(count: range.count, seed: seed &+ UInt64(shard) &* 1_000_003, size: toy.config.image_size,
+                return ToyEval.relationExamples(count: range.count, seed: seed &+ UInt64(shard) &* 1_000_003, size: toy.config.image_size,
                                            startID: range.lowerBound)
             }
         default:

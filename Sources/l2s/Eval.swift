@@ -7,7 +7,7 @@ import Tensors
 import Diffusion
 import Steering
 import ToyWorld
-import Workbench   // ToyRelation(SpatialRelation): the one prompt-relation → toy-relation mapping
+import Workbench
 
 /// `l2s eval`: object presence and GenEval-position accuracy on a prompt × seed grid.
 struct Eval: ParsableCommand {
@@ -61,7 +61,7 @@ struct EvalRun: ParsableCommand {
         let wantsSteer = steering.steer || compare
         if compare { schedule.mode = .steer }
         let classifier = wantsSteer && schedule.loss == .learned ? try models.loadClassifier(required: true) : nil
-        var list = try prompts.map(readPromptFile) ?? (preset == "chains" ? Eval.chainPrompts() : Eval.defaultPrompts())
+        var list = try prompts.map(readPromptFile) ?? (preset == "chains" ? ToyEval.chainPrompts() : ToyEval.defaultPrompts())
         if let limit { list = Array(list.prefix(limit)) }
         var cases = EvalGrid.cases(prompts: list, seeds: seeds, firstSeed: firstSeed)
         let grid = cases.count
@@ -71,7 +71,7 @@ struct EvalRun: ParsableCommand {
         let modes: [(String, Bool)] = compare ? [("base", false), (steeredName, true)]
                                               : [(schedule.mode == .steer ? steeredName : "base", schedule.mode == .steer)]
         let shardName = "\(shardIndex)/\(shardCount)"
-        let fingerprint = runFingerprint(prompts: list + ["seeds \(seeds) from \(firstSeed), one per image"], modes: modes.map(\.0), schedule: schedule, modelHash: model.weightsHash,
+        let fingerprint = ToyEval.runFingerprint(prompts: list + ["seeds \(seeds) from \(firstSeed), one per image"], modes: modes.map(\.0), schedule: schedule, modelHash: model.weightsHash,
                                          steps: steps ?? model.config.default_steps, guidance: guidance ?? model.config.default_guidance)
         // An existing --out of the same run and shard is resumed: its records are kept and their cases skipped.
         var records: [EvalRecord] = []
@@ -134,10 +134,10 @@ struct EvalRun: ParsableCommand {
         }
         let image = result.image.reshaped(Array(result.image.shape.dropFirst()))
         let detector = Detector()
-        var record = Eval.record(case: c, mode: mode, graph: result.graph, detections: detector.detect(image: image),
+        var record = ToyEval.record(case: c, mode: mode, graph: result.graph, detections: detector.detect(image: image),
                                  seconds: result.seconds,
                                  probabilities: lastProbability.isEmpty ? nil : lastProbability.keys.sorted().map { lastProbability[$0]! })
-        record.setInstances(Eval.instanceCounts(detector.instances(image: image)),
+        record.setInstances(ToyEval.instanceCounts(detector.instances(image: image)),
                             named: result.graph.objects.map { $0.vocabularyName ?? $0.name })
         let values = image.array
         if let defect = imageDefect(values: values, rgb: imageToRGB8(values, width: image.shape[2], height: image.shape[1])) {
@@ -176,83 +176,6 @@ struct EvalMerge: ParsableCommand {
             do { try writeFilesAtomically([(out, data)]) } catch let e as OutputWriteError { throw RuntimeError(e.description) }
         }
         printSummary(merged)
-    }
-}
-
-/// A short fingerprint of everything that decides an eval run's records (prompts, modes, steering,
-/// model weights, steps, guidance), so a resumed or merged shard is known to be the same run.
-func runFingerprint(prompts: [String], modes: [String], schedule: SteeringSchedule, modelHash: String, steps: Int, guidance: Float) -> String {
-    let enc = JSONEncoder()
-    enc.outputFormatting = [.sortedKeys]
-    let scheduleJSON = (try? enc.encode(schedule)).map { String(decoding: $0, as: UTF8.self) } ?? ""
-    let text = ([modelHash, "\(steps)", "\(guidance)", scheduleJSON] + modes + prompts).joined(separator: "\u{1F}")
-    var h: UInt64 = 0xcbf2_9ce4_8422_2325
-    for b in text.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
-    return String(format: "%016llx", h)
-}
-
-extension Eval {
-    /// "a red circle to the left of a blue square" for every ordered class pair and relation.
-    static func defaultPrompts() -> [String] {
-        var out: [String] = []
-        for a in Catalogue.classes {
-            for b in Catalogue.classes where a.index != b.index {
-                for r in ToyRelation.allCases {
-                    out.append(Captioner.relationCaption(subject: a, relation: r, object: b))
-                }
-            }
-        }
-        return out
-    }
-
-    /// 200 chained prompts "A r1 B r2 C" over three distinct classes, relations distinct and never both
-    /// horizontal (two "to the … of" phrases would pass the model's 14-word limit). Fixed seed.
-    static func chainPrompts(count: Int = 200) -> [String] {
-        let pairs: [(ToyRelation, ToyRelation)] = [(.leftOf, .above), (.leftOf, .below), (.rightOf, .above), (.rightOf, .below),
-                                                   (.above, .leftOf), (.below, .leftOf), (.above, .rightOf), (.below, .rightOf),
-                                                   (.above, .below), (.below, .above)]
-        var rng = RNG(seed: 2024)
-        var out: [String] = []
-        var seen = Set<String>()
-        while out.count < count {
-            var classes = Catalogue.classes
-            rng.shuffle(&classes)
-            let (r1, r2) = pairs[rng.int(below: pairs.count)]
-            let p = "\(Captioner.phrase(classes[0])) \(r1.phrase) \(Captioner.phrase(classes[1])) \(r2.phrase) \(Captioner.phrase(classes[2]))"
-            if seen.insert(p).inserted { out.append(p) }
-        }
-        return out
-    }
-
-    /// Instances per class name.
-    static func instanceCounts(_ instances: [Detection]) -> [String: Int] {
-        var counts: [String: Int] = [:]
-        for d in instances { counts[d.objectClass.name, default: 0] += 1 }
-        return counts
-    }
-
-    /// Judges an image against the prompt's graph: each object found (by class), each supported relation
-    /// held under the GenEval rule.
-    static func record(case c: EvalCase, mode: String, graph: RelationGraph, detections: [Detection], seconds: Double,
-                       probabilities: [Float]?) -> EvalRecord {
-        func detection(_ object: SceneObject) -> Detection? {
-            let name = object.vocabularyName ?? object.name
-            return detections.first { $0.objectClass.name == name }
-        }
-        let found = graph.objects.map { detection($0) != nil }
-        var relations: [String] = [], satisfied: [Bool] = []
-        for e in graph.edges {
-            guard let rel = e.relation else { continue }
-            relations.append("\(graph.objects[e.subject].name) \(rel.displayName) \(graph.objects[e.object].name)")
-            if let s = detection(graph.objects[e.subject]), let o = detection(graph.objects[e.object]) {
-                satisfied.append(holds(ToyRelation(rel), subject: s, object: o))
-            } else {
-                satisfied.append(false)
-            }
-        }
-        return EvalRecord(index: c.index, prompt: c.prompt, seed: c.seed, mode: mode, objects: graph.objects.map(\.name),
-                          found: found, relations: relations, satisfied: satisfied, seconds: seconds,
-                          finalTargetProbability: probabilities)
     }
 }
 

@@ -50,7 +50,7 @@ struct Invert: ParsableCommand {
         } else {
             guard let toy = loaded.toy else { throw ValidationError("with --model, give --image and --prompt") }
             guard scenes >= 1 && scenes <= 10_000 else { throw ValidationError("--scenes must be in 1…10000") }
-            for e in toyRelationExamples(count: scenes, seed: seed, size: toy.config.image_size) {
+            for e in ToyEval.relationExamples(count: scenes, seed: seed, size: toy.config.image_size) {
                 cases.append(("scene \(e.id)", e.latent, e.positivePrompt))
             }
         }

@@ -1,23 +1,11 @@
 // Ground truth in the loop: what the toy world's detector reads on a step's x̂₀, against the prompt's
-// graph. The engine (worker thread) computes a `DetectorReading` per step for the embedded toy model
-// only; the step record and the trace carry it as plain data; the classifier pane draws it.
+// graph. The workbench's engine (worker thread) and `l2s generate --trace` compute a `DetectorReading`
+// per step for the embedded toy model only; step records and traces carry it as plain data.
 
 import Foundation
 import Tensors
 import Steering
 import ToyWorld
-
-extension ToyRelation {
-    /// The toy world's name for a prompt relation.
-    public init(_ r: SpatialRelation) {
-        switch r {
-        case .leftOf: self = .leftOf
-        case .rightOf: self = .rightOf
-        case .above: self = .above
-        case .below: self = .below
-        }
-    }
-}
 
 extension DetectorReading.Request {
     /// What a parsed prompt asks the detector to check: its objects by catalogue name and its
