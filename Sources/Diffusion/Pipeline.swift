@@ -10,12 +10,13 @@ public struct PromptToken: Sendable, Equatable {
     public init(id: Int, text: String, range: Range<Int>) { self.id = id; self.text = text; self.range = range }
 }
 
-/// What the sampler needs from a text-to-image model: text encoding, the denoiser, a scheduler and a
-/// way to turn latents into pixels. The embedded toy model (pixel space) and Stable Diffusion (VAE
-/// latents) both conform.
+/// What the sampler needs from a text-to-image model: text encoding, the denoiser, a noise schedule
+/// and a way to turn latents into pixels. The embedded toy model (pixel space) and Stable Diffusion
+/// (VAE latents) both conform.
 public protocol TextToImageModel: AnyObject {
     var unet: UNet2DConditionModel { get }
-    var scheduler: DDIMScheduler { get }
+    /// The noise schedule the model was trained on; each run builds its scheduler from it.
+    var schedulerConfig: SchedulerConfig { get }
     /// Latent shape [C, H, W] for the model's native image size.
     var latentShape: [Int] { get }
     /// Token sequence length the text encoder takes (with BOS/EOS/padding).
@@ -108,7 +109,8 @@ public enum SamplerError: Error, CustomStringConvertible {
     }
 }
 
-/// DDIM (or DPM-Solver++ 2M, or Euler) sampling with classifier-free guidance, a per-step hook (steering) and per-step events.
+/// Sampling with the settings' scheduler (DDIM, DPM-Solver++ 2M or Euler), classifier-free guidance, a
+/// per-step hook (steering) and per-step events.
 public final class Sampler {
     public let model: TextToImageModel
     public init(model: TextToImageModel) { self.model = model }
@@ -140,40 +142,30 @@ public final class Sampler {
                     settingsAtStep: ((Int) -> SamplerSettings)? = nil,
                     onStep: ((StepEvent) -> Void)? = nil) throws -> Tensor {
         if let m = settings.validationError() { throw SamplerError.invalidSettings(m) }
-        let trainSteps = model.scheduler.config.num_train_timesteps
-        guard model.scheduler.config.accepts(steps: settings.steps) else {
+        let trainSteps = model.schedulerConfig.num_train_timesteps
+        guard model.schedulerConfig.accepts(steps: settings.steps) else {
             throw SamplerError.invalidSettings("steps must be at most the scheduler's num_train_timesteps (\(trainSteps)); got \(settings.steps)")
         }
         return try GradMode.withoutGrad {
             let cond = model.encode([settings.prompt])
             let uncond = model.encode([settings.negativePrompt])
+            var scheduler = settings.sampler.makeScheduler(config: model.schedulerConfig, steps: settings.steps)
             var x = startLatents ?? initialNoise(seed: settings.seed)
-            let scheduler = model.scheduler
-            var solver = settings.sampler == .dpmSolverPP2M ? DPMSolverMultistep(config: scheduler.config, steps: settings.steps) : nil
-            let euler = settings.sampler == .euler ? EulerDiscrete(config: scheduler.config, steps: settings.steps) : nil
-            let timesteps = solver?.timesteps ?? euler?.timesteps ?? scheduler.timesteps(steps: settings.steps)
-            if let euler { x = x * euler.initialNoiseSigma }
-            for (i, t) in timesteps.enumerated() {
+            if scheduler.initNoiseSigma != 1 { x = x * scheduler.initNoiseSigma }
+            for (i, t) in scheduler.timesteps.enumerated() {
                 if cancel?.isCancelled == true { throw SamplerError.cancelled(atStep: i) }
                 let start = Date()
                 let current = settingsAtStep?(i) ?? settings
-                // Euler works on x·√(σ²+1); the UNet and the steering hook see the variance-preserving latent.
-                let scale = euler?.inputScale(index: i) ?? 1
+                // The UNet and the steering hook see the variance-preserving latent (Euler works on x·√(σ²+1)).
                 if let hook {
-                    let refined = hook.refine(latents: scale == 1 ? x : x * scale, step: i, timestep: t, totalSteps: settings.steps, context: cond)
-                    x = scale == 1 ? refined : refined / scale
+                    let refined = hook.refine(latents: scheduler.scaleModelInput(x, index: i), step: i, timestep: t,
+                                              totalSteps: settings.steps, context: cond)
+                    x = scheduler.unscaleModelInput(refined, index: i)
                 }
                 let capture = captureAttention ? AttentionCapture() : nil
-                let eps = guidedPrediction(scale == 1 ? x : x * scale, timestep: t, cond: cond, uncond: uncond,
+                let eps = guidedPrediction(scheduler.scaleModelInput(x, index: i), timestep: t, cond: cond, uncond: uncond,
                                            guidance: current.guidanceScale, capture: capture)
-                let (prev, x0): (Tensor, Tensor)
-                if solver != nil {
-                    (prev, x0) = solver!.step(modelOutput: eps, index: i, sample: x)
-                } else if let euler {
-                    (prev, x0) = euler.step(modelOutput: eps, index: i, sample: x)
-                } else {
-                    (prev, x0) = scheduler.step(modelOutput: eps, t: t, sample: x, steps: settings.steps)
-                }
+                let (prev, x0) = scheduler.step(modelOutput: eps, index: i, sample: x)
                 x = prev
                 onStep?(StepEvent(step: i, totalSteps: settings.steps, timestep: t, latents: x, predictedClean: x0,
                                   attention: capture?.layers ?? [], seconds: Date().timeIntervalSince(start)))

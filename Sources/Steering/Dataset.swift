@@ -113,8 +113,8 @@ public final class DatasetBuilder {
             guard !jobs.isEmpty else { return [] }
             let x0 = Tensor.concat(jobs.map(\.example.latent), axis: 0)
             let context = model.encode(jobs.map(\.prompt))
-            let scheduler = model.scheduler
-            let timesteps = scheduler.timesteps(steps: config.steps)
+            let scheduler = DDIMScheduler(config: model.schedulerConfig, steps: config.steps)
+            let timesteps = scheduler.timesteps
             let steps = config.recordSteps.filter { $0 < timesteps.count }
             func sample(_ j: Job, _ maps: Tensor, _ step: Int) -> RelationSample {
                 RelationSample(maps: maps, label: j.example.relation.classIndex, step: step, negative: j.negative,
@@ -137,14 +137,14 @@ public final class DatasetBuilder {
                 // Reconstruct with the inversion's own (unclipped) scheduler: clipping x̂₀ on the way
                 // down bends the trajectory away from the inverted one (most reconstructions then
                 // failed the PSNR gate).
-                let unclipped = inversion.scheduler
+                let unclipped = inversion.scheduler(steps: config.steps)
                 var recorded: [[RelationSample]] = Array(repeating: [], count: jobs.count)
                 var x = xT, clean = xT
                 for step in deepest..<timesteps.count {
                     let t = timesteps[step]
                     let (eps, maps) = passWithMaps(x, timestep: t, context: context, jobs: jobs)
                     if steps.contains(step) { for i in jobs.indices { recorded[i].append(sample(jobs[i], maps[i], step)) } }
-                    (x, clean) = unclipped.step(modelOutput: eps, t: t, sample: x, steps: config.steps)
+                    (x, clean) = unclipped.step(modelOutput: eps, index: step, sample: x)
                 }
                 for (i, j) in jobs.enumerated() {
                     let quality = psnr(clean.sliced(axis: 0, i..<i + 1), j.example.latent)
@@ -180,19 +180,20 @@ public struct Inversion {
         self.fixedPointIterations = fixedPointIterations
     }
 
-    /// The model's DDIM scheduler without x̂₀ clipping (inversion and reconstruction both use it).
-    public var scheduler: DDIMScheduler {
-        var config = model.scheduler.config
+    /// The model's DDIM scheduler for a `steps`-step run without x̂₀ clipping (inversion and
+    /// reconstruction both use it).
+    public func scheduler(steps: Int) -> DDIMScheduler {
+        var config = model.schedulerConfig
         config.clip_sample = false
-        return DDIMScheduler(config: config)
+        return DDIMScheduler(config: config, steps: steps)
     }
 
     /// Inverts clean latent x0 up to the latent at step index `downTo` of an `steps`-step schedule
     /// (0 = the noisiest). Returns that latent and the trajectory (noisiest first).
     public func invert(_ x0: Tensor, context: Tensor, steps: Int, downTo stepIndex: Int = 0) -> (Tensor, [Tensor]) {
         noGrad {
-            let s = scheduler
-            let timesteps = s.timesteps(steps: steps)
+            let s = scheduler(steps: steps)
+            let timesteps = s.timesteps
             var x = x0
             var trajectory: [Tensor] = [x0]
             // Walk the schedule backwards: from the clean end (t_prev of the last step) up to timesteps[stepIndex].
@@ -218,11 +219,11 @@ public struct Inversion {
     public func roundTrip(_ x0: Tensor, context: Tensor, steps: Int, from stepIndex: Int = 0) -> (Tensor, Double) {
         noGrad {
             let (xT, _) = invert(x0, context: context, steps: steps, downTo: stepIndex)
-            let s = scheduler
+            let s = scheduler(steps: steps)
             var x = xT
-            for t in s.timesteps(steps: steps)[stepIndex...] {
+            for (i, t) in s.timesteps.enumerated().dropFirst(stepIndex) {
                 let eps = model.unet(x, timesteps: [Float(t)], context: context)!
-                x = s.step(modelOutput: eps, t: t, sample: x, steps: steps).previous
+                x = s.step(modelOutput: eps, index: i, sample: x).previous
             }
             return (x, psnr(x, x0))
         }

@@ -10,7 +10,7 @@ final class TinyModel: TextToImageModel {
     static let words = ["<pad>", "<bos>", "<eos>", "a", "red", "circle", "blue", "square", "to", "the", "left", "of", "above", "below", "right"]
     let unet: UNet2DConditionModel
     let text: CLIPTextModel
-    let scheduler = DDIMScheduler(config: .pixelSpace)
+    let schedulerConfig = SchedulerConfig.pixelSpace
     var latentShape: [Int] { [3, 8, 8] }
     var sequenceLength: Int { 12 }
     var tokenOffset: Int { 1 }
