@@ -134,10 +134,14 @@ public final class Sampler {
         return halves[0] + (halves[1] - halves[0]) * guidance
     }
 
-    /// Runs the whole denoising loop. `settingsAtStep` is consulted at every step boundary, so a caller
-    /// can change guidance live (steps and seed are fixed once the run starts). Returns the final
-    /// latent; `onStep` sees every step.
-    public func run(_ settings: SamplerSettings, startLatents: Tensor? = nil, hook: StepHook? = nil,
+    /// Runs the denoising loop from step index `stepIndex` (0: the whole run) to the end and returns the
+    /// final latent. `startLatents` is where it starts: at step 0 the initial noise (default: the seed's),
+    /// which the scheduler scales by its `initNoiseSigma`; past 0 the latent at that step as the run
+    /// reported it (`StepEvent.latents` of the step before), so a run cut after k steps resumes exactly.
+    /// DPM-Solver++ keeps no history across a resume, so its first resumed step is first order.
+    /// `settingsAtStep` is consulted at every step boundary, so a caller can change guidance live (steps
+    /// and seed are fixed once the run starts); `onStep` sees every step.
+    public func run(_ settings: SamplerSettings, from stepIndex: Int = 0, startLatents: Tensor? = nil, hook: StepHook? = nil,
                     captureAttention: Bool = false, cancel: CancellationToken? = nil,
                     settingsAtStep: ((Int) -> SamplerSettings)? = nil,
                     onStep: ((StepEvent) -> Void)? = nil) throws -> Tensor {
@@ -146,31 +150,67 @@ public final class Sampler {
         guard model.schedulerConfig.accepts(steps: settings.steps) else {
             throw SamplerError.invalidSettings("steps must be at most the scheduler's num_train_timesteps (\(trainSteps)); got \(settings.steps)")
         }
+        guard (0..<settings.steps).contains(stepIndex) else {
+            throw SamplerError.invalidSettings("the start step must be in 0…\(settings.steps - 1) (got \(stepIndex))")
+        }
+        guard stepIndex == 0 || startLatents != nil else {
+            throw SamplerError.invalidSettings("resuming at step \(stepIndex) needs the latents of that step")
+        }
         return try GradMode.withoutGrad {
             let cond = model.encode([settings.prompt])
             let uncond = model.encode([settings.negativePrompt])
             var scheduler = settings.sampler.makeScheduler(config: model.schedulerConfig, steps: settings.steps)
             var x = startLatents ?? initialNoise(seed: settings.seed)
-            if scheduler.initNoiseSigma != 1 { x = x * scheduler.initNoiseSigma }
-            for (i, t) in scheduler.timesteps.enumerated() {
+            if stepIndex == 0 && scheduler.initNoiseSigma != 1 { x = x * scheduler.initNoiseSigma }
+            var current = settings, start = Date(), capture: AttentionCapture?
+            return try Sampler.denoise(x, scheduler: &scheduler, from: stepIndex, beforeStep: { latent, i, t in
                 if cancel?.isCancelled == true { throw SamplerError.cancelled(atStep: i) }
-                let start = Date()
-                let current = settingsAtStep?(i) ?? settings
-                // The UNet and the steering hook see the variance-preserving latent (Euler works on x·√(σ²+1)).
-                if let hook {
-                    let refined = hook.refine(latents: scheduler.scaleModelInput(x, index: i), step: i, timestep: t,
-                                              totalSteps: settings.steps, context: cond)
-                    x = scheduler.unscaleModelInput(refined, index: i)
-                }
-                let capture = captureAttention ? AttentionCapture() : nil
-                let eps = guidedPrediction(scheduler.scaleModelInput(x, index: i), timestep: t, cond: cond, uncond: uncond,
-                                           guidance: current.guidanceScale, capture: capture)
-                let (prev, x0) = scheduler.step(modelOutput: eps, index: i, sample: x)
-                x = prev
+                start = Date()
+                current = settingsAtStep?(i) ?? settings
+                return hook?.refine(latents: latent, step: i, timestep: t, totalSteps: settings.steps, context: cond)
+            }, predict: { latent, _, t in
+                capture = captureAttention ? AttentionCapture() : nil
+                return guidedPrediction(latent, timestep: t, cond: cond, uncond: uncond, guidance: current.guidanceScale, capture: capture)
+            }, afterStep: { i, t, x, x0 in
                 onStep?(StepEvent(step: i, totalSteps: settings.steps, timestep: t, latents: x, predictedClean: x0,
                                   attention: capture?.layers ?? [], seconds: Date().timeIntervalSince(start)))
-            }
-            return x
+            })
         }
+    }
+
+    /// The denoising loop that sampling and reconstruction (`Inversion`, the dataset builder) share:
+    /// from step `stepIndex` of the scheduler's timesteps to the end, starting at the scheduler's
+    /// `sample` there. At each step `beforeStep` sees the variance-preserving latent and may replace it
+    /// (steering; nil keeps it), `predict` gives the model output for it, and the scheduler steps;
+    /// `afterStep` sees the new sample and x̂₀. Returns the final sample.
+    public static func denoise<S: DiffusionScheduler>(
+        _ sample: Tensor, scheduler: inout S, from stepIndex: Int = 0,
+        beforeStep: (_ latent: Tensor, _ index: Int, _ timestep: Int) throws -> Tensor?,
+        predict: (_ latent: Tensor, _ index: Int, _ timestep: Int) -> Tensor,
+        afterStep: (_ index: Int, _ timestep: Int, _ sample: Tensor, _ x0: Tensor) -> Void = { _, _, _, _ in }
+    ) rethrows -> Tensor {
+        var x = sample
+        for i in stepIndex..<scheduler.timesteps.count {
+            let t = scheduler.timesteps[i]
+            var latent = scheduler.scaleModelInput(x, index: i)
+            // Euler works on x·√(σ²+1): a refined latent goes back into its space, and the UNet sees it scaled again.
+            if let refined = try beforeStep(latent, i, t) {
+                x = scheduler.unscaleModelInput(refined, index: i)
+                latent = scheduler.scaleModelInput(x, index: i)
+            }
+            let (next, x0) = scheduler.step(modelOutput: predict(latent, i, t), index: i, sample: x)
+            x = next
+            afterStep(i, t, x, x0)
+        }
+        return x
+    }
+
+    /// `denoise` with nothing before a step (reconstruction: no steering, no cancellation).
+    public static func denoise<S: DiffusionScheduler>(
+        _ sample: Tensor, scheduler: inout S, from stepIndex: Int = 0,
+        predict: (_ latent: Tensor, _ index: Int, _ timestep: Int) -> Tensor,
+        afterStep: (_ index: Int, _ timestep: Int, _ sample: Tensor, _ x0: Tensor) -> Void = { _, _, _, _ in }
+    ) -> Tensor {
+        denoise(sample, scheduler: &scheduler, from: stepIndex, beforeStep: { _, _, _ in nil }, predict: predict, afterStep: afterStep)
     }
 }
