@@ -44,10 +44,10 @@ public struct Inversion {
             let up = Array(timesteps[stepIndex...].reversed())
             var tFrom = -1
             for tNext in up {
-                var eps = model.unet(x, timesteps: [Float(max(tFrom, 0))], context: context)!
+                var eps = model.unet(x, timesteps: [Float(max(tFrom, 0))], context: context)
                 var next = s.invertStep(eps: eps, sample: x, from: tFrom, to: tNext)
                 for _ in 0..<fixedPointIterations {
-                    eps = model.unet(next, timesteps: [Float(tNext)], context: context)!
+                    eps = model.unet(next, timesteps: [Float(tNext)], context: context)
                     next = s.invertStep(eps: eps, sample: x, from: tFrom, to: tNext)
                 }
                 x = next
@@ -65,7 +65,7 @@ public struct Inversion {
             let (xT, _) = invert(x0, context: context, steps: steps, downTo: stepIndex)
             var s = scheduler(steps: steps)
             let x = Sampler.denoise(xT, scheduler: &s, from: stepIndex, predict: { x, _, t in
-                model.unet(x, timesteps: [Float(t)], context: context)!
+                model.unet(x, timesteps: [Float(t)], context: context)
             })
             return (x, psnr(x, x0))
         }

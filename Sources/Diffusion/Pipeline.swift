@@ -126,10 +126,10 @@ public final class Sampler {
     public func guidedPrediction(_ x: Tensor, timestep: Int, cond: Tensor, uncond: Tensor, guidance: Float,
                                  capture: AttentionCapture?) -> Tensor {
         if guidance == 1 {
-            return model.unet(x, timesteps: [Float(timestep)], context: cond, capture: capture)!
+            return model.unet(x, timesteps: [Float(timestep)], context: cond, capture: capture)
         }
         let both = model.unet(Tensor.concat([x, x], axis: 0), timesteps: [Float(timestep)],
-                              context: Tensor.concat([uncond, cond], axis: 0), capture: capture)!
+                              context: Tensor.concat([uncond, cond], axis: 0), capture: capture)
         let halves = both.chunked(2, axis: 0)
         return halves[0] + (halves[1] - halves[0]) * guidance
     }

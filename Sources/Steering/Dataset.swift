@@ -87,7 +87,7 @@ public final class DatasetBuilder {
     /// Conditional UNet pass over a batch with capture; returns ε̂ [B, …] and each item's [2, C, 16, 16] maps.
     func passWithMaps(_ x: Tensor, timestep: Int, context: Tensor, jobs: [Job]) -> (Tensor, [Tensor]) {
         let capture = AttentionCapture(keepOnTape: false, conditionalHalfOnly: false)
-        let eps = model.unet(x, timesteps: [Float(timestep)], context: context, capture: capture)!
+        let eps = model.unet(x, timesteps: [Float(timestep)], context: context, capture: capture)
         let maps = jobs.enumerated().map { i, job in
             Tensor.stack([AttentionMaps.maps(capture.layers, tokenSpan: job.subject, item: i),
                           AttentionMaps.maps(capture.layers, tokenSpan: job.object, item: i)], axis: 0)

@@ -163,7 +163,7 @@ public final class BaseTrainer {
         })
         optimizer.lr = schedule.lr(at: step)
         let context = model.encode(captions)
-        let pred = model.unet(xt, timesteps: ts.map(Float.init), context: context)!
+        let pred = model.unet(xt, timesteps: ts.map(Float.init), context: context)
         let perSample = (pred - noise).square().mean(axes: [1, 2, 3])
         let loss = (perSample * weights).mean()
         let value = loss.item
@@ -210,7 +210,7 @@ public final class BaseTrainer {
             return stride(from: 50, to: 1000, by: 100).map { t in
                 let noise = Tensor.randn(x0.shape, rng: &rng)
                 let xt = x0 * Float(alphas[t].squareRoot()) + noise * Float((1 - alphas[t]).squareRoot())
-                let pred = model.unet(xt, timesteps: [Float(t)], context: context)!
+                let pred = model.unet(xt, timesteps: [Float(t)], context: context)
                 return (t, (pred - noise).square().mean().item)
             }
         }
