@@ -1,15 +1,6 @@
 import Foundation
 import Tensors
 
-/// A token of a prompt with its character span (Int offsets into the prompt's Characters), so a word
-/// can be mapped to the token positions whose attention maps belong to it.
-public struct PromptToken: Sendable, Equatable {
-    public let id: Int
-    public let text: String
-    public let range: Range<Int>
-    public init(id: Int, text: String, range: Range<Int>) { self.id = id; self.text = text; self.range = range }
-}
-
 /// What the sampler needs from a text-to-image model: text encoding, the denoiser, a noise schedule
 /// and a way to turn latents into pixels. The embedded toy model (pixel space) and Stable Diffusion
 /// (VAE latents) both conform.

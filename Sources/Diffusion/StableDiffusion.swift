@@ -51,10 +51,8 @@ public final class StableDiffusionModel: TextToImageModel {
     public var tokenOffset: Int { 1 }
     public func tokenIDs(_ prompt: String) -> [Int] { tokenizer.encode(prompt) }
 
-    /// The prompt's tokens as the text encoder sees them (truncated to maxLength − 2), with Character spans.
-    public func tokens(_ prompt: String) -> [PromptToken] {
-        tokenizer.tokenize(prompt).prefix(tokenizer.maxLength - 2).map { PromptToken(id: $0.id, text: $0.text, range: $0.range) }
-    }
+    /// The prompt's tokens as the text encoder sees them (truncated to maxLength − 2).
+    public func tokens(_ prompt: String) -> [PromptToken] { Array(tokenizer.tokenize(prompt).prefix(tokenizer.maxLength - 2)) }
 
     /// CLIP last_hidden_state [B, 77, D] for the prompts.
     public func encode(_ prompts: [String]) -> Tensor { textEncoder(prompts.map(tokenIDs)) }

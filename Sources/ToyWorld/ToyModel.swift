@@ -180,7 +180,7 @@ public final class ToyModel: TextToImageModel {
     public var tokenOffset: Int { 1 }
     public func tokenIDs(_ prompt: String) -> [Int] { tokenizer.encode(prompt, maxLength: config.max_tokens) }
     public func tokens(_ prompt: String) -> [PromptToken] {
-        tokenizer.tokenize(prompt).prefix(config.max_tokens - 2).map { PromptToken(id: $0.id, text: $0.text, range: $0.range) }
+        Array(tokenizer.tokenize(prompt).prefix(config.max_tokens - 2))
     }
     public func encode(_ prompts: [String]) -> Tensor { textEncoder(prompts.map(tokenIDs)) }
     public func decode(_ latents: Tensor) -> Tensor { latents }

@@ -37,9 +37,9 @@ final class TinyModel: TextToImageModel {
         for word in prompt.split(separator: " ", omittingEmptySubsequences: false) {
             if !word.isEmpty {
                 let id = TinyModel.words.firstIndex(of: word.lowercased()) ?? 0
-                out.append(PromptToken(id: id, text: String(word), range: offset..<offset + word.count))
+                out.append(PromptToken(id: id, text: String(word), range: offset..<offset + word.utf8.count))
             }
-            offset += word.count + 1
+            offset += word.utf8.count + 1
         }
         return Array(out.prefix(sequenceLength - 2))
     }
