@@ -18,18 +18,6 @@ import Formats
 // it keeps control characters, and it splits an upper-case `<|ENDOFTEXT|>` into pieces where the
 // slow tokenizer (and this one) map the lower-cased literal to the special id.
 
-/// One token of a prompt (without BOS/EOS/padding), with the span it came from.
-public struct CLIPToken: Equatable, Sendable {
-    /// Vocabulary id.
-    public let id: Int
-    /// The token's vocabulary entry (e.g. `dog</w>`, `core`).
-    public let symbol: String
-    /// The token's text, decoded from its bytes without `</w>` (lossy when a token holds part of a character).
-    public let text: String
-    /// Character offsets into the prompt (the characters whose bytes the token holds).
-    public let range: Range<Int>
-}
-
 /// Hugging Face-compatible CLIP BPE tokenizer (vocab.json + merges.txt).
 public final class CLIPTokenizer: @unchecked Sendable {
     public static let startLiteral = "<|startoftext|>"
@@ -161,25 +149,33 @@ public final class CLIPTokenizer: @unchecked Sendable {
 
     // MARK: Encoding
 
-    /// The prompt's tokens, in order, without BOS/EOS and without truncation.
-    public func tokenize(_ prompt: String) -> [CLIPToken] {
-        var out: [CLIPToken] = []
+    /// The vocabulary entry of an id (e.g. `dog</w>`, `core`).
+    public func symbol(of id: Int) -> String? { idToSymbol[id] }
+
+    /// The prompt's tokens, in order, without BOS/EOS and without truncation. A token's text is
+    /// decoded from its bytes without `</w>` (lossy when it holds part of a character); its range
+    /// covers the prompt's UTF-8 bytes of the characters whose cleaned bytes it holds.
+    public func tokenize(_ prompt: String) -> [PromptToken] {
+        var out: [PromptToken] = []
         let chars = Array(prompt)
+        // Character index → UTF-8 offset in the prompt (one past the end last).
+        var byteOffsets = [0]
+        for ch in chars { byteOffsets.append(byteOffsets[byteOffsets.count - 1] + ch.utf8.count) }
         var specials = [(CLIPTokenizer.startLiteral, bosID), (CLIPTokenizer.endLiteral, eosID)]
         if let padLiteral { specials.append((padLiteral, padID)) }
         let specialChars = specials.map { (Array($0.0), $0.1) }
         var segmentStart = 0, i = 0
         while i < chars.count {
             if let (literal, id) = specialChars.first(where: { matches($0.0, chars, at: i) }) {
-                tokenizeText(chars, segmentStart..<i, into: &out)
-                out.append(CLIPToken(id: id, symbol: String(literal), text: String(literal), range: i..<(i + literal.count)))
+                tokenizeText(chars, segmentStart..<i, byteOffsets: byteOffsets, into: &out)
+                out.append(PromptToken(id: id, text: String(literal), range: byteOffsets[i]..<byteOffsets[i + literal.count]))
                 i += literal.count
                 segmentStart = i
             } else {
                 i += 1
             }
         }
-        tokenizeText(chars, segmentStart..<chars.count, into: &out)
+        tokenizeText(chars, segmentStart..<chars.count, byteOffsets: byteOffsets, into: &out)
         return out
     }
 
@@ -197,8 +193,9 @@ public final class CLIPTokenizer: @unchecked Sendable {
         return true
     }
 
-    /// Cleans, pre-tokenizes and BPE-encodes `chars[range]` (no special literals in it).
-    private func tokenizeText(_ chars: [Character], _ range: Range<Int>, into out: inout [CLIPToken]) {
+    /// Cleans, pre-tokenizes and BPE-encodes `chars[range]` (no special literals in it); `byteOffsets`
+    /// maps a Character index to its UTF-8 offset in the prompt.
+    private func tokenizeText(_ chars: [Character], _ range: Range<Int>, byteOffsets: [Int], into out: inout [PromptToken]) {
         guard !range.isEmpty else { return }
         // Cleaned scalars with the Character offset each came from; whitespace as a single space.
         var scalars: [Unicode.Scalar] = [], origin: [Int] = []
@@ -221,7 +218,7 @@ public final class CLIPTokenizer: @unchecked Sendable {
             let piece = String(String.UnicodeScalarView(scalars[p..<end]))
             if piece == CLIPTokenizer.startLiteral || piece == CLIPTokenizer.endLiteral {
                 let id = piece == CLIPTokenizer.startLiteral ? bosID : eosID
-                out.append(CLIPToken(id: id, symbol: piece, text: piece, range: origin[p]..<(origin[end - 1] + 1)))
+                out.append(PromptToken(id: id, text: piece, range: byteOffsets[origin[p]]..<byteOffsets[origin[end - 1] + 1]))
             } else {
                 // Byte offsets → origin characters.
                 var bytes: [UInt8] = [], byteOrigin: [Int] = []
@@ -231,10 +228,9 @@ public final class CLIPTokenizer: @unchecked Sendable {
                 var offset = 0
                 for (id, count) in bpe(bytes) {
                     let n = Int(count)
-                    let symbol = idToSymbol[Int(id)] ?? ""
                     let text = String(decoding: bytes[offset..<(offset + n)], as: UTF8.self)
-                    out.append(CLIPToken(id: Int(id), symbol: symbol, text: text,
-                                         range: byteOrigin[offset]..<(byteOrigin[offset + n - 1] + 1)))
+                    out.append(PromptToken(id: Int(id), text: text,
+                                           range: byteOffsets[byteOrigin[offset]]..<byteOffsets[byteOrigin[offset + n - 1] + 1]))
                     offset += n
                 }
             }

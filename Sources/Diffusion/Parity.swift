@@ -65,7 +65,7 @@ public struct ParityCheck {
             start = Date()
             let capture = AttentionCapture(keepOnTape: false, conditionalHalfOnly: false)
             let t = try reference.tensor("unet.t").array
-            let out = model.unet(try reference.tensor("unet.x"), timesteps: t, context: try reference.tensor("text"), capture: capture)!
+            let out = model.unet(try reference.tensor("unet.x"), timesteps: t, context: try reference.tensor("text"), capture: capture)
             record("UNet", out, try reference.tensor("unet.out"), since: start)
             if let layer = capture.layers.first(where: { $0.layer == captured }) {
                 record("cross-attention probabilities (\(captured))", layer.probabilities, try reference.tensor("attn.probs"), since: start)

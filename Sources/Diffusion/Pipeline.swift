@@ -1,21 +1,13 @@
 import Foundation
 import Tensors
 
-/// A token of a prompt with its character span (Int offsets into the prompt's Characters), so a word
-/// can be mapped to the token positions whose attention maps belong to it.
-public struct PromptToken: Sendable, Equatable {
-    public let id: Int
-    public let text: String
-    public let range: Range<Int>
-    public init(id: Int, text: String, range: Range<Int>) { self.id = id; self.text = text; self.range = range }
-}
-
-/// What the sampler needs from a text-to-image model: text encoding, the denoiser, a scheduler and a
-/// way to turn latents into pixels. The embedded toy model (pixel space) and Stable Diffusion (VAE
-/// latents) both conform.
+/// What the sampler needs from a text-to-image model: text encoding, the denoiser, a noise schedule
+/// and a way to turn latents into pixels. The embedded toy model (pixel space) and Stable Diffusion
+/// (VAE latents) both conform.
 public protocol TextToImageModel: AnyObject {
     var unet: UNet2DConditionModel { get }
-    var scheduler: DDIMScheduler { get }
+    /// The noise schedule the model was trained on; each run builds its scheduler from it.
+    var schedulerConfig: SchedulerConfig { get }
     /// Latent shape [C, H, W] for the model's native image size.
     var latentShape: [Int] { get }
     /// Token sequence length the text encoder takes (with BOS/EOS/padding).
@@ -112,7 +104,8 @@ public enum SamplerError: Error, CustomStringConvertible {
     }
 }
 
-/// DDIM (or DPM-Solver++ 2M, or Euler) sampling with classifier-free guidance, a per-step hook (steering) and per-step events.
+/// Sampling with the settings' scheduler (DDIM, DPM-Solver++ 2M or Euler), classifier-free guidance, a
+/// per-step hook (steering) and per-step events.
 public final class Sampler {
     public let model: TextToImageModel
     public init(model: TextToImageModel) { self.model = model }
@@ -128,62 +121,92 @@ public final class Sampler {
     public func guidedPrediction(_ x: Tensor, timestep: Int, cond: Tensor, uncond: Tensor, guidance: Float,
                                  capture: AttentionCapture?) -> Tensor {
         if guidance == 1 {
-            return model.unet(x, timesteps: [Float(timestep)], context: cond, capture: capture)!
+            return model.unet(x, timesteps: [Float(timestep)], context: cond, capture: capture)
         }
         let both = model.unet(Tensor.concat([x, x], axis: 0), timesteps: [Float(timestep)],
-                              context: Tensor.concat([uncond, cond], axis: 0), capture: capture)!
+                              context: Tensor.concat([uncond, cond], axis: 0), capture: capture)
         let halves = both.chunked(2, axis: 0)
         return halves[0] + (halves[1] - halves[0]) * guidance
     }
 
-    /// Runs the whole denoising loop. `settingsAtStep` is called first at every step boundary, before
-    /// the hook and the UNet (a caller that changes settings live, and its hook, rely on that order);
-    /// its guidance applies from that step on (prompt, steps, seed and sampler are fixed once the run
-    /// starts). Returns the final latent; `onStep` sees every step.
-    public func run(_ settings: SamplerSettings, startLatents: Tensor? = nil, hook: StepHook? = nil,
+    /// Runs the denoising loop from step index `stepIndex` (0: the whole run) to the end and returns the
+    /// final latent. `startLatents` is where it starts: at step 0 the initial noise (default: the seed's),
+    /// which the scheduler scales by its `initNoiseSigma`; past 0 the latent at that step as the run
+    /// reported it (`StepEvent.latents` of the step before), so a run cut after k steps resumes exactly.
+    /// DPM-Solver++ keeps no history across a resume, so its first resumed step is first order.
+    /// `settingsAtStep` is called first at every step boundary, before the hook and the UNet (a caller
+    /// that changes settings live, and its hook, rely on that order); its guidance applies from that
+    /// step on (prompt, steps, seed and sampler are fixed once the run starts). `onStep` sees every step.
+    public func run(_ settings: SamplerSettings, from stepIndex: Int = 0, startLatents: Tensor? = nil, hook: StepHook? = nil,
                     captureAttention: Bool = false, cancel: CancellationToken? = nil,
                     settingsAtStep: ((Int) -> SamplerSettings)? = nil,
                     onStep: ((StepEvent) -> Void)? = nil) throws -> Tensor {
         if let m = settings.validationError() { throw SamplerError.invalidSettings(m) }
-        let trainSteps = model.scheduler.config.num_train_timesteps
-        guard model.scheduler.config.accepts(steps: settings.steps) else {
+        let trainSteps = model.schedulerConfig.num_train_timesteps
+        guard model.schedulerConfig.accepts(steps: settings.steps) else {
             throw SamplerError.invalidSettings("steps must be at most the scheduler's num_train_timesteps (\(trainSteps)); got \(settings.steps)")
+        }
+        guard (0..<settings.steps).contains(stepIndex) else {
+            throw SamplerError.invalidSettings("the start step must be in 0…\(settings.steps - 1) (got \(stepIndex))")
+        }
+        guard stepIndex == 0 || startLatents != nil else {
+            throw SamplerError.invalidSettings("resuming at step \(stepIndex) needs the latents of that step")
         }
         return try GradMode.withoutGrad {
             let cond = model.encode([settings.prompt])
             let uncond = model.encode([settings.negativePrompt])
+            var scheduler = settings.sampler.makeScheduler(config: model.schedulerConfig, steps: settings.steps)
             var x = startLatents ?? initialNoise(seed: settings.seed)
-            let scheduler = model.scheduler
-            var solver = settings.sampler == .dpmSolverPP2M ? DPMSolverMultistep(config: scheduler.config, steps: settings.steps) : nil
-            let euler = settings.sampler == .euler ? EulerDiscrete(config: scheduler.config, steps: settings.steps) : nil
-            let timesteps = solver?.timesteps ?? euler?.timesteps ?? scheduler.timesteps(steps: settings.steps)
-            if let euler { x = x * euler.initialNoiseSigma }
-            for (i, t) in timesteps.enumerated() {
+            if stepIndex == 0 && scheduler.initNoiseSigma != 1 { x = x * scheduler.initNoiseSigma }
+            var current = settings, start = Date(), capture: AttentionCapture?
+            return try Sampler.denoise(x, scheduler: &scheduler, from: stepIndex, beforeStep: { latent, i, t in
                 if cancel?.isCancelled == true { throw SamplerError.cancelled(atStep: i) }
-                let start = Date()
-                let current = settingsAtStep?(i) ?? settings
-                // Euler works on x·√(σ²+1); the UNet and the steering hook see the variance-preserving latent.
-                let scale = euler?.inputScale(index: i) ?? 1
-                if let hook {
-                    let refined = hook.refine(latents: scale == 1 ? x : x * scale, step: i, timestep: t, totalSteps: settings.steps, context: cond)
-                    x = scale == 1 ? refined : refined / scale
-                }
-                let capture = captureAttention ? AttentionCapture() : nil
-                let eps = guidedPrediction(scale == 1 ? x : x * scale, timestep: t, cond: cond, uncond: uncond,
-                                           guidance: current.guidanceScale, capture: capture)
-                let (prev, x0): (Tensor, Tensor)
-                if solver != nil {
-                    (prev, x0) = solver!.step(modelOutput: eps, index: i, sample: x)
-                } else if let euler {
-                    (prev, x0) = euler.step(modelOutput: eps, index: i, sample: x)
-                } else {
-                    (prev, x0) = scheduler.step(modelOutput: eps, t: t, sample: x, steps: settings.steps)
-                }
-                x = prev
+                start = Date()
+                current = settingsAtStep?(i) ?? settings
+                return hook?.refine(latents: latent, step: i, timestep: t, totalSteps: settings.steps, context: cond)
+            }, predict: { latent, _, t in
+                capture = captureAttention ? AttentionCapture() : nil
+                return guidedPrediction(latent, timestep: t, cond: cond, uncond: uncond, guidance: current.guidanceScale, capture: capture)
+            }, afterStep: { i, t, x, x0 in
                 onStep?(StepEvent(step: i, totalSteps: settings.steps, timestep: t, latents: x, predictedClean: x0,
                                   attention: capture?.layers ?? [], seconds: Date().timeIntervalSince(start)))
-            }
-            return x
+            })
         }
+    }
+
+    /// The denoising loop that sampling and reconstruction (`Inversion`, the dataset builder) share:
+    /// from step `stepIndex` of the scheduler's timesteps to the end, starting at the scheduler's
+    /// `sample` there. At each step `beforeStep` sees the variance-preserving latent and may replace it
+    /// (steering; nil keeps it), `predict` gives the model output for it, and the scheduler steps;
+    /// `afterStep` sees the new sample and x̂₀. Returns the final sample.
+    public static func denoise<S: DiffusionScheduler>(
+        _ sample: Tensor, scheduler: inout S, from stepIndex: Int = 0,
+        beforeStep: (_ latent: Tensor, _ index: Int, _ timestep: Int) throws -> Tensor?,
+        predict: (_ latent: Tensor, _ index: Int, _ timestep: Int) -> Tensor,
+        afterStep: (_ index: Int, _ timestep: Int, _ sample: Tensor, _ x0: Tensor) -> Void = { _, _, _, _ in }
+    ) rethrows -> Tensor {
+        var x = sample
+        for i in stepIndex..<scheduler.timesteps.count {
+            let t = scheduler.timesteps[i]
+            var latent = scheduler.scaleModelInput(x, index: i)
+            // Euler works on x·√(σ²+1): a refined latent goes back into its space, and the UNet sees it scaled again.
+            if let refined = try beforeStep(latent, i, t) {
+                x = scheduler.unscaleModelInput(refined, index: i)
+                latent = scheduler.scaleModelInput(x, index: i)
+            }
+            let (next, x0) = scheduler.step(modelOutput: predict(latent, i, t), index: i, sample: x)
+            x = next
+            afterStep(i, t, x, x0)
+        }
+        return x
+    }
+
+    /// `denoise` with nothing before a step (reconstruction: no steering, no cancellation).
+    public static func denoise<S: DiffusionScheduler>(
+        _ sample: Tensor, scheduler: inout S, from stepIndex: Int = 0,
+        predict: (_ latent: Tensor, _ index: Int, _ timestep: Int) -> Tensor,
+        afterStep: (_ index: Int, _ timestep: Int, _ sample: Tensor, _ x0: Tensor) -> Void = { _, _, _, _ in }
+    ) -> Tensor {
+        denoise(sample, scheduler: &scheduler, from: stepIndex, beforeStep: { _, _, _ in nil }, predict: predict, afterStep: afterStep)
     }
 }

@@ -45,7 +45,7 @@ public struct SchedulerConfig: Codable, Equatable, Sendable {
         let f = FieldCheck(file: file), T = ConfigBounds.maxTrainTimesteps
         guard ["linear", "scaled_linear"].contains(beta_schedule) else { throw f.fail("beta_schedule \(beta_schedule)") }
         guard ["epsilon", "v_prediction"].contains(prediction_type) else { throw f.fail("prediction_type \(prediction_type)") }
-        guard ["leading", "trailing", "linspace"].contains(timestep_spacing) else { throw f.fail("timestep_spacing \(timestep_spacing)") }
+        guard TimestepSpacing(rawValue: timestep_spacing) != nil else { throw f.fail("timestep_spacing \(timestep_spacing)") }
         // Physically valid: 0 < β < 1 everywhere and non-decreasing (so every ᾱ_t is in (0, 1) and falls).
         try f.int("num_train_timesteps", num_train_timesteps, 1...T)
         try f.float("beta_start", beta_start, 0...1, openBelow: true, openAbove: true)
@@ -74,34 +74,95 @@ public struct SchedulerConfig: Codable, Equatable, Sendable {
     }
 }
 
-/// DDIM (η = 0) as diffusers' DDIMScheduler: deterministic, gives x̂₀ at every step, and invertible.
-public struct DDIMScheduler: Sendable {
+/// How a run's timesteps are spread over the training range: diffusers' `timestep_spacing`.
+public enum TimestepSpacing: String, Sendable, CaseIterable {
+    /// Multiples of ⌊T/N⌋ plus `steps_offset` (SD 1.x/2.x).
+    case leading
+    /// Counted down from T: round(T − k·T/N) − 1.
+    case trailing
+    /// Evenly from T − 1 down to 0, rounded.
+    case linspace
+}
+
+extension SchedulerConfig {
+    /// The spacing `timestep_spacing` names (`validate` rejects any other string).
+    public var spacing: TimestepSpacing { TimestepSpacing(rawValue: timestep_spacing) ?? .leading }
+
+    /// The timesteps of a `steps`-step run, noisiest first. Leading and linspace spacing place `points`
+    /// (default `steps`) points over the training range and keep the noisiest `steps`: DPM-Solver++
+    /// places `steps + 1`, as diffusers' DPMSolverMultistepScheduler does.
+    public func timesteps(steps: Int, points: Int? = nil) -> [Int] {
+        let T = num_train_timesteps, n = points ?? steps
+        let ascending: [Int]
+        switch spacing {
+        case .trailing:
+            let ratio = Double(T) / Double(steps)
+            return (0..<steps).map { Int((Double(T) - Double($0) * ratio).rounded()) - 1 }
+        case .linspace:
+            ascending = (0..<n).map { k in Int((Double(T - 1) * Double(k) / Double(max(n - 1, 1))).rounded()) }
+        case .leading:
+            let ratio = T / n
+            ascending = (0..<n).map { k in k * ratio + steps_offset }
+        }
+        return Array(ascending.reversed().prefix(steps))
+    }
+
+    /// σ_t = √((1 − ᾱ_t)/ᾱ_t) at each timestep, then the final σ = 0 (DPM-Solver and Euler).
+    func sigmas(at timesteps: [Int]) -> [Double] {
+        let ac = alphasCumprod()
+        return timesteps.map { t in let a = ac[min(max(t, 0), ac.count - 1)]; return ((1 - a) / a).squareRoot() } + [0]
+    }
+}
+
+/// A noise scheduler for one run, as the denoising loop drives it (the shape candle's and Apple's
+/// schedulers have). The loop keeps the scheduler's own sample; `inputScale` turns it into the
+/// variance-preserving latent that the UNet and steering see.
+public protocol DiffusionScheduler {
+    /// The run's timesteps, noisiest first.
+    var timesteps: [Int] { get }
+    /// What the initial N(0, I) noise is multiplied by.
+    var initNoiseSigma: Float { get }
+    /// The factor from the sample at step `index` to the variance-preserving latent.
+    func inputScale(index: Int) -> Float
+    /// One step at `index` of `timesteps`: the sample at the next timestep, and x̂₀.
+    mutating func step(modelOutput: Tensor, index: Int, sample: Tensor) -> (previous: Tensor, x0: Tensor)
+}
+
+extension DiffusionScheduler {
+    /// Schedulers on the variance-preserving latent itself (DDIM, DPM-Solver) start from N(0, I).
+    public var initNoiseSigma: Float { 1 }
+    public func inputScale(index: Int) -> Float { 1 }
+
+    /// The variance-preserving latent for the sample at step `index` (the sample itself at scale 1).
+    public func scaleModelInput(_ sample: Tensor, index: Int) -> Tensor {
+        let scale = inputScale(index: index)
+        return scale == 1 ? sample : sample * scale
+    }
+
+    /// The sample for a variance-preserving latent at step `index`: `scaleModelInput` undone.
+    public func unscaleModelInput(_ latent: Tensor, index: Int) -> Tensor {
+        let scale = inputScale(index: index)
+        return scale == 1 ? latent : latent / scale
+    }
+}
+
+/// DDIM (η = 0) as diffusers' DDIMScheduler, for one `steps`-step run: deterministic, gives x̂₀ at
+/// every step, and invertible.
+public struct DDIMScheduler: DiffusionScheduler, Sendable {
     public let config: SchedulerConfig
+    public let timesteps: [Int]
     public let alphasCumprod: [Double]
     public let finalAlphaCumprod: Double
+    /// T/N: diffusers' DDIM steps from t to t − T/N whatever the spacing.
+    let stride: Int
 
-    public init(config: SchedulerConfig) {
+    public init(config: SchedulerConfig, steps: Int) {
         self.config = config
+        timesteps = config.timesteps(steps: steps)
+        stride = config.num_train_timesteps / steps
         alphasCumprod = config.alphasCumprod()
         finalAlphaCumprod = config.set_alpha_to_one ? 1 : alphasCumprod[0]
     }
-
-    /// The timesteps of an `steps`-step run, first (noisiest) to last.
-    public func timesteps(steps: Int) -> [Int] {
-        let T = config.num_train_timesteps
-        switch config.timestep_spacing {
-        case "trailing":
-            return config.trailingTimesteps(steps: steps)
-        case "linspace":
-            return (0..<steps).map { Int((Double(T - 1) * Double(steps - 1 - $0) / Double(max(steps - 1, 1))).rounded()) }
-        default:
-            let ratio = T / steps
-            return (0..<steps).reversed().map { $0 * ratio + config.steps_offset }
-        }
-    }
-
-    /// The timestep after `t` in an `steps`-step run (negative past the end).
-    public func previousTimestep(_ t: Int, steps: Int) -> Int { t - config.num_train_timesteps / steps }
 
     func alpha(_ t: Int) -> Double { t >= 0 ? alphasCumprod[min(t, alphasCumprod.count - 1)] : finalAlphaCumprod }
 
@@ -123,10 +184,11 @@ public struct DDIMScheduler: Sendable {
         return (x0, eps)
     }
 
-    /// One DDIM step t → prev: returns x_{prev} and x̂₀.
-    public func step(modelOutput: Tensor, t: Int, sample: Tensor, steps: Int) -> (previous: Tensor, x0: Tensor) {
+    /// One DDIM step from `timesteps[index]` to the next timestep (the clean end past the last).
+    public func step(modelOutput: Tensor, index: Int, sample: Tensor) -> (previous: Tensor, x0: Tensor) {
+        let t = timesteps[index]
         let (x0, eps) = predict(modelOutput: modelOutput, sample: sample, t: t)
-        let ap = alpha(previousTimestep(t, steps: steps))
+        let ap = alpha(t - stride)
         let prev = x0 * Float(ap.squareRoot()) + eps * Float((1 - ap).squareRoot())
         return (prev, x0)
     }
@@ -146,20 +208,6 @@ public struct DDIMScheduler: Sendable {
     }
 }
 
-extension SchedulerConfig {
-    /// "trailing" timestep spacing, the same in DDIM, DPM-Solver and Euler: T − k·T/N rounded, minus one.
-    func trailingTimesteps(steps: Int) -> [Int] {
-        let T = num_train_timesteps, ratio = Double(T) / Double(steps)
-        return (0..<steps).map { Int((Double(T) - Double($0) * ratio).rounded()) - 1 }
-    }
-
-    /// σ_t = √((1 − ᾱ_t)/ᾱ_t) at each timestep, then the final σ = 0 (DPM-Solver and Euler).
-    func sigmas(at timesteps: [Int]) -> [Double] {
-        let ac = alphasCumprod()
-        return timesteps.map { t in let a = ac[min(max(t, 0), ac.count - 1)]; return ((1 - a) / a).squareRoot() } + [0]
-    }
-}
-
 /// Which sampler the denoising loop runs.
 public enum SamplerKind: String, Codable, Sendable, CaseIterable {
     /// DDIM (η = 0): deterministic and invertible (the default; inversion and the paper use it).
@@ -171,11 +219,22 @@ public enum SamplerKind: String, Codable, Sendable, CaseIterable {
     case euler
 }
 
+extension SamplerKind {
+    /// This sampler's scheduler for one `steps`-step run on `config`.
+    public func makeScheduler(config: SchedulerConfig, steps: Int) -> any DiffusionScheduler {
+        switch self {
+        case .ddim: return DDIMScheduler(config: config, steps: steps)
+        case .dpmSolverPP2M: return DPMSolverMultistep(config: config, steps: steps)
+        case .euler: return EulerDiscrete(config: config, steps: steps)
+        }
+    }
+}
+
 /// DPM-Solver++(2M) as diffusers' `DPMSolverMultistepScheduler` with its defaults (algorithm
 /// "dpmsolver++", solver_order 2, midpoint second-order update, lower-order final step, final sigma
 /// zero, no thresholding), on the folder's betas, prediction type, timestep spacing and steps offset.
 /// Stateful: it keeps the previous step's x̂₀.
-public struct DPMSolverMultistep: Sendable {
+public struct DPMSolverMultistep: DiffusionScheduler, Sendable {
     public let config: SchedulerConfig
     public let timesteps: [Int]
     /// σ_t = √((1 − ᾱ)/ᾱ) at each timestep, then 0.
@@ -184,21 +243,8 @@ public struct DPMSolverMultistep: Sendable {
 
     public init(config: SchedulerConfig, steps: Int) {
         self.config = config
-        let T = config.num_train_timesteps
-        let ts: [Int]
-        switch config.timestep_spacing {
-        case "linspace":
-            let points: [Int] = (0...steps).map { k in Int((Double(T - 1) * Double(k) / Double(steps)).rounded()) }
-            ts = Array(points.reversed().dropLast())
-        case "trailing":
-            ts = config.trailingTimesteps(steps: steps)
-        default:  // leading
-            let ratio = T / (steps + 1)
-            let points: [Int] = (0...steps).map { k in k * ratio + config.steps_offset }
-            ts = Array(points.reversed().dropLast())
-        }
-        timesteps = ts
-        sigmas = config.sigmas(at: ts)
+        timesteps = config.timesteps(steps: steps, points: steps + 1)
+        sigmas = config.sigmas(at: timesteps)
     }
 
     /// (α_t, σ_t) of the variance-preserving latent for a σ of the variance-exploding form.
@@ -238,36 +284,23 @@ public struct DPMSolverMultistep: Sendable {
 
 /// Euler (diffusers' `EulerDiscreteScheduler` defaults: no churn, σ interpolation "linear", final σ = 0)
 /// on the folder's betas, prediction type, timestep spacing and steps offset. It works on
-/// x = x_vp · √(σ² + 1): the sampler scales the initial noise by `initialNoiseSigma` and the UNet
+/// x = x_vp · √(σ² + 1): the sampler scales the initial noise by `initNoiseSigma` and the UNet
 /// input by `inputScale(index:)`.
-public struct EulerDiscrete: Sendable {
+public struct EulerDiscrete: DiffusionScheduler, Sendable {
     public let config: SchedulerConfig
     public let timesteps: [Int]
     let sigmas: [Double]
 
     public init(config: SchedulerConfig, steps: Int) {
         self.config = config
-        let T = config.num_train_timesteps
-        let ts: [Int]
-        switch config.timestep_spacing {
-        case "linspace":
-            let points: [Int] = (0..<steps).map { k in Int((Double(T - 1) * Double(k) / Double(max(steps - 1, 1))).rounded()) }
-            ts = points.reversed()
-        case "trailing":
-            ts = config.trailingTimesteps(steps: steps)
-        default:  // leading
-            let ratio = T / steps
-            let points: [Int] = (0..<steps).map { k in k * ratio + config.steps_offset }
-            ts = points.reversed()
-        }
-        timesteps = ts
-        sigmas = config.sigmas(at: ts)
+        timesteps = config.timesteps(steps: steps)
+        sigmas = config.sigmas(at: timesteps)
     }
 
-    /// What the initial N(0, I) noise is multiplied by.
-    public var initialNoiseSigma: Float {
+    /// σ_max, or √(σ_max² + 1) under leading spacing, as diffusers' `init_noise_sigma`.
+    public var initNoiseSigma: Float {
         let m = sigmas.max() ?? 1
-        return Float(["linspace", "trailing"].contains(config.timestep_spacing) ? m : (m * m + 1).squareRoot())
+        return Float(config.spacing == .leading ? (m * m + 1).squareRoot() : m)
     }
 
     /// 1/√(σ² + 1): the UNet input (and the variance-preserving latent) is x times this.

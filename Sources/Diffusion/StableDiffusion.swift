@@ -9,7 +9,7 @@ public final class StableDiffusionModel: TextToImageModel {
     public let textEncoder: CLIPTextModel
     public let tokenizer: CLIPTokenizer
     public let vae: AutoencoderKL
-    public let scheduler: DDIMScheduler
+    public let schedulerConfig: SchedulerConfig
     public let weightsHash: String
     /// Latent side length (image side / `vae.config.downscale`); the UNet config's `sample_size`
     /// (64 → 512 px for SD 1.x) unless set otherwise. Must be a multiple of 2^(UNet blocks − 1).
@@ -38,7 +38,7 @@ public final class StableDiffusionModel: TextToImageModel {
         textEncoder = try folder.loadTextEncoder()
         unet = try folder.loadUNet()
         vae = try folder.loadVAE()
-        scheduler = DDIMScheduler(config: folder.schedulerConfig)
+        schedulerConfig = folder.schedulerConfig
         self.latentSize = side
         for m in [unet, textEncoder, vae] as [Module] { m.requiresGrad(false) }
         weightsHash = quickHash([folder.unetWeights, folder.textEncoderWeights, folder.vaeWeights])
@@ -51,10 +51,8 @@ public final class StableDiffusionModel: TextToImageModel {
     public var tokenOffset: Int { 1 }
     public func tokenIDs(_ prompt: String) -> [Int] { tokenizer.encode(prompt) }
 
-    /// The prompt's tokens as the text encoder sees them (truncated to maxLength − 2), with Character spans.
-    public func tokens(_ prompt: String) -> [PromptToken] {
-        tokenizer.tokenize(prompt).prefix(tokenizer.maxLength - 2).map { PromptToken(id: $0.id, text: $0.text, range: $0.range) }
-    }
+    /// The prompt's tokens as the text encoder sees them (truncated to maxLength − 2).
+    public func tokens(_ prompt: String) -> [PromptToken] { Array(tokenizer.tokenize(prompt).prefix(tokenizer.maxLength - 2)) }
 
     /// CLIP last_hidden_state [B, 77, D] for the prompts.
     public func encode(_ prompts: [String]) -> Tensor { textEncoder(prompts.map(tokenIDs)) }

@@ -148,10 +148,23 @@ public final class UNet2DConditionModel: Module {
 
     /// Predicts the model output for `sample` [B, C, H, W] at `timesteps` (one per batch item, or one
     /// for all) with text `context` [B, T, D]. With `capture`, every cross-attention layer reports its
-    /// probabilities. `stopAfterLastCapture` ends the pass once the capture has every layer it needs
-    /// (steering needs the maps, not the output) and then returns nil.
-    public func callAsFunction(_ sample: Tensor, timesteps: [Float], context: Tensor,
-                               capture: AttentionCapture? = nil, captureLimit: Int? = nil) -> Tensor? {
+    /// probabilities.
+    public func callAsFunction(_ sample: Tensor, timesteps: [Float], context: Tensor, capture: AttentionCapture? = nil) -> Tensor {
+        // Without a layer limit the pass always reaches the output.
+        forward(sample, timesteps: timesteps, context: context, capture: capture, layerLimit: nil)!
+    }
+
+    /// Every cross-attention layer's probabilities for `sample` (the conditional half of a CFG batch),
+    /// in forward order and kept on the tape: steering differentiates through the maps. The pass stops
+    /// after the last cross-attention layer, since steering needs the maps and not the output.
+    public func crossAttention(_ sample: Tensor, timesteps: [Float], context: Tensor) -> [CapturedAttention] {
+        let capture = AttentionCapture(keepOnTape: true)
+        _ = forward(sample, timesteps: timesteps, context: context, capture: capture, layerLimit: crossAttentionLayerCount)
+        return capture.layers
+    }
+
+    /// The forward pass; nil when it stops once `layerLimit` cross-attention layers have reported.
+    private func forward(_ sample: Tensor, timesteps: [Float], context: Tensor, capture: AttentionCapture?, layerLimit: Int?) -> Tensor? {
         let b = sample.shape[0]
         let ts = timesteps.count == 1 ? [Float](repeating: timesteps[0], count: b) : timesteps
         precondition(ts.count == b, "UNet: \(timesteps.count) timesteps for batch \(b)")
@@ -169,7 +182,7 @@ public final class UNet2DConditionModel: Module {
                 captured += 1
             }
         }
-        func done() -> Bool { captureLimit.map { captured >= $0 } ?? false }
+        func done() -> Bool { layerLimit.map { captured >= $0 } ?? false }
 
         for (i, block) in down_blocks.enumerated() {
             for (j, resnet) in block.resnets.enumerated() {

@@ -87,7 +87,7 @@ public final class DatasetBuilder {
     /// Conditional UNet pass over a batch with capture; returns ε̂ [B, …] and each item's [2, C, 16, 16] maps.
     func passWithMaps(_ x: Tensor, timestep: Int, context: Tensor, jobs: [Job]) -> (Tensor, [Tensor]) {
         let capture = AttentionCapture(keepOnTape: false, conditionalHalfOnly: false)
-        let eps = model.unet(x, timesteps: [Float(timestep)], context: context, capture: capture)!
+        let eps = model.unet(x, timesteps: [Float(timestep)], context: context, capture: capture)
         let maps = jobs.enumerated().map { i, job in
             Tensor.stack([AttentionMaps.maps(capture.layers, tokenSpan: job.subject, item: i),
                           AttentionMaps.maps(capture.layers, tokenSpan: job.object, item: i)], axis: 0)
@@ -113,8 +113,8 @@ public final class DatasetBuilder {
             guard !jobs.isEmpty else { return [] }
             let x0 = Tensor.concat(jobs.map(\.example.latent), axis: 0)
             let context = model.encode(jobs.map(\.prompt))
-            let scheduler = model.scheduler
-            let timesteps = scheduler.timesteps(steps: config.steps)
+            let scheduler = DDIMScheduler(config: model.schedulerConfig, steps: config.steps)
+            let timesteps = scheduler.timesteps
             let steps = config.recordSteps.filter { $0 < timesteps.count }
             func sample(_ j: Job, _ maps: Tensor, _ step: Int) -> RelationSample {
                 RelationSample(maps: maps, label: j.example.relation.classIndex, step: step, negative: j.negative,
@@ -137,15 +137,14 @@ public final class DatasetBuilder {
                 // Reconstruct with the inversion's own (unclipped) scheduler: clipping x̂₀ on the way
                 // down bends the trajectory away from the inverted one (most reconstructions then
                 // failed the PSNR gate).
-                let unclipped = inversion.scheduler
+                var unclipped = inversion.scheduler(steps: config.steps)
                 var recorded: [[RelationSample]] = Array(repeating: [], count: jobs.count)
-                var x = xT, clean = xT
-                for step in deepest..<timesteps.count {
-                    let t = timesteps[step]
+                var clean = xT
+                _ = Sampler.denoise(xT, scheduler: &unclipped, from: deepest, predict: { x, step, t in
                     let (eps, maps) = passWithMaps(x, timestep: t, context: context, jobs: jobs)
                     if steps.contains(step) { for i in jobs.indices { recorded[i].append(sample(jobs[i], maps[i], step)) } }
-                    (x, clean) = unclipped.step(modelOutput: eps, t: t, sample: x, steps: config.steps)
-                }
+                    return eps
+                }, afterStep: { _, _, _, x0 in clean = x0 })
                 for (i, j) in jobs.enumerated() {
                     let quality = psnr(clean.sliced(axis: 0, i..<i + 1), j.example.latent)
                     if quality < config.psnrGate {
@@ -157,74 +156,6 @@ public final class DatasetBuilder {
                 }
             }
             return out
-        }
-    }
-}
-
-/// PSNR in dB of `a` against `b`, both in [−1, 1] (peak-to-peak 2).
-public func psnr(_ a: Tensor, _ b: Tensor) -> Double {
-    var mse = 0.0
-    for i in 0..<a.count { let d = Double(a.pointer[i] - b.pointer[i]); mse += d * d }
-    mse /= Double(max(a.count, 1))
-    return mse == 0 ? 99 : 10 * Foundation.log10(4 / mse)
-}
-
-/// DDIM inversion (conditional branch only, no x̂₀ clipping) with optional fixed-point refinement:
-/// at each step up, ε̂ is re-evaluated at the current estimate of the noisier latent and the step
-/// repeated (the paper's SD data path uses 5 iterations).
-public struct Inversion {
-    public let model: TextToImageModel
-    public let fixedPointIterations: Int
-    public init(model: TextToImageModel, fixedPointIterations: Int = 0) {
-        self.model = model
-        self.fixedPointIterations = fixedPointIterations
-    }
-
-    /// The model's DDIM scheduler without x̂₀ clipping (inversion and reconstruction both use it).
-    public var scheduler: DDIMScheduler {
-        var config = model.scheduler.config
-        config.clip_sample = false
-        return DDIMScheduler(config: config)
-    }
-
-    /// Inverts clean latent x0 up to the latent at step index `downTo` of an `steps`-step schedule
-    /// (0 = the noisiest). Returns that latent and the trajectory (noisiest first).
-    public func invert(_ x0: Tensor, context: Tensor, steps: Int, downTo stepIndex: Int = 0) -> (Tensor, [Tensor]) {
-        noGrad {
-            let s = scheduler
-            let timesteps = s.timesteps(steps: steps)
-            var x = x0
-            var trajectory: [Tensor] = [x0]
-            // Walk the schedule backwards: from the clean end (t_prev of the last step) up to timesteps[stepIndex].
-            let up = Array(timesteps[stepIndex...].reversed())
-            var tFrom = -1
-            for tNext in up {
-                var eps = model.unet(x, timesteps: [Float(max(tFrom, 0))], context: context)!
-                var next = s.invertStep(eps: eps, sample: x, from: tFrom, to: tNext)
-                for _ in 0..<fixedPointIterations {
-                    eps = model.unet(next, timesteps: [Float(tNext)], context: context)!
-                    next = s.invertStep(eps: eps, sample: x, from: tFrom, to: tNext)
-                }
-                x = next
-                trajectory.append(x)
-                tFrom = tNext
-            }
-            return (x, trajectory.reversed())
-        }
-    }
-
-    /// Inverts up to step index `from` and reconstructs (DDIM down with the same context); returns the
-    /// reconstruction and its PSNR against x0.
-    public func roundTrip(_ x0: Tensor, context: Tensor, steps: Int, from stepIndex: Int = 0) -> (Tensor, Double) {
-        noGrad {
-            let (xT, _) = invert(x0, context: context, steps: steps, downTo: stepIndex)
-            let s = scheduler
-            var x = xT
-            for t in s.timesteps(steps: steps)[stepIndex...] {
-                let eps = model.unet(x, timesteps: [Float(t)], context: context)!
-                x = s.step(modelOutput: eps, t: t, sample: x, steps: steps).previous
-            }
-            return (x, psnr(x, x0))
         }
     }
 }

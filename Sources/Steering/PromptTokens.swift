@@ -1,32 +1,8 @@
 // PromptTokens: mapping objects to the token positions whose cross-attention maps stand for them
-// (as the authors' `utils.py::find_word_token_inds` does), through a small tokenizer protocol that
-// the word-level and CLIP tokenizers conform to. Also the word scanner the parser itself uses.
+// (as the authors' `utils.py::find_word_token_inds` does), from any tokenizer's `PromptToken`s (UTF-8
+// ranges, like the parser's spans). Also the word scanner the parser itself uses.
 
-/// One token of a tokenized prompt.
-public struct TokenPiece: Equatable, Sendable {
-    /// The tokenizer's id for the token.
-    public let id: Int
-    /// The token's text as the tokenizer sees it (for example lower-cased).
-    public let text: String
-    /// The UTF-8 offsets in the tokenized text that the token came from; empty for tokens that
-    /// stand for no text (BOS, EOS, padding), which therefore never cover an object.
-    public let range: Range<Int>
-
-    public init(id: Int, text: String, range: Range<Int>) {
-        self.id = id
-        self.text = text
-        self.range = range
-    }
-}
-
-/// Something that splits a prompt into tokens and says which text each token came from.
-///
-/// Returned positions are indices into the returned array; a tokenizer that prepends BOS either
-/// returns it as a piece with an empty range, or its callers add the offset themselves.
-public protocol PromptTokenizer {
-    /// Tokens of `text`, in order, with UTF-8 ranges into `text`.
-    func tokenize(_ text: String) -> [TokenPiece]
-}
+import Diffusion
 
 /// Which words of an object's noun phrase its token span covers.
 public enum TokenSpanRule: Sendable {
@@ -38,15 +14,15 @@ public enum TokenSpanRule: Sendable {
 }
 
 extension RelationGraph {
-    /// For each object, the range of token positions (in `tokenizer.tokenize(prompt)`, the FULL
-    /// prompt, intro included) whose text overlaps the object's head span (or whole span). The
-    /// steerer averages the maps over these positions. nil where no token overlaps.
+    /// For each object, the range of token positions (in `tokenize(prompt)`, the FULL prompt, intro
+    /// included) whose text overlaps the object's head span (or whole span). The steerer averages
+    /// the maps over these positions. nil where no token overlaps.
     ///
     /// Spans are those of the object's first mention, so two objects with the same head noun
     /// ("red circle", "blue circle") get different positions. Callers whose model input has a BOS
     /// that the tokenizer did not return add 1 themselves.
-    public func tokenSpans(using tokenizer: PromptTokenizer, covering rule: TokenSpanRule = .head) -> [Range<Int>?] {
-        let pieces = tokenizer.tokenize(prompt)
+    public func tokenSpans(using tokenize: (String) -> [PromptToken], covering rule: TokenSpanRule = .head) -> [Range<Int>?] {
+        let pieces = tokenize(prompt)
         return objects.map { object in
             let span = rule == .head ? object.headSpan : object.span
             var first: Int?
@@ -63,11 +39,11 @@ extension RelationGraph {
 /// A word-level tokenizer for tests and the toy model: words are runs of letters, digits, marks
 /// and symbols (keeping inner apostrophes and hyphens), lower-cased; each punctuation character is
 /// its own token. Ids are a stable 31-bit FNV-1a hash of the token text.
-public struct WhitespaceTokenizer: PromptTokenizer, Sendable {
+public struct WhitespaceTokenizer: Sendable {
     public init() {}
 
-    public func tokenize(_ text: String) -> [TokenPiece] {
-        scanWords(text).map { TokenPiece(id: stableID($0.text), text: $0.text, range: $0.range) }
+    public func tokenize(_ text: String) -> [PromptToken] {
+        scanWords(text).map { PromptToken(id: stableID($0.text), text: $0.text, range: $0.range) }
     }
 
     private func stableID(_ text: String) -> Int {

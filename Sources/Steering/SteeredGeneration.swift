@@ -5,30 +5,6 @@ import Glibc
 import Tensors
 import Diffusion
 
-/// Converts tokens with Character ranges (the models' tokenizers) into the parser's `TokenPiece`s,
-/// whose ranges are UTF-8 byte offsets.
-public func tokenPieces(_ tokens: [(id: Int, text: String, range: Range<Int>)], in text: String) -> [TokenPiece] {
-    var utf8Offsets: [Int] = []
-    var offset = 0
-    for ch in text { utf8Offsets.append(offset); offset += ch.utf8.count }
-    utf8Offsets.append(offset)
-    return tokens.map { t in
-        let lo = utf8Offsets[min(t.range.lowerBound, utf8Offsets.count - 1)]
-        let hi = utf8Offsets[min(t.range.upperBound, utf8Offsets.count - 1)]
-        return TokenPiece(id: t.id, text: t.text, range: lo..<hi)
-    }
-}
-
-/// Adapts a model's tokenizer to the parser's `PromptTokenizer` (UTF-8 byte offsets).
-public struct ModelPromptTokenizer: PromptTokenizer {
-    public let model: TextToImageModel
-    public init(model: TextToImageModel) { self.model = model }
-
-    public func tokenize(_ text: String) -> [TokenPiece] {
-        tokenPieces(model.tokens(text).map { ($0.id, $0.text, $0.range) }, in: text)
-    }
-}
-
 /// What a steered run reports, in order.
 public enum GenerationEvent {
     /// The prompt's graph and the relations that will be steered (each names its graph edge).
@@ -66,7 +42,7 @@ public final class SteeredGenerator {
     /// The steering targets of a graph's supported edges, in edge order. Edges whose objects have no
     /// tokens inside the model's sequence are left out (with a log line).
     public func targets(for graph: RelationGraph, log: ((String) -> Void)? = nil) -> [SteeringTarget] {
-        let spans = graph.tokenSpans(using: ModelPromptTokenizer(model: model))
+        let spans = graph.tokenSpans(using: model.tokens)
         var out: [SteeringTarget] = []
         let limit = model.sequenceLength
         for (i, edge) in graph.edges.enumerated() {

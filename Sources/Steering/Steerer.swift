@@ -266,25 +266,23 @@ public final class Steerer: StepHook {
         var mapsOut: (Tensor, Tensor)? = nil
         var mapLayers: [MapLayer] = []
         var peaks: [Float] = []
-        let layers = unet.crossAttentionLayerCount
         let (value, grads) = valueAndGradients(at: [z]) { inputs in
-            let capture = AttentionCapture(keepOnTape: true)
-            _ = unet(inputs[0], timesteps: [Float(timestep)], context: context, capture: capture, captureLimit: layers)
-            let subject = AttentionMaps.maps(capture.layers, tokenSpan: target.subjectTokens)
-            let object = AttentionMaps.maps(capture.layers, tokenSpan: target.objectTokens)
+            let captured = unet.crossAttention(inputs[0], timesteps: [Float(timestep)], context: context)
+            let subject = AttentionMaps.maps(captured, tokenSpan: target.subjectTokens)
+            let object = AttentionMaps.maps(captured, tokenSpan: target.objectTokens)
             mapsOut = (subject, object)
-            mapLayers = MapStack.layers(of: capture.layers)
+            mapLayers = MapStack.layers(of: captured)
             // The presence term goes on the tape only when it is steered; otherwise the peaks are read
             // off the tape, for a listener only.
             var presence: Tensor? = nil
             if schedule.steersPresence {
-                let subjectPeak = AttentionMaps.peak(capture.layers, tokenSpan: target.subjectTokens)
-                let objectPeak = AttentionMaps.peak(capture.layers, tokenSpan: target.objectTokens)
+                let subjectPeak = AttentionMaps.peak(captured, tokenSpan: target.subjectTokens)
+                let objectPeak = AttentionMaps.peak(captured, tokenSpan: target.objectTokens)
                 peaks = [subjectPeak.item, objectPeak.item]
                 let floor = Tensor(scalar: schedule.presenceFloor)
                 presence = (floor - subjectPeak).relu() + (floor - objectPeak).relu()
             } else if onIteration != nil {
-                peaks = noGrad { [target.subjectTokens, target.objectTokens].map { AttentionMaps.peak(capture.layers, tokenSpan: $0).item } }
+                peaks = noGrad { [target.subjectTokens, target.objectTokens].map { AttentionMaps.peak(captured, tokenSpan: $0).item } }
             }
             let relation: Tensor
             switch schedule.loss {

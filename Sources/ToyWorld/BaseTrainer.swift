@@ -150,7 +150,7 @@ public final class BaseTrainer {
     public func trainStep() throws -> Float {
         var (x0, captions, rng) = batch(at: step)
         let b = config.batchSize
-        let alphas = model.scheduler.alphasCumprod
+        let alphas = model.schedulerConfig.alphasCumprod()
         let ts = (0..<b).map { _ in rng.int(below: alphas.count) }
         let noise = Tensor.randn(x0.shape, rng: &rng)
         let sa = Tensor(ts.map { Float(alphas[$0].squareRoot()) }, shape: [b, 1, 1, 1])
@@ -163,7 +163,7 @@ public final class BaseTrainer {
         })
         optimizer.lr = schedule.lr(at: step)
         let context = model.encode(captions)
-        let pred = model.unet(xt, timesteps: ts.map(Float.init), context: context)!
+        let pred = model.unet(xt, timesteps: ts.map(Float.init), context: context)
         let perSample = (pred - noise).square().mean(axes: [1, 2, 3])
         let loss = (perSample * weights).mean()
         let value = loss.item
@@ -206,11 +206,11 @@ public final class BaseTrainer {
                                                       imageSize: model.config.image_size)
             let context = model.encode(captions)
             var rng = RNG(seed: 77)
-            let alphas = model.scheduler.alphasCumprod
+            let alphas = model.schedulerConfig.alphasCumprod()
             return stride(from: 50, to: 1000, by: 100).map { t in
                 let noise = Tensor.randn(x0.shape, rng: &rng)
                 let xt = x0 * Float(alphas[t].squareRoot()) + noise * Float((1 - alphas[t]).squareRoot())
-                let pred = model.unet(xt, timesteps: [Float(t)], context: context)!
+                let pred = model.unet(xt, timesteps: [Float(t)], context: context)
                 return (t, (pred - noise).square().mean().item)
             }
         }

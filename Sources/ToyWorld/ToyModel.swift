@@ -136,7 +136,7 @@ public final class ToyModel: TextToImageModel {
     public let unet: UNet2DConditionModel
     public let textEncoder: CLIPTextModel
     public let tokenizer = WordTokenizer()
-    public let scheduler: DDIMScheduler
+    public var schedulerConfig: SchedulerConfig { config.scheduler }
     public private(set) var weightsHash: String = "untrained"
 
     /// Builds the networks with random weights; the config is validated and its memory estimate
@@ -147,7 +147,6 @@ public final class ToyModel: TextToImageModel {
         self.config = config
         unet = try UNet2DConditionModel(config: config.unet, seed: seed)
         textEncoder = try CLIPTextModel(config: config.text_encoder, seed: seed &+ 1)
-        scheduler = DDIMScheduler(config: config.scheduler)
     }
 
     /// Loads config.json, unet.safetensors and text_encoder.safetensors from a directory.
@@ -181,7 +180,7 @@ public final class ToyModel: TextToImageModel {
     public var tokenOffset: Int { 1 }
     public func tokenIDs(_ prompt: String) -> [Int] { tokenizer.encode(prompt, maxLength: config.max_tokens) }
     public func tokens(_ prompt: String) -> [PromptToken] {
-        tokenizer.tokenize(prompt).prefix(config.max_tokens - 2).map { PromptToken(id: $0.id, text: $0.text, range: $0.range) }
+        Array(tokenizer.tokenize(prompt).prefix(config.max_tokens - 2))
     }
     public func encode(_ prompts: [String]) -> Tensor { textEncoder(prompts.map(tokenIDs)) }
     public func decode(_ latents: Tensor) -> Tensor { latents }

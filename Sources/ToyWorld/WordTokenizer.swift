@@ -1,10 +1,4 @@
-/// One word of a text: its vocabulary id, its lower-cased text and where it sits in the input.
-public struct WordToken: Hashable, Sendable {
-    public let id: Int
-    public let text: String
-    /// Character offsets (`Character`s, i.e. grapheme clusters, from the start) of the word in the input.
-    public let range: Range<Int>
-}
+import Diffusion
 
 /// A word-level tokenizer over the toy world's fixed vocabulary.
 ///
@@ -34,13 +28,13 @@ public struct WordTokenizer: Sendable {
     /// The id of `word` (already lower-cased), or `<unk>`'s.
     public func id(of word: String) -> Int { WordTokenizer.ids[word] ?? WordTokenizer.unkID }
 
-    /// The words of `text` with ids and character ranges, without `<bos>`/`<eos>`.
-    public func tokenize(_ text: String) -> [WordToken] {
-        var tokens: [WordToken] = []
+    /// The words of `text`, lower-cased, with ids and UTF-8 ranges, without `<bos>`/`<eos>`.
+    public func tokenize(_ text: String) -> [PromptToken] {
+        var tokens: [PromptToken] = []
         var current = "", start = 0, offset = 0
         func flush() {
             if !current.isEmpty {
-                tokens.append(WordToken(id: id(of: current), text: current, range: start..<offset))
+                tokens.append(PromptToken(id: id(of: current), text: current, range: start..<offset))
                 current = ""
             }
         }
@@ -51,7 +45,7 @@ public struct WordTokenizer: Sendable {
             } else {
                 flush()
             }
-            offset += 1
+            offset += ch.utf8.count
         }
         flush()
         return tokens

@@ -56,7 +56,7 @@ struct Invert: ParsableCommand {
         }
 
         let inversion = Inversion(model: model, fixedPointIterations: fixedPoint)
-        let t = model.scheduler.timesteps(steps: steps)[fromStep]
+        let t = model.schedulerConfig.timesteps(steps: steps)[fromStep]
         print("inverting to step \(fromStep) of \(steps) (t = \(t)), \(fixedPoint) fixed-point iterations per step")
         var values: [Double] = []
         let start = Date()

@@ -45,7 +45,7 @@ struct Parse: ParsableCommand {
 
     func json(_ graph: RelationGraph, pretty: Bool) throws -> String {
         // Positions in the embedded model's token sequence (<bos> at 0), as the attention maps index them.
-        let spans = graph.tokenSpans(using: ToyWordTokenizer())
+        let spans = graph.tokenSpans(using: WordTokenizer().tokenize)
         var object = try JSONSerialization.jsonObject(with: Data(graph.jsonString().utf8)) as! [String: Any]
         object["token_spans"] = spans.map { $0.map { [$0.lowerBound + 1, $0.upperBound + 1] } ?? [] }
         let data = try JSONSerialization.data(withJSONObject: object, options: pretty ? [.prettyPrinted, .sortedKeys] : [.sortedKeys])
@@ -56,11 +56,4 @@ struct Parse: ParsableCommand {
 /// A JSON string literal.
 func quote(_ s: String) -> String {
     String(data: try! JSONSerialization.data(withJSONObject: [s]), encoding: .utf8)!.dropFirst().dropLast().description
-}
-
-/// The embedded model's word tokenizer as a `PromptTokenizer` (UTF-8 offsets, as the parser uses).
-struct ToyWordTokenizer: PromptTokenizer {
-    func tokenize(_ text: String) -> [TokenPiece] {
-        tokenPieces(WordTokenizer().tokenize(text).map { ($0.id, $0.text, $0.range) }, in: text)
-    }
 }

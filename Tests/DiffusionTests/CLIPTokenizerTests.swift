@@ -53,13 +53,16 @@ struct TokenizerExpectations: Decodable {
     }
 
     /// Edge cases (whitespace, contractions, punctuation runs, digits, accents, emoji, CJK, special
-    /// literals, truncation): ids, symbols and Character ranges equal transformers'.
+    /// literals, truncation): ids, symbols and ranges equal transformers' (the fixture holds Character
+    /// ranges; the tokenizer gives UTF-8 ones).
     @Test func edgeCasesMatchTransformers() {
         for c in TokenizerExpectations.shared.cases {
             let tokens = sdTokenizer.tokenize(c.prompt).prefix(75)
             #expect(framed(c.prompt) == c.ids, "ids of \(c.prompt)")
-            #expect(tokens.map(\.symbol) == c.symbols, "symbols of \(c.prompt)")
-            #expect(tokens.map { [$0.range.lowerBound, $0.range.upperBound] } == c.ranges, "ranges of \(c.prompt)")
+            #expect(tokens.map { sdTokenizer.symbol(of: $0.id) } == c.symbols, "symbols of \(c.prompt)")
+            let byteOffsets = c.prompt.reduce(into: [0]) { $0.append($0.last! + $1.utf8.count) }
+            #expect(tokens.map { [$0.range.lowerBound, $0.range.upperBound] } == c.ranges.map { $0.map { byteOffsets[$0] } },
+                    "ranges of \(c.prompt)")
         }
     }
 
@@ -101,10 +104,17 @@ struct TokenizerExpectations: Decodable {
         #expect(t.count == 1 && t[0].range == 0..<3)
     }
 
-    @Test func rangesAreCharacterOffsets() {
-        let t = sdTokenizer.tokenize("a 🐶 left of CoreML")
-        #expect(t.map(\.text) == ["a", "🐶", "left", "of", "core", "ml"])
-        #expect(t.map(\.range) == [0..<1, 2..<3, 4..<8, 9..<11, 12..<16, 16..<18])
+    /// Ranges are UTF-8 offsets into the prompt as given (before cleaning), also past multi-byte
+    /// characters and for a letter NFC composes from two scalars.
+    @Test func rangesAreUTF8Offsets() {
+        let prompt = "a 🐶 left of CoreML café"
+        let t = sdTokenizer.tokenize(prompt)
+        #expect(t.map(\.text).prefix(6) == ["a", "🐶", "left", "of", "core", "ml"])
+        #expect(t.map(\.range).prefix(6) == [0..<1, 2..<6, 7..<11, 12..<14, 15..<19, 19..<21])
+        // "café" starts after the 21 bytes of "a 🐶 left of CoreML " and ends the prompt's 27 bytes.
+        #expect(t[6].range.lowerBound == 22 && t.last?.range.upperBound == prompt.utf8.count)
+        let decomposed = sdTokenizer.tokenize("e\u{301} dog")
+        #expect(decomposed.last?.text == "dog" && decomposed.last?.range == 4..<7)
     }
 
     @Test func missingFilesAreNamed() {

@@ -401,14 +401,29 @@ private let compBenchSample: [(String, String)] = [
     #expect(graph.objects.map(\.name) == ["red circle", "fluffy teddy bear", "red square"])
     let tokens = WhitespaceTokenizer().tokenize(graph.prompt)
     #expect(tokens.map(\.text).prefix(7) == ["a", "photo", "of", "a", "red", "circle", "left"])
-    let spans = graph.tokenSpans(using: WhitespaceTokenizer())
+    let spans = graph.tokenSpans(using: WhitespaceTokenizer().tokenize)
     #expect(spans == [5..<6, 10..<12, 15..<16])
-    #expect(graph.tokenSpans(using: WhitespaceTokenizer(), covering: .phrase) == [4..<6, 9..<12, 14..<16])
+    #expect(graph.tokenSpans(using: WhitespaceTokenizer().tokenize, covering: .phrase) == [4..<6, 9..<12, 14..<16])
     // Two objects with the same head get their own occurrences.
     let same = try parser.parse("a red circle left of a blue circle")
-    #expect(same.tokenSpans(using: WhitespaceTokenizer()) == [2..<3, 7..<8])
+    #expect(same.tokenSpans(using: WhitespaceTokenizer().tokenize) == [2..<3, 7..<8])
     #expect(tokens.allSatisfy { graph.text(in: $0.range).lowercased() == $0.text })
     #expect(WhitespaceTokenizer().tokenize("Dog's t-shirt, -x- 🐶!").map(\.text) == ["dog's", "t-shirt", ",", "-", "x", "-", "🐶", "!"])
+}
+
+/// Token ranges and the parser's spans are both UTF-8 offsets, so multi-byte characters before an
+/// object (emoji, an accent composed or not) move neither its span nor its tokens off each other.
+@Test func tokenSpansHoldForNonASCIIPrompts() throws {
+    for prompt in ["a photo of 🐱 left of a red 🐶", "a CAFÉ table left of a cafe\u{301} chair"] {
+        let graph = try parser.parse(prompt)
+        let tokens = WhitespaceTokenizer().tokenize(graph.prompt)
+        let spans = graph.tokenSpans(using: WhitespaceTokenizer().tokenize)
+        #expect(spans.count == graph.objects.count && spans.allSatisfy { $0 != nil }, "\(prompt)")
+        for (object, span) in zip(graph.objects, spans) {
+            let covered = tokens[span!].map(\.text).joined(separator: " ")
+            #expect(graph.text(in: object.headSpan).lowercased() == covered, "\(prompt): \(object.name)")
+        }
+    }
 }
 
 @Test func vocabularyMatchesNamesAndHeads() throws {

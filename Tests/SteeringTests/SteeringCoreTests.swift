@@ -10,7 +10,7 @@ final class TinyModel: TextToImageModel {
     static let words = ["<pad>", "<bos>", "<eos>", "a", "red", "circle", "blue", "square", "to", "the", "left", "of", "above", "below", "right"]
     let unet: UNet2DConditionModel
     let text: CLIPTextModel
-    let scheduler = DDIMScheduler(config: .pixelSpace)
+    let schedulerConfig = SchedulerConfig.pixelSpace
     var latentShape: [Int] { [3, 8, 8] }
     var sequenceLength: Int { 12 }
     var tokenOffset: Int { 1 }
@@ -37,9 +37,9 @@ final class TinyModel: TextToImageModel {
         for word in prompt.split(separator: " ", omittingEmptySubsequences: false) {
             if !word.isEmpty {
                 let id = TinyModel.words.firstIndex(of: word.lowercased()) ?? 0
-                out.append(PromptToken(id: id, text: String(word), range: offset..<offset + word.count))
+                out.append(PromptToken(id: id, text: String(word), range: offset..<offset + word.utf8.count))
             }
-            offset += word.count + 1
+            offset += word.utf8.count + 1
         }
         return Array(out.prefix(sequenceLength - 2))
     }

@@ -26,22 +26,22 @@ struct WordTokenizerTests {
         }
     }
 
-    @Test("lower-cases, splits punctuation, maps unknown words to <unk>, keeps character ranges")
+    @Test("lower-cases, splits punctuation, maps unknown words to <unk>, keeps UTF-8 ranges")
     func tokenize() {
         let text = "A Red circle, LEFT-of the  yellow dog!"
         let tokens = tokenizer.tokenize(text)
         #expect(tokens.map(\.text) == ["a", "red", "circle", "left", "of", "the", "yellow", "dog"])
         #expect(tokens.map(\.id) == [4, 20, 11, 16, 17, 25, 29, 3])
-        let characters = Array(text)
-        for t in tokens { #expect(String(characters[t.range]).lowercased() == t.text) }
+        let bytes = Array(text.utf8)
+        for t in tokens { #expect(String(decoding: bytes[t.range], as: UTF8.self).lowercased() == t.text) }
         #expect(tokens[1].range == 2..<5)
         #expect(tokens[3].range == 14..<18)
         // Sequence index = tokenize index + 1 (<bos> first).
         let ids = tokenizer.encode(text)
         for (k, t) in tokens.enumerated() { #expect(ids[k + 1] == t.id) }
-        // Ranges count characters, not bytes.
+        // Ranges count UTF-8 bytes (é is two), as the prompt parser's spans do.
         let accented = tokenizer.tokenize("é red")
-        #expect(accented[1].range == 2..<5)
+        #expect(accented[0].range == 0..<2 && accented[1].range == 3..<6)
     }
 
     @Test("encode truncates keeping <eos> and pads to maxLength")
