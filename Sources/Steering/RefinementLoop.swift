@@ -79,12 +79,11 @@ public struct RefinementLoop: Sendable {
                                                       onIteration: ((RefinementIteration<E.Evaluation>) -> Void)? = nil,
                                                       onLog: ((String) -> Void)? = nil) {
         guard Self.refines(schedule, step: step, active: active) else { return }
-        if schedule.mode == .observe {
-            observe(&evaluator, step: step, active: active, onIteration: onIteration, onLog: onLog)
-            return
-        }
+        // `.observe` (the read-only half of an A/B pair): each active relation judged once, in turn,
+        // and the latent left as it is.
+        let observing = schedule.mode == .observe
         var satisfied = Set<Int>()
-        for k in 0..<schedule.maxIterations {
+        for k in 0..<(observing ? active.count : schedule.maxIterations) {
             let edge = active[turn % active.count]
             turn += 1
             let start = Date()
@@ -92,51 +91,42 @@ public struct RefinementLoop: Sendable {
                 onLog?("step \(step) iteration \(k): non-finite loss or gradient, iteration skipped")
                 continue
             }
-            let reached = (result.targetProbability >= schedule.probabilityTarget || result.loss <= schedule.lossTarget)
-                && result.objectsPresent
-            var note: String? = reached ? "target reached" : nil
-            if reached {
-                satisfied.insert(edge)
-            } else {
-                satisfied.remove(edge)
-                let s = schedule.stepSize(at: step)
-                // The update's RMS: s for the normalised rule, s·rms(∇z) for the plain one.
-                let rms = result.gradientNorm / Float(max(result.gradientCount, 1)).squareRoot()
-                let updateRMS = schedule.update == .normalized ? s : s * rms
-                if rms == 0 {
-                    note = "zero gradient"
-                } else if !(updateRMS <= Self.maxUpdateRMS) {
-                    // A finite but huge step pushes the latent far outside anything the UNet has seen
-                    // (then to Inf/NaN and a black image): skip it, as for a non-finite gradient.
-                    note = "update skipped"
-                    onLog?("step \(step) iteration \(k): update RMS \(updateRMS) > \(Self.maxUpdateRMS) would explode the latent, iteration skipped")
-                } else {
-                    switch schedule.update {
-                    case .normalized: evaluator.descend(along: result, scale: s / rms)
-                    case .plain: evaluator.descend(along: result, scale: s)
-                    }
-                }
-            }
+            let note = observing ? nil : respond(to: result, edge: edge, step: step, iteration: k, schedule: schedule,
+                                                  evaluator: &evaluator, satisfied: &satisfied, onLog: onLog)
             onIteration?(RefinementIteration(step: step, iteration: k, edge: edge, evaluation: result,
                                              seconds: Date().timeIntervalSince(start), note: note))
-            if satisfied.isSuperset(of: active) { break }
+            if !observing && satisfied.isSuperset(of: active) { break }
         }
     }
 
-    /// `.observe`: each active relation judged once, in turn, and the latent left as it is.
-    private mutating func observe<E: RelationEvaluator>(_ evaluator: inout E, step: Int, active: [Int],
-                                                        onIteration: ((RefinementIteration<E.Evaluation>) -> Void)?,
-                                                        onLog: ((String) -> Void)?) {
-        for k in 0..<active.count {
-            let edge = active[turn % active.count]
-            turn += 1
-            let start = Date()
-            guard let result = evaluator.evaluate(edge: edge, step: step) else {
-                onLog?("step \(step) iteration \(k): non-finite loss or gradient, iteration skipped")
-                continue
-            }
-            onIteration?(RefinementIteration(step: step, iteration: k, edge: edge, evaluation: result,
-                                             seconds: Date().timeIntervalSince(start), note: nil))
+    /// A steering iteration's answer to one evaluation: a relation that reached its target counts as
+    /// satisfied; otherwise the latent descends (unless the update would be zero or explode). Returns
+    /// the iteration's note.
+    private func respond<E: RelationEvaluator>(to result: E.Evaluation, edge: Int, step: Int, iteration k: Int,
+                                               schedule: SteeringSchedule, evaluator: inout E, satisfied: inout Set<Int>,
+                                               onLog: ((String) -> Void)?) -> String? {
+        let reached = (result.targetProbability >= schedule.probabilityTarget || result.loss <= schedule.lossTarget)
+            && result.objectsPresent
+        if reached {
+            satisfied.insert(edge)
+            return "target reached"
         }
+        satisfied.remove(edge)
+        let s = schedule.stepSize(at: step)
+        // The update's RMS: s for the normalised rule, s·rms(∇z) for the plain one.
+        let rms = result.gradientNorm / Float(max(result.gradientCount, 1)).squareRoot()
+        let updateRMS = schedule.update == .normalized ? s : s * rms
+        if rms == 0 { return "zero gradient" }
+        guard updateRMS <= Self.maxUpdateRMS else {
+            // A finite but huge step pushes the latent far outside anything the UNet has seen (then to
+            // Inf/NaN and a black image): skip it, as for a non-finite gradient.
+            onLog?("step \(step) iteration \(k): update RMS \(updateRMS) > \(Self.maxUpdateRMS) would explode the latent, iteration skipped")
+            return "update skipped"
+        }
+        switch schedule.update {
+        case .normalized: evaluator.descend(along: result, scale: s / rms)
+        case .plain: evaluator.descend(along: result, scale: s)
+        }
+        return nil
     }
 }
