@@ -1,7 +1,9 @@
 // swift-tools-version: 6.0
 // LearnToSteer: a terminal workbench for steering text-to-image diffusion toward spatial relations.
 // Layers (dependencies point one way): Tensors ← Diffusion ← Steering ← Workbench ← l2s;
-// ToyWorld sits beside Steering on Diffusion.
+// ToyWorld sits beside Steering on Diffusion; Relations (prompt text → relations) lies below both;
+// Imaging (RGB8, PNG) beside Diffusion; ToyBench (opening a model, the toy benchmark) joins Steering
+// and ToyWorld for the CLI and the Workbench.
 import PackageDescription
 
 // Release: unchecked optimisation for the kernels. Debug: still -O for the numeric layers, since
@@ -35,25 +37,28 @@ let package = Package(
         // File parsing (safetensors headers, text lines) keeps Swift's checks in every configuration.
         .target(name: "Formats"),
         .target(name: "Tensors", dependencies: ["Formats", "CAllocator"], swiftSettings: optimise),
+        // The prompt as relations (parser, relation graph, the four spatial relations, eval records):
+        // text logic only, below both Steering and ToyWorld.
+        .target(name: "Relations", dependencies: ["Formats"], swiftSettings: checkedOptimise),
         .target(name: "Diffusion", dependencies: ["Formats", "Tensors"], swiftSettings: checkedOptimise),
-        .target(name: "Steering", dependencies: ["Diffusion", "Formats", "Tensors"], swiftSettings: checkedOptimise),
+        .target(name: "Steering", dependencies: ["Relations", "Diffusion", "Formats", "Tensors"], swiftSettings: checkedOptimise),
         // Images: RGB8 from the models' CHW floats, PNG files (libpng).
         .target(name: "Imaging", dependencies: ["Tensors", "CPNG"], swiftSettings: checkedOptimise),
-        .target(name: "ToyWorld", dependencies: ["Diffusion", "Tensors", "Imaging"], swiftSettings: checkedOptimise),
+        .target(name: "ToyWorld", dependencies: ["Relations", "Diffusion", "Tensors", "Imaging"], swiftSettings: checkedOptimise),
         // Opening a model (toy or Stable Diffusion) with its defaults and vocabulary, for the CLI and the UI.
-        .target(name: "ToyBench", dependencies: ["Diffusion", "Steering", "ToyWorld"], swiftSettings: checkedOptimise),
+        .target(name: "ToyBench", dependencies: ["Relations", "Diffusion", "Steering", "ToyWorld"], swiftSettings: checkedOptimise),
         // The UI and CLI keep Swift's checks (a trap must stay a trap: the workbench restores the terminal on it).
-        .target(name: "Workbench", dependencies: ["Formats", "Tensors", "Diffusion", "Imaging", "Steering", "ToyWorld", "ToyBench", "CNcurses"]),
+        .target(name: "Workbench", dependencies: ["Formats", "Tensors", "Diffusion", "Imaging", "Relations", "Steering", "ToyWorld", "ToyBench", "CNcurses"]),
         .executableTarget(name: "l2s", dependencies: [
-            "Formats", "Tensors", "Diffusion", "Imaging", "Steering", "ToyWorld", "ToyBench", "Workbench",
+            "Formats", "Tensors", "Diffusion", "Imaging", "Relations", "Steering", "ToyWorld", "ToyBench", "Workbench",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors", "Formats"], resources: [.copy("Fixtures")]),
         .testTarget(name: "DiffusionTests", dependencies: ["Diffusion", "Formats", "Tensors"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "SteeringTests", dependencies: ["Steering", "Diffusion", "Tensors"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "ToyWorldTests", dependencies: ["ToyWorld", "Imaging", "Formats", "Diffusion", "Tensors"]),
-        .testTarget(name: "WorkbenchTests", dependencies: ["Workbench", "Imaging", "Formats", "Steering", "ToyWorld", "ToyBench"]),
-        .testTarget(name: "L2SCLITests", dependencies: ["l2s", "Imaging", "Steering", "ToyWorld", "Tensors"]),
+        .testTarget(name: "SteeringTests", dependencies: ["Relations", "Steering", "Diffusion", "Tensors"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "ToyWorldTests", dependencies: ["ToyWorld", "Relations", "Imaging", "Formats", "Diffusion", "Tensors"]),
+        .testTarget(name: "WorkbenchTests", dependencies: ["Workbench", "Imaging", "Formats", "Relations", "Steering", "ToyWorld", "ToyBench"]),
+        .testTarget(name: "L2SCLITests", dependencies: ["l2s", "Imaging", "Relations", "Steering", "ToyWorld", "Tensors"]),
     ],
     swiftLanguageModes: [.v5]
 )

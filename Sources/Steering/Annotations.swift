@@ -1,4 +1,5 @@
 import Foundation
+import Relations
 import Diffusion
 import Tensors
 

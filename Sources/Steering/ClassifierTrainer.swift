@@ -1,4 +1,5 @@
 import Foundation
+import Relations
 import Tensors
 
 /// A set of recorded samples held in memory, saved as safetensors shards.

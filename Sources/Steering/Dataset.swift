@@ -1,4 +1,5 @@
 import Foundation
+import Relations
 import Tensors
 import Diffusion
 

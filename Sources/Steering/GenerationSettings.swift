@@ -4,6 +4,7 @@
 // boundary (see `SteeredGenerator.run`).
 
 import Foundation
+import Relations
 import Diffusion
 
 public struct GenerationSettings: Sendable, Equatable, Codable {

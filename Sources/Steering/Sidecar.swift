@@ -4,6 +4,7 @@
 // Relation indices are the prompt graph's edge indices everywhere in it.
 
 import Foundation
+import Relations
 
 /// What a sidecar needs from one recorded refinement iteration.
 public protocol RecordedIteration {

@@ -1,4 +1,5 @@
 import Foundation
+import Relations
 #if canImport(Glibc)
 import Glibc
 #endif

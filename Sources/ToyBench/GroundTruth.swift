@@ -3,6 +3,7 @@
 // per step for the embedded toy model only; step records and traces carry it as plain data.
 
 import Foundation
+import Relations
 import Tensors
 import Steering
 import ToyWorld

@@ -4,6 +4,7 @@
 // Diffusion 1.x/2.x folder (open vocabulary, 50 steps, CFG 7.5).
 
 import Foundation
+import Relations
 import Diffusion
 import Steering
 import ToyWorld

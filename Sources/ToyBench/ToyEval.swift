@@ -3,6 +3,7 @@
 // the fingerprint that names an eval run, and rendered scenes as relation-classifier examples.
 
 import Foundation
+import Relations
 import Tensors
 import Steering
 import ToyWorld

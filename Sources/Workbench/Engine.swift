@@ -3,6 +3,7 @@
 // preview size it wants); engine → UI is `EngineEvent`s through a `Mailbox` that wakes the UI's poll loop.
 
 import Foundation
+import Relations
 import Imaging
 import Steering
 import Diffusion

@@ -4,6 +4,7 @@
 // `live:` at step boundaries, pauses there on a condition, and cancels through the run's token.
 
 import Foundation
+import Relations
 import Tensors
 import Diffusion
 import Steering

@@ -1,6 +1,7 @@
 // Key actions and engine events → new state + effects. Pure: the App performs the effects.
 
 import Foundation
+import Relations
 import Steering
 
 /// What the App must do after an action.

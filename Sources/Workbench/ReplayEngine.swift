@@ -4,6 +4,7 @@
 // step count or steering mode has no model to sample with, and says so.
 
 import Foundation
+import Relations
 import Steering
 
 public final class ReplayEngine: WorkbenchEngine, @unchecked Sendable {

@@ -5,6 +5,7 @@
 // turns it back into the engine events the workbench draws.
 
 import Foundation
+import Relations
 import Imaging
 import Steering
 import ToyWorld

@@ -4,6 +4,7 @@
 // Used by the tests, the tmux end-to-end tests and `l2s --demo`.
 
 import Foundation
+import Relations
 import Imaging
 import Steering
 import Tensors

@@ -3,6 +3,7 @@
 // the terminal, a thread or the clock (times arrive inside events and `tick`).
 
 import Foundation
+import Relations
 import Imaging
 import Steering
 import Diffusion

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Relations
 import ToyBench
 import Imaging
 import Tensors

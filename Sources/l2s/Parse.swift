@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Relations
 import ToyBench
 import Formats
 import Diffusion

@@ -1,4 +1,5 @@
 import Testing
+import Relations
 import Steering
 
 @Suite("Evaluation fidelity: exact, duplicate, unasked")

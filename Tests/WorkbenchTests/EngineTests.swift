@@ -3,6 +3,7 @@
 // missing weights.
 
 import Foundation
+import Relations
 import ToyBench
 import Imaging
 import Testing

@@ -2,6 +2,7 @@
 // pure `ScriptedRun` into the reducer (no threads, no clock).
 
 import Foundation
+import Relations
 import ToyBench
 import Imaging
 import Steering

@@ -2,6 +2,7 @@
 // trace and replay, and the classifier pane shows a fooled classifier (p high, an object missing).
 
 import Foundation
+import Relations
 import Testing
 import Steering
 import ToyWorld

@@ -1,6 +1,7 @@
 // The key table, the line editor and the reducer: keys → actions → state + effects.
 
 import Testing
+import Relations
 import Imaging
 import Steering
 @testable import Workbench

@@ -2,6 +2,7 @@
 // the panes as the user meets them.
 
 import Foundation
+import Relations
 import Testing
 import Imaging
 import Steering

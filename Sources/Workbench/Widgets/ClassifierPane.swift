@@ -4,6 +4,7 @@
 // A pure function from the view state to cells in its rectangle (see Widgets.swift).
 
 import Foundation
+import Relations
 import Steering
 import ToyWorld
 

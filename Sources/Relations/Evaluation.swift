@@ -1,6 +1,5 @@
 import Foundation
 import Formats
-import Diffusion
 
 /// One cell of an evaluation grid: a prompt and a seed.
 public struct EvalCase: Codable, Equatable, Sendable {
