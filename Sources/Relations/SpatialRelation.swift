@@ -5,7 +5,7 @@
 ///
 /// The raw value is the canonical phrase the authors' parser emits and the classifier checkpoint
 /// stores in `rel_name_to_idx`.
-public enum SpatialRelation: String, CaseIterable, Codable, Sendable {
+public enum SpatialRelation: String, CaseIterable, Codable, Hashable, Sendable {
     case above
     case below
     case leftOf = "to the left of"
@@ -40,6 +40,19 @@ public enum SpatialRelation: String, CaseIterable, Codable, Sendable {
         }
     }
 
+    /// The canonical phrase ("to the left of", "above"), as prompts and the toy world's captions say it.
+    public var phrase: String { rawValue }
+
+    /// The relation whose canonical phrase is `phrase` (case and spacing ignored), or nil.
+    public init?(phrase: String) {
+        let key = phrase.lowercased().split(whereSeparator: { $0.isWhitespace }).joined(separator: " ")
+        self.init(rawValue: key)
+    }
+
+    /// The order the toy world draws relations in (captions, wrong-relation negatives, the eval grid).
+    /// Fixed: the training data a seed gives and the evaluation prompts' indices depend on it.
+    public static let captionOrder: [SpatialRelation] = [.leftOf, .rightOf, .above, .below]
+
     /// The same fact seen from the other object: "A left of B" ⇔ "B right of A".
     public var inverse: SpatialRelation {
         switch self {
@@ -71,5 +84,22 @@ public enum SpatialRelation: String, CaseIterable, Codable, Sendable {
     /// The image axis a relation constrains; relations on different axes never contradict.
     public enum Axis: String, CaseIterable, Codable, Sendable {
         case horizontal, vertical
+    }
+}
+
+extension SpatialRelation {
+    /// Reads the canonical phrase, or the toy world's older case names ("leftOf", "rightOf") that
+    /// recordings and datasets written before the one relation type carry.
+    public init(from decoder: Decoder) throws {
+        let raw = try decoder.singleValueContainer().decode(String.self)
+        switch raw {
+        case "leftOf": self = .leftOf
+        case "rightOf": self = .rightOf
+        default:
+            guard let r = SpatialRelation(rawValue: raw) else {
+                throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "unknown relation \"\(raw)\""))
+            }
+            self = r
+        }
     }
 }

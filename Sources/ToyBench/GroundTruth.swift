@@ -16,7 +16,7 @@ extension DetectorReading.Request {
         let names = graph.objects.map { $0.vocabularyName ?? $0.name }
         guard !names.isEmpty, names.allSatisfy({ Catalogue.named($0) != nil }) else { return nil }
         let edges = graph.edges.enumerated().compactMap { i, e -> Edge? in
-            e.relation.map { Edge(edge: i, subject: e.subject, relation: ToyRelation($0), object: e.object) }
+            e.relation.map { Edge(edge: i, subject: e.subject, relation: $0, object: e.object) }
         }
         self.init(objects: names, edges: edges)
     }

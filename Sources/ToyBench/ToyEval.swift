@@ -8,38 +8,13 @@ import Tensors
 import Steering
 import ToyWorld
 
-// The prompt's relations and the toy world's are the same four; these are the two directions of
-// that one mapping.
-extension SpatialRelation {
-    public init(_ r: ToyRelation) {
-        switch r {
-        case .leftOf: self = .leftOf
-        case .rightOf: self = .rightOf
-        case .above: self = .above
-        case .below: self = .below
-        }
-    }
-}
-
-extension ToyRelation {
-    /// The toy world's name for a prompt relation.
-    public init(_ r: SpatialRelation) {
-        switch r {
-        case .leftOf: self = .leftOf
-        case .rightOf: self = .rightOf
-        case .above: self = .above
-        case .below: self = .below
-        }
-    }
-}
-
 public enum ToyEval {
     /// "a red circle to the left of a blue square" for every ordered class pair and relation.
     public static func defaultPrompts() -> [String] {
         var out: [String] = []
         for a in Catalogue.classes {
             for b in Catalogue.classes where a.index != b.index {
-                for r in ToyRelation.allCases {
+                for r in SpatialRelation.captionOrder {
                     out.append(Captioner.relationCaption(subject: a, relation: r, object: b))
                 }
             }
@@ -50,7 +25,7 @@ public enum ToyEval {
     /// 200 chained prompts "A r1 B r2 C" over three distinct classes, relations distinct and never both
     /// horizontal (two "to the … of" phrases would pass the model's 14-word limit). Fixed seed.
     public static func chainPrompts(count: Int = 200) -> [String] {
-        let pairs: [(ToyRelation, ToyRelation)] = [(.leftOf, .above), (.leftOf, .below), (.rightOf, .above), (.rightOf, .below),
+        let pairs: [(SpatialRelation, SpatialRelation)] = [(.leftOf, .above), (.leftOf, .below), (.rightOf, .above), (.rightOf, .below),
                                                    (.above, .leftOf), (.below, .leftOf), (.above, .rightOf), (.below, .rightOf),
                                                    (.above, .below), (.below, .above)]
         var rng = RNG(seed: 2024)
@@ -87,7 +62,7 @@ public enum ToyEval {
             guard let rel = e.relation else { continue }
             relations.append("\(graph.objects[e.subject].name) \(rel.displayName) \(graph.objects[e.object].name)")
             if let s = detection(graph.objects[e.subject]), let o = detection(graph.objects[e.object]) {
-                satisfied.append(holds(ToyRelation(rel), subject: s, object: o))
+                satisfied.append(holds(rel, subject: s, object: o))
             } else {
                 satisfied.append(false)
             }
@@ -132,7 +107,7 @@ public enum ToyEval {
                 negative += extra
             }
             out.append(RelationExample(id: id, latent: renderer.tensor(scene).unsqueezed(0), positivePrompt: positive,
-                                       negativePrompt: negative, relation: SpatialRelation(pair.trueRelation)))
+                                       negativePrompt: negative, relation: pair.trueRelation))
             id += 1
         }
         return out

@@ -1,36 +1,5 @@
+import Relations
 import Tensors
-
-/// A spatial relation of one toy object to another, with its one canonical caption phrase.
-public enum ToyRelation: String, CaseIterable, Codable, Hashable, Sendable {
-    case leftOf, rightOf, above, below
-
-    /// The canonical phrase used in every training caption.
-    public var phrase: String {
-        switch self {
-        case .leftOf: return "to the left of"
-        case .rightOf: return "to the right of"
-        case .above: return "above"
-        case .below: return "below"
-        }
-    }
-
-    /// The relation with subject and object swapped.
-    public var opposite: ToyRelation {
-        switch self {
-        case .leftOf: return .rightOf
-        case .rightOf: return .leftOf
-        case .above: return .below
-        case .below: return .above
-        }
-    }
-
-    /// The relation whose canonical phrase is `phrase` (case and spacing ignored), or nil.
-    public init?(phrase: String) {
-        let key = phrase.lowercased().split(whereSeparator: { $0.isWhitespace }).joined(separator: " ")
-        guard let r = ToyRelation.allCases.first(where: { $0.phrase == key }) else { return nil }
-        self = r
-    }
-}
 
 /// The kinds of training caption.
 public enum CaptionKind: String, CaseIterable, Codable, Hashable, Sendable {
@@ -65,10 +34,10 @@ public struct CaptionRates: Hashable, Codable, Sendable {
 /// "subject relation object", with subject and object as indices into a scene's objects.
 public struct RelationTriplet: Hashable, Codable, Sendable {
     public var subject: Int
-    public var relation: ToyRelation
+    public var relation: SpatialRelation
     public var object: Int
 
-    public init(subject: Int, relation: ToyRelation, object: Int) {
+    public init(subject: Int, relation: SpatialRelation, object: Int) {
         self.subject = subject
         self.relation = relation
         self.object = object
@@ -109,12 +78,12 @@ public struct Captioner: Sendable {
     public static func phrase(_ cls: ObjectClass) -> String { "\(cls.article) \(cls.name)" }
 
     /// "a red circle to the left of a blue square".
-    public static func relationCaption(subject: ObjectClass, relation: ToyRelation, object: ObjectClass) -> String {
+    public static func relationCaption(subject: ObjectClass, relation: SpatialRelation, object: ObjectClass) -> String {
         "\(phrase(subject)) \(relation.phrase) \(phrase(object))"
     }
 
     /// The clear relation of object `subject` to object `object` of `scene`, if any.
-    public func clearRelation(in scene: Scene, subject: Int, object: Int) -> ToyRelation? {
+    public func clearRelation(in scene: Scene, subject: Int, object: Int) -> SpatialRelation? {
         ToyWorld.clearRelation(subject: scene.objects[subject].box, object: scene.objects[object].box, margin: margin)
     }
 
@@ -178,11 +147,11 @@ public struct Captioner: Sendable {
     /// Both describe the same image, whose label stays the true relation. Nil when the pair has no
     /// clear relation.
     public func captionPair(scene: Scene, subject: Int, object: Int, using rng: inout RNG)
-        -> (positive: String, negative: String, trueRelation: ToyRelation)? {
+        -> (positive: String, negative: String, trueRelation: SpatialRelation)? {
         precondition(scene.objects.indices.contains(subject) && scene.objects.indices.contains(object) && subject != object,
                      "subject and object must be two different objects of the scene")
         guard let truth = clearRelation(in: scene, subject: subject, object: object) else { return nil }
-        let wrong = ToyRelation.allCases.filter { $0 != truth }
+        let wrong = SpatialRelation.captionOrder.filter { $0 != truth }
         let negative = wrong[rng.int(below: wrong.count)]
         let s = scene.objects[subject].objectClass, o = scene.objects[object].objectClass
         return (Captioner.relationCaption(subject: s, relation: truth, object: o),

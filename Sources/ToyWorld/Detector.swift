@@ -1,4 +1,5 @@
 import Foundation
+import Relations
 import Tensors
 
 /// One catalogue object found in an image.
@@ -299,9 +300,9 @@ public func genevalDirection(subject: Box, object: Box) -> SIMD2<Float>? {
 
 /// The relations of `subject` to `object` under the GenEval rule: at most one of left/right and one
 /// of above/below (image y points down).
-public func relations(subject: Box, object: Box) -> Set<ToyRelation> {
+public func relations(subject: Box, object: Box) -> Set<SpatialRelation> {
     guard let d = genevalDirection(subject: subject, object: object) else { return [] }
-    var out: Set<ToyRelation> = []
+    var out: Set<SpatialRelation> = []
     if d.x < -0.5 { out.insert(.leftOf) }
     if d.x > 0.5 { out.insert(.rightOf) }
     if d.y < -0.5 { out.insert(.above) }
@@ -312,7 +313,7 @@ public func relations(subject: Box, object: Box) -> Set<ToyRelation> {
 /// The single relation of `subject` to `object` that holds with a clear margin, or nil: the GenEval
 /// component on the dominant axis must pass 0.5 by `margin` and the other must stay `margin` short
 /// of 0.5, so the relation is unambiguous and survives small box errors.
-public func clearRelation(subject: Box, object: Box, margin: Float = 0.1) -> ToyRelation? {
+public func clearRelation(subject: Box, object: Box, margin: Float = 0.1) -> SpatialRelation? {
     guard let d = genevalDirection(subject: subject, object: object) else { return nil }
     let lo = 0.5 - margin, hi = 0.5 + margin
     if abs(d.x) >= hi && abs(d.y) <= lo { return d.x < 0 ? .leftOf : .rightOf }
@@ -321,11 +322,11 @@ public func clearRelation(subject: Box, object: Box, margin: Float = 0.1) -> Toy
 }
 
 /// The GenEval relations of detection `a` to detection `b`.
-public func relation(of a: Detection, to b: Detection) -> Set<ToyRelation> {
+public func relation(of a: Detection, to b: Detection) -> Set<SpatialRelation> {
     relations(subject: a.box, object: b.box)
 }
 
 /// Whether `rel` holds for `subject` relative to `object` under the GenEval rule.
-public func holds(_ rel: ToyRelation, subject: Detection, object: Detection) -> Bool {
+public func holds(_ rel: SpatialRelation, subject: Detection, object: Detection) -> Bool {
     relation(of: subject, to: object).contains(rel)
 }

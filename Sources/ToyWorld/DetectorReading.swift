@@ -1,4 +1,5 @@
 import Foundation
+import Relations
 import Tensors
 
 /// What the toy detector reads on one image against what a prompt asked for: per named object how
@@ -32,15 +33,15 @@ public struct DetectorReading: Codable, Sendable, Equatable {
         /// The caller's index for it (the Workbench and the trace use the graph's edge index).
         public var edge: Int
         public var subject: String
-        public var relation: ToyRelation
+        public var relation: SpatialRelation
         public var object: String
         /// Whether it holds between the largest instance of each (nil when either object is missing,
         /// or both name the same class so the detector cannot tell which instance is which).
         public var holds: Bool?
         /// What the detector reads of subject relative to object (GenEval rule; empty: no clear
         /// offset, or an object is missing).
-        public var read: [ToyRelation]
-        public init(edge: Int, subject: String, relation: ToyRelation, object: String, holds: Bool?, read: [ToyRelation]) {
+        public var read: [SpatialRelation]
+        public init(edge: Int, subject: String, relation: SpatialRelation, object: String, holds: Bool?, read: [SpatialRelation]) {
             self.edge = edge; self.subject = subject; self.relation = relation; self.object = object
             self.holds = holds; self.read = read
         }
@@ -62,9 +63,9 @@ public struct DetectorReading: Codable, Sendable, Equatable {
         public struct Edge: Sendable, Equatable {
             public var edge: Int
             public var subject: Int
-            public var relation: ToyRelation
+            public var relation: SpatialRelation
             public var object: Int
-            public init(edge: Int, subject: Int, relation: ToyRelation, object: Int) {
+            public init(edge: Int, subject: Int, relation: SpatialRelation, object: Int) {
                 self.edge = edge; self.subject = subject; self.relation = relation; self.object = object
             }
         }
@@ -127,21 +128,9 @@ public struct DetectorReading: Codable, Sendable, Equatable {
             guard let sd = largest[s], let od = largest[o], s != o else {
                 return Relation(edge: e.edge, subject: s, relation: e.relation, object: o, holds: nil, read: [])
             }
-            let read = ToyRelation.allCases.filter(ToyWorld.relation(of: sd, to: od).contains)
+            let read = SpatialRelation.captionOrder.filter(ToyWorld.relation(of: sd, to: od).contains)
             return Relation(edge: e.edge, subject: s, relation: e.relation, object: o, holds: read.contains(e.relation), read: read)
         }
         return DetectorReading(objects: objects, unasked: unasked, relations: relations)
-    }
-}
-
-extension ToyRelation {
-    /// "left of", "right of", "above", "below": the relation as the panes name it.
-    public var shortName: String {
-        switch self {
-        case .leftOf: return "left of"
-        case .rightOf: return "right of"
-        case .above: return "above"
-        case .below: return "below"
-        }
     }
 }

@@ -1,4 +1,5 @@
 import Testing
+import Relations
 import Tensors
 import ToyWorld
 
@@ -8,12 +9,12 @@ struct CaptionerTests {
 
     @Test("relation phrases are canonical and round-trip")
     func phrases() {
-        #expect(ToyRelation.allCases.map(\.phrase) == ["to the left of", "to the right of", "above", "below"])
-        for r in ToyRelation.allCases {
-            #expect(ToyRelation(phrase: r.phrase) == r)
-            #expect(r.opposite.opposite == r && r.opposite != r)
+        #expect(SpatialRelation.captionOrder.map(\.phrase) == ["to the left of", "to the right of", "above", "below"])
+        for r in SpatialRelation.captionOrder {
+            #expect(SpatialRelation(phrase: r.phrase) == r)
+            #expect(r.inverse.inverse == r && r.inverse != r)
         }
-        #expect(ToyRelation(phrase: "left of") == nil)
+        #expect(SpatialRelation(phrase: "left of") == nil)
     }
 
     @Test("relation captions state only relations that hold, with a clear margin")
@@ -133,7 +134,7 @@ struct CaptionerTests {
     func pairs() {
         let captioner = Captioner()
         var rng = RNG(seed: 42)
-        var negatives: [ToyRelation: [ToyRelation: Int]] = [:]
+        var negatives: [SpatialRelation: [SpatialRelation: Int]] = [:]
         var made = 0
         for seed in 0..<1500 {
             let scene = SceneSampler(size: 32, objectCountWeights: [0, 1]).sample(seed: UInt64(seed))
@@ -145,13 +146,13 @@ struct CaptionerTests {
             let s = Captioner.phrase(scene.objects[0].objectClass), o = Captioner.phrase(scene.objects[1].objectClass)
             #expect(relations(subject: scene.objects[0].box, object: scene.objects[1].box) == [pair.trueRelation])
             #expect(pair.positive == "\(s) \(pair.trueRelation.phrase) \(o)")
-            let wrong = ToyRelation.allCases.filter { pair.negative == "\(s) \($0.phrase) \(o)" }
+            let wrong = SpatialRelation.captionOrder.filter { pair.negative == "\(s) \($0.phrase) \(o)" }
             #expect(wrong.count == 1 && wrong[0] != pair.trueRelation, "negative \(pair.negative) for \(pair.positive)")
             if let w = wrong.first { negatives[pair.trueRelation, default: [:]][w, default: 0] += 1 }
         }
         #expect(made > 700)
         // Each true relation sees all three wrong words as negatives.
-        for r in ToyRelation.allCases { #expect(negatives[r]?.count == 3, "\(r): \(negatives[r] ?? [:])") }
+        for r in SpatialRelation.captionOrder { #expect(negatives[r]?.count == 3, "\(r): \(negatives[r] ?? [:])") }
         // Overlapping centres: no clear relation, no pair.
         let a = Catalogue.classes[0], b = Catalogue.classes[1]
         let stacked = Scene(size: 32, objects: [SceneObjectPlacement(objectClass: a, centre: SIMD2(16, 16), size: 8),

@@ -1,4 +1,5 @@
 import Testing
+import Relations
 import ToyWorld
 
 @Suite("Word tokenizer")
@@ -21,7 +22,7 @@ struct WordTokenizerTests {
                 [1, 4, 20, 11, 26, 25, 16, 17, 4, 10, 23, 2, 0, 0, 0, 0])
         #expect(tokenizer.encode("an orange ring above a cyan bar") == [1, 6, 18, 22, 5, 4, 13, 8, 2, 0, 0, 0, 0, 0, 0, 0])
         #expect(tokenizer.encode("") == [1, 2] + [Int](repeating: 0, count: 14))
-        for word in Catalogue.colourWords + Catalogue.shapeWords + ToyRelation.allCases.flatMap({ $0.phrase.split(separator: " ").map(String.init) }) + ["a", "an", "and"] {
+        for word in Catalogue.colourWords + Catalogue.shapeWords + SpatialRelation.captionOrder.flatMap({ $0.phrase.split(separator: " ").map(String.init) }) + ["a", "an", "and"] {
             #expect(tokenizer.id(of: word) != WordTokenizer.unkID, "\(word) missing")
         }
     }

@@ -56,8 +56,8 @@ extension Widgets {
         case true?:
             return Flex(["  detector: holds", "  det. holds", "  ok"], t.good)
         case false?:
-            why = r.read.isEmpty ? "no clear offset" : "reads " + r.read.map(\.shortName).joined(separator: "+")
-            short = r.read.isEmpty ? "no offset" : r.read.map(\.shortName).joined(separator: "+")
+            why = r.read.isEmpty ? "no clear offset" : "reads " + r.read.map(\.displayName).joined(separator: "+")
+            short = r.read.isEmpty ? "no offset" : r.read.map(\.displayName).joined(separator: "+")
         case nil:
             let missing = [r.subject, r.object].filter { reading.object($0)?.status == .missing }
             why = missing.isEmpty ? "cannot tell (same class)" : missing.joined(separator: " and ") + " missing"
