@@ -71,8 +71,6 @@ public struct StepEvent {
     public let latents: Tensor
     /// The model's clean-image estimate x̂₀ at this step.
     public let predictedClean: Tensor
-    /// Cross-attention of the conditional branch at this step (when capture is on).
-    public let attention: [CapturedAttention]
     public let seconds: Double
 }
 
@@ -116,15 +114,14 @@ public final class Sampler {
         return Tensor.randn([batch] + model.latentShape, rng: &rng)
     }
 
-    /// ε̂ with CFG for one latent [1, C, H, W]: uncond + s·(cond − uncond); s ≤ 1 runs the conditional
-    /// branch only. Captures the conditional branch's attention when `capture` is given.
-    public func guidedPrediction(_ x: Tensor, timestep: Int, cond: Tensor, uncond: Tensor, guidance: Float,
-                                 capture: AttentionCapture?) -> Tensor {
+    /// ε̂ with CFG for one latent [1, C, H, W]: uncond + s·(cond − uncond); s = 1 runs the conditional
+    /// branch only.
+    public func guidedPrediction(_ x: Tensor, timestep: Int, cond: Tensor, uncond: Tensor, guidance: Float) -> Tensor {
         if guidance == 1 {
-            return model.unet(x, timesteps: [Float(timestep)], context: cond, capture: capture)
+            return model.unet(x, timesteps: [Float(timestep)], context: cond)
         }
         let both = model.unet(Tensor.concat([x, x], axis: 0), timesteps: [Float(timestep)],
-                              context: Tensor.concat([uncond, cond], axis: 0), capture: capture)
+                              context: Tensor.concat([uncond, cond], axis: 0))
         let halves = both.chunked(2, axis: 0)
         return halves[0] + (halves[1] - halves[0]) * guidance
     }
@@ -138,7 +135,7 @@ public final class Sampler {
     /// that changes settings live, and its hook, rely on that order); its guidance applies from that
     /// step on (prompt, steps, seed and sampler are fixed once the run starts). `onStep` sees every step.
     public func run(_ settings: SamplerSettings, from stepIndex: Int = 0, startLatents: Tensor? = nil, hook: StepHook? = nil,
-                    captureAttention: Bool = false, cancel: CancellationToken? = nil,
+                    cancel: CancellationToken? = nil,
                     settingsAtStep: ((Int) -> SamplerSettings)? = nil,
                     onStep: ((StepEvent) -> Void)? = nil) throws -> Tensor {
         if let m = settings.validationError() { throw SamplerError.invalidSettings(m) }
@@ -158,18 +155,17 @@ public final class Sampler {
             var scheduler = settings.sampler.makeScheduler(config: model.schedulerConfig, steps: settings.steps)
             var x = startLatents ?? initialNoise(seed: settings.seed)
             if stepIndex == 0 && scheduler.initNoiseSigma != 1 { x = x * scheduler.initNoiseSigma }
-            var current = settings, start = Date(), capture: AttentionCapture?
+            var current = settings, start = Date()
             return try Sampler.denoise(x, scheduler: &scheduler, from: stepIndex, beforeStep: { latent, i, t in
                 if cancel?.isCancelled == true { throw SamplerError.cancelled(atStep: i) }
                 start = Date()
                 current = settingsAtStep?(i) ?? settings
                 return hook?.refine(latents: latent, step: i, timestep: t, totalSteps: settings.steps, context: cond)
             }, predict: { latent, _, t in
-                capture = captureAttention ? AttentionCapture() : nil
-                return guidedPrediction(latent, timestep: t, cond: cond, uncond: uncond, guidance: current.guidanceScale, capture: capture)
+                guidedPrediction(latent, timestep: t, cond: cond, uncond: uncond, guidance: current.guidanceScale)
             }, afterStep: { i, t, x, x0 in
                 onStep?(StepEvent(step: i, totalSteps: settings.steps, timestep: t, latents: x, predictedClean: x0,
-                                  attention: capture?.layers ?? [], seconds: Date().timeIntervalSince(start)))
+                                  seconds: Date().timeIntervalSince(start)))
             })
         }
     }

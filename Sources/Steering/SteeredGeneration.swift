@@ -70,7 +70,7 @@ public final class SteeredGenerator {
     /// steerer alike. Throws only for invalid settings, an unparseable prompt (empty, too long,
     /// control characters) or cancellation; a prompt without steerable relations runs unsteered.
     public func run(_ settings: GenerationSettings, cancel: CancellationToken? = nil,
-                    live: ((Int) -> GenerationSettings?)? = nil, captureAttention: Bool = false,
+                    live: ((Int) -> GenerationSettings?)? = nil,
                     onEvent: ((GenerationEvent) -> Void)? = nil) throws -> GenerationResult {
         let start = Date()
         let graph = try parser.parse(settings.prompt)
@@ -91,7 +91,7 @@ public final class SteeredGenerator {
         let useHook = settings.steering.mode != .off && !targets.isEmpty && (classifier != nil || settings.steering.loss != .learned)
         if settings.steering.mode != .off && !targets.isEmpty && !useHook { onEvent?(.log("no relation classifier loaded: running unsteered")) }
         let sampler = Sampler(model: model)
-        let latents = try sampler.run(settings.sampler, hook: useHook ? steerer : nil, captureAttention: captureAttention,
+        let latents = try sampler.run(settings.sampler, hook: useHook ? steerer : nil,
                                       cancel: cancel, settingsAtStep: { step in
             // The one point where settings enter a running generation: the sampler calls this at each
             // step boundary, before the steering hook and the UNet, so both see the same value.

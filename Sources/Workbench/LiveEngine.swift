@@ -120,7 +120,7 @@ public final class LiveEngine: WorkbenchEngine, @unchecked Sendable {
                 control.waitAtBoundary(run: id, step: step, sink: sink)
                 stepStart = Date()
                 return control.newerSettings(than: &applied, run: id, step: step, sink: sink)
-            }, captureAttention: false, onEvent: { event in
+            }, onEvent: { event in
                 switch event {
                 case .parsed(let graph, let targets):
                     if hasDetector { asked = DetectorReading.Request(graph: graph) }
