@@ -5,6 +5,8 @@
 // the log file while the screen is up.
 
 import Foundation
+import ToyBench
+import Relations
 import Steering
 #if canImport(Glibc)
 import Glibc
@@ -40,8 +42,8 @@ public struct WorkbenchOptions: Sendable {
 }
 
 /// A thread-safe append-only log file.
-public final class LogFile: @unchecked Sendable {
-    public let path: String
+final class LogFile: @unchecked Sendable {
+    let path: String
     private let fd: Int32
     private let lock = NSLock()
     private let formatter: DateFormatter = {
@@ -50,7 +52,7 @@ public final class LogFile: @unchecked Sendable {
         return f
     }()
 
-    public init(path: String) throws {
+    init(path: String) throws {
         self.path = path
         let dir = (path as NSString).deletingLastPathComponent
         if !dir.isEmpty { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
@@ -60,9 +62,9 @@ public final class LogFile: @unchecked Sendable {
 
     deinit { close(fd) }
 
-    public var descriptor: Int32 { fd }
+    var descriptor: Int32 { fd }
 
-    public func write(_ line: String) {
+    func write(_ line: String) {
         lock.lock()
         defer { lock.unlock() }
         let text = formatter.string(from: Date()) + " " + line + "\n"
@@ -71,14 +73,14 @@ public final class LogFile: @unchecked Sendable {
 }
 
 /// Frame and latency figures, logged at exit (and used for the README numbers).
-public struct FrameStats: Sendable {
-    public var renderMs: [Double] = []
-    public var drawMs: [Double] = []
+struct FrameStats: Sendable {
+    var renderMs: [Double] = []
+    var drawMs: [Double] = []
     /// Render + draw of frames that repainted every cell (start, resize).
-    public var fullRedrawMs: [Double] = []
-    public var keyToScreenMs: [Double] = []
-    public var frames = 0
-    public var engineEvents = 0
+    var fullRedrawMs: [Double] = []
+    var keyToScreenMs: [Double] = []
+    var frames = 0
+    var engineEvents = 0
 
     static func summary(_ v: [Double]) -> String {
         guard !v.isEmpty else { return "n/a" }
@@ -87,7 +89,7 @@ public struct FrameStats: Sendable {
         return String(format: "p50 %.2f ms, p95 %.2f ms, max %.2f ms (n=%d)", q(0.5), q(0.95), s.last!, s.count)
     }
 
-    public var description: String {
+    var description: String {
         "frames \(frames) for \(engineEvents) engine events; render \(Self.summary(renderMs)); "
             + "curses draw \(Self.summary(drawMs)); full redraw \(Self.summary(fullRedrawMs)); key→screen \(Self.summary(keyToScreenMs))"
     }
@@ -126,12 +128,22 @@ private func onCrashSignal(_ sig: Int32) {
     raise(sig)
 }
 
+/// What the workbench drives: a model (the embedded toy model or a Stable Diffusion folder, loaded on
+/// the engine's thread), the scripted demo engine, or a recorded run.
+public enum EngineChoice {
+    /// `classifier` nil: the hand-made centroid loss steers.
+    case model(ModelProfile.Source, classifier: RelationClassifier?)
+    /// Scripted discs, `stepDelay` seconds a step.
+    case demo(stepDelay: Double)
+    case replay(RunTrace.Recording)
+}
+
 /// The workbench session: owns the backend, the state and the loop.
 public final class App {
-    public let engine: WorkbenchEngine
-    public let options: WorkbenchOptions
-    public private(set) var state: ViewState
-    public private(set) var stats = FrameStats()
+    let engine: WorkbenchEngine
+    let options: WorkbenchOptions
+    private(set) var state: ViewState
+    private(set) var stats = FrameStats()
     private let waker = Waker()
     private let mailbox: Mailbox
     private var backend: CursesBackend?
@@ -141,7 +153,17 @@ public final class App {
     private var pendingFits: Set<FitKey> = []
     private var lastBox: PixelBox?
 
-    public init(engine: WorkbenchEngine, options: WorkbenchOptions) {
+    public convenience init(_ choice: EngineChoice, options: WorkbenchOptions) {
+        let engine: WorkbenchEngine
+        switch choice {
+        case .model(let source, let classifier): engine = LiveEngine(source, classifier: classifier)
+        case .demo(let delay): engine = ScriptedEngine(stepDelay: delay)
+        case .replay(let recording): engine = ReplayEngine(recording)
+        }
+        self.init(engine: engine, options: options)
+    }
+
+    init(engine: WorkbenchEngine, options: WorkbenchOptions) {
         self.engine = engine
         self.options = options
         mailbox = Mailbox(waker: waker)

@@ -2,88 +2,88 @@
 // ncurses. A wide grapheme occupies its cell plus a continuation cell (width 0) to its right.
 
 /// A terminal colour: the user's default (-1), one of the 16 themed colours (0–15) or a 256-palette index.
-public struct TermColor: Hashable, Sendable, CustomStringConvertible {
-    public var index: Int16
-    public init(_ index: Int) { self.index = Int16(min(max(index, -1), 255)) }
-    public static let `default` = TermColor(-1)
-    public static let black = TermColor(0), red = TermColor(1), green = TermColor(2), yellow = TermColor(3)
-    public static let blue = TermColor(4), magenta = TermColor(5), cyan = TermColor(6), white = TermColor(7)
-    public static let brightBlack = TermColor(8), brightRed = TermColor(9), brightGreen = TermColor(10)
-    public static let brightYellow = TermColor(11), brightBlue = TermColor(12), brightMagenta = TermColor(13)
-    public static let brightCyan = TermColor(14), brightWhite = TermColor(15)
-    public var isDefault: Bool { index < 0 }
-    public var description: String { index < 0 ? "-" : String(index) }
+struct TermColor: Hashable, Sendable, CustomStringConvertible {
+    var index: Int16
+    init(_ index: Int) { self.index = Int16(min(max(index, -1), 255)) }
+    static let `default` = TermColor(-1)
+    static let black = TermColor(0), red = TermColor(1), green = TermColor(2), yellow = TermColor(3)
+    static let blue = TermColor(4), magenta = TermColor(5), cyan = TermColor(6), white = TermColor(7)
+    static let brightBlack = TermColor(8), brightRed = TermColor(9), brightGreen = TermColor(10)
+    static let brightYellow = TermColor(11), brightBlue = TermColor(12), brightMagenta = TermColor(13)
+    static let brightCyan = TermColor(14), brightWhite = TermColor(15)
+    var isDefault: Bool { index < 0 }
+    var description: String { index < 0 ? "-" : String(index) }
 }
 
 /// Text attributes a cell can carry.
-public struct CellAttributes: OptionSet, Hashable, Sendable {
-    public let rawValue: UInt8
-    public init(rawValue: UInt8) { self.rawValue = rawValue }
-    public static let bold = CellAttributes(rawValue: 1)
-    public static let reverse = CellAttributes(rawValue: 2)
-    public static let underline = CellAttributes(rawValue: 4)
-    public static let dim = CellAttributes(rawValue: 8)
+struct CellAttributes: OptionSet, Hashable, Sendable {
+    let rawValue: UInt8
+    init(rawValue: UInt8) { self.rawValue = rawValue }
+    static let bold = CellAttributes(rawValue: 1)
+    static let reverse = CellAttributes(rawValue: 2)
+    static let underline = CellAttributes(rawValue: 4)
+    static let dim = CellAttributes(rawValue: 8)
 }
 
 /// Colours and attributes of a run of text.
-public struct Style: Hashable, Sendable {
-    public var fg: TermColor
-    public var bg: TermColor
-    public var attributes: CellAttributes
-    public init(fg: TermColor = .default, bg: TermColor = .default, attributes: CellAttributes = []) {
+struct Style: Hashable, Sendable {
+    var fg: TermColor
+    var bg: TermColor
+    var attributes: CellAttributes
+    init(fg: TermColor = .default, bg: TermColor = .default, attributes: CellAttributes = []) {
         self.fg = fg
         self.bg = bg
         self.attributes = attributes
     }
-    public static let plain = Style()
-    public func with(_ a: CellAttributes) -> Style { var s = self; s.attributes.formUnion(a); return s }
+    static let plain = Style()
+    func with(_ a: CellAttributes) -> Style { var s = self; s.attributes.formUnion(a); return s }
 }
 
 /// One screen cell: a grapheme with its width (1 or 2; 0 marks the right half of a wide grapheme).
-public struct Cell: Hashable, Sendable {
-    public var character: Character
-    public var width: UInt8
-    public var style: Style
-    public init(_ character: Character = " ", width: UInt8 = 1, style: Style = .plain) {
+struct Cell: Hashable, Sendable {
+    var character: Character
+    var width: UInt8
+    var style: Style
+    init(_ character: Character = " ", width: UInt8 = 1, style: Style = .plain) {
         self.character = character
         self.width = width
         self.style = style
     }
-    public static let blank = Cell()
+    static let blank = Cell()
     var isContinuation: Bool { width == 0 }
 }
 
 /// A width × height grid of cells plus an optional cursor position.
-public struct CellGrid: Equatable, Sendable {
-    public let width: Int
-    public let height: Int
-    public private(set) var cells: [Cell]
+struct CellGrid: Equatable, Sendable {
+    let width: Int
+    let height: Int
+    private(set) var cells: [Cell]
     /// Where the terminal cursor should be shown (nil: hidden).
-    public var cursor: (x: Int, y: Int)? {
+    var cursor: (x: Int, y: Int)? {
         get { cursorX >= 0 ? (cursorX, cursorY) : nil }
         set { cursorX = newValue?.x ?? -1; cursorY = newValue?.y ?? -1 }
     }
     private var cursorX = -1, cursorY = -1
     /// ASCII mode: non-ASCII graphemes are drawn as "?".
-    public var ascii: Bool
+    var ascii: Bool
     /// True-pixel images drawn over blank cells after the text (kitty, iTerm2, sixel).
-    public var images: [ImagePlacement] = []
+    var images: [ImagePlacement] = []
 
-    public init(width: Int, height: Int, ascii: Bool = false) {
+    init(width: Int, height: Int, ascii: Bool = false) {
         self.width = max(0, width)
         self.height = max(0, height)
         self.ascii = ascii
         cells = Array(repeating: .blank, count: self.width * self.height)
     }
 
-    public var bounds: Rect { Rect(x: 0, y: 0, width: width, height: height) }
+    var bounds: Rect { Rect(x: 0, y: 0, width: width, height: height) }
 
-    public subscript(x: Int, y: Int) -> Cell {
+    subscript(x: Int, y: Int) -> Cell {
         get { cells[y * width + x] }
     }
 
     /// Sets one cell, keeping wide graphemes whole: a grapheme that a write cuts in half is blanked.
-    public mutating func set(x: Int, y: Int, _ cell: Cell) {
+    mutating func set(x: Int, y: Int, _ cell: Cell) {
         guard x >= 0, y >= 0, x < width, y < height else { return }
         let w = Int(cell.width)
         if w == 2 && x + 1 >= width { return }  // would not fit; callers check first
@@ -104,7 +104,7 @@ public struct CellGrid: Equatable, Sendable {
     }
 
     /// Fills a rectangle (clipped to the grid) with one single-width character.
-    public mutating func fill(_ rect: Rect, _ ch: Character = " ", style: Style = .plain) {
+    mutating func fill(_ rect: Rect, _ ch: Character = " ", style: Style = .plain) {
         let r = rect.clipped(to: bounds)
         guard !r.isEmpty else { return }
         for y in r.y..<r.maxY {
@@ -115,7 +115,7 @@ public struct CellGrid: Equatable, Sendable {
     /// Draws `text` from (x, y), clipped to `clip` (default: the whole grid) and to `maxWidth` columns.
     /// Returns the columns used. A wide grapheme that would straddle the edge is left out.
     @discardableResult
-    public mutating func text(_ text: String, x: Int, y: Int, style: Style = .plain, clip: Rect? = nil,
+    mutating func text(_ text: String, x: Int, y: Int, style: Style = .plain, clip: Rect? = nil,
                               maxWidth: Int = Int.max) -> Int {
         let c = (clip ?? bounds).clipped(to: bounds)
         guard y >= c.y, y < c.maxY else { return 0 }
@@ -131,7 +131,7 @@ public struct CellGrid: Equatable, Sendable {
     }
 
     /// Sets the style of cells in a rectangle without changing their characters.
-    public mutating func restyle(_ rect: Rect, _ transform: (Style) -> Style) {
+    mutating func restyle(_ rect: Rect, _ transform: (Style) -> Style) {
         let r = rect.clipped(to: bounds)
         guard !r.isEmpty else { return }
         for y in r.y..<r.maxY {
@@ -140,7 +140,7 @@ public struct CellGrid: Equatable, Sendable {
     }
 
     /// The grid as text, one line per row, continuation cells skipped, trailing spaces trimmed.
-    public func plainText() -> String {
+    func plainText() -> String {
         var lines: [String] = []
         lines.reserveCapacity(height)
         for y in 0..<height {
@@ -157,7 +157,7 @@ public struct CellGrid: Equatable, Sendable {
     }
 
     /// The text of one row (continuation cells skipped).
-    public func row(_ y: Int) -> String {
+    func row(_ y: Int) -> String {
         guard y >= 0, y < height else { return "" }
         var line = ""
         for x in 0..<width where cells[y * width + x].width != 0 { line.append(cells[y * width + x].character) }
@@ -165,7 +165,7 @@ public struct CellGrid: Equatable, Sendable {
     }
 
     /// Styles as text for snapshot tests: each row as runs "fg/bg[attrs]×n", so colour regressions show.
-    public func styleText(in rect: Rect? = nil) -> String {
+    func styleText(in rect: Rect? = nil) -> String {
         let r = (rect ?? bounds).clipped(to: bounds)
         var lines: [String] = []
         guard !r.isEmpty else { return "" }
@@ -192,7 +192,7 @@ public struct CellGrid: Equatable, Sendable {
         return lines.joined(separator: "\n")
     }
 
-    public static func == (a: CellGrid, b: CellGrid) -> Bool {
+    static func == (a: CellGrid, b: CellGrid) -> Bool {
         a.width == b.width && a.height == b.height && a.cells == b.cells && a.cursorX == b.cursorX && a.cursorY == b.cursorY
             && a.images == b.images
     }

@@ -10,18 +10,18 @@ import Glibc
 #endif
 
 /// What the backend reads from the terminal.
-public enum InputEvent: Equatable, Sendable {
+enum InputEvent: Equatable, Sendable {
     case key(Key)
     /// The terminal was resized (ncurses has already updated its size).
     case resize
 }
 
 /// Why the terminal could not be set up.
-public enum TerminalError: Error, CustomStringConvertible {
+enum TerminalError: Error, CustomStringConvertible {
     case cannotInitialize(String)
     /// The terminal type cannot move the cursor (TERM=dumb, a printing terminal).
     case cannotAddressCursor(String)
-    public var description: String {
+    var description: String {
         switch self {
         case .cannotInitialize(let term): return "cannot start the terminal UI: ncurses does not know TERM=\(term)"
         case .cannotAddressCursor(let term):
@@ -33,21 +33,21 @@ public enum TerminalError: Error, CustomStringConvertible {
 /// Whether curses owns the terminal right now (read by signal handlers and atexit).
 nonisolated(unsafe) private var cursesActive = false
 
-public final class CursesBackend {
-    public struct Options: Sendable {
+final class CursesBackend {
+    struct Options: Sendable {
         /// No colours at all (--no-color, or a non-empty NO_COLOR: the launcher decides).
-        public var noColor = false
-        public var ascii = false
-        public init(noColor: Bool = false, ascii: Bool = false) { self.noColor = noColor; self.ascii = ascii }
+        var noColor = false
+        var ascii = false
+        init(noColor: Bool = false, ascii: Bool = false) { self.noColor = noColor; self.ascii = ascii }
     }
 
     /// The colour tier chosen at start-up.
-    public private(set) var tier: ColorTier = .none
+    private(set) var tier: ColorTier = .none
     /// Whether the locale's codeset is UTF-8 (else ASCII glyphs).
-    public private(set) var utf8 = false
+    private(set) var utf8 = false
     /// Colours and pairs the terminal reports.
-    public private(set) var colors: Int32 = 0
-    public private(set) var colorPairs: Int32 = 0
+    private(set) var colors: Int32 = 0
+    private(set) var colorPairs: Int32 = 0
     private var screen: OpaquePointer?
     private var files: [UnsafeMutablePointer<FILE>] = []
     private var pairs: [Int32: Int32] = [:]
@@ -57,7 +57,7 @@ public final class CursesBackend {
     private var decoder = KeyDecoder()
     private var lastImages: [ImagePlacement] = []
     /// Where image sequences go (the terminal; tests capture them).
-    public var imageOutput: (String) -> Void = { text in
+    var imageOutput: (String) -> Void = { text in
         fflush(stdout)
         text.withCString { p in
             var left = strlen(p), at = p
@@ -71,7 +71,7 @@ public final class CursesBackend {
     private let headless: Bool
 
     /// Opens the terminal on stdin/stdout (TERM from the environment).
-    public init(options: Options) throws {
+    init(options: Options) throws {
         headless = false
         setlocale(LC_ALL, "")
         utf8 = String(cString: tui_codeset()) == "UTF-8"
@@ -96,7 +96,7 @@ public final class CursesBackend {
     }
 
     /// A terminal that draws into /dev/null (for tests): `width`×`height`, `term` type.
-    public init(headlessWidth width: Int, height: Int, term: String = "xterm-256color", options: Options = Options()) throws {
+    init(headlessWidth width: Int, height: Int, term: String = "xterm-256color", options: Options = Options()) throws {
         headless = true
         setlocale(LC_ALL, "")
         utf8 = String(cString: tui_codeset()) == "UTF-8"
@@ -137,13 +137,13 @@ public final class CursesBackend {
     }
 
     /// The terminal size in cells.
-    public var size: Size {
+    var size: Size {
         Size(width: Int(getmaxx(tui_stdscr())), height: Int(getmaxy(tui_stdscr())))
     }
 
     /// Reads every pending key without blocking; escape sequences are parsed whole (`KeyDecoder`).
     /// Keypad mode is off, so ncurses passes every sequence through and the decoder alone maps them.
-    public func readInput(now: Double) -> [InputEvent] {
+    func readInput(now: Double) -> [InputEvent] {
         var units: [InputUnit] = []
         while true {
             var ch: wint_t = 0
@@ -161,7 +161,7 @@ public final class CursesBackend {
     }
 
     /// When a lone ESC read so far becomes the Esc key if nothing follows (nil: nothing waits).
-    public var inputDeadline: Double? { decoder.deadline }
+    var inputDeadline: Double? { decoder.deadline }
 
     static func functionKey(_ code: Int32) -> InputEvent? {
         switch code {
@@ -235,7 +235,7 @@ public final class CursesBackend {
     /// Copies the grid to the screen (cells that changed since the last frame) and shows it.
     /// Returns whether every cell was repainted (first frame, resize, pair table reset).
     @discardableResult
-    public func draw(_ grid: CellGrid) -> Bool {
+    func draw(_ grid: CellGrid) -> Bool {
         var full = last == nil || last!.width != grid.width || last!.height != grid.height
         if drawCells(grid, full: full) == false {
             // The pair table overflowed: start it afresh and draw every cell with the new pairs.
@@ -274,7 +274,7 @@ public final class CursesBackend {
     }
 
     /// A cell's size in pixels as the terminal reports it (TIOCGWINSZ), nil when it does not.
-    public static func cellPixelSize() -> PixelBox? {
+    static func cellPixelSize() -> PixelBox? {
         var ws = winsize()
         guard ioctl(1, UInt(TIOCGWINSZ), &ws) == 0, ws.ws_col > 0, ws.ws_row > 0, ws.ws_xpixel > 0, ws.ws_ypixel > 0 else { return nil }
         return PixelBox(width: Int(ws.ws_xpixel) / Int(ws.ws_col), height: Int(ws.ws_ypixel) / Int(ws.ws_row))
@@ -283,7 +283,7 @@ public final class CursesBackend {
     /// Sends `query` to the terminal and collects its answer until `done` says it is complete or
     /// `timeout` seconds pass (before ncurses starts: the tty is put in raw mode for the wait).
     /// Nil when nothing came back.
-    public static func queryTerminal(_ query: String, timeout: Double, done: (String) -> Bool) -> String? {
+    static func queryTerminal(_ query: String, timeout: Double, done: (String) -> Bool) -> String? {
         guard isatty(0) == 1, isatty(1) == 1 else { return nil }
         var saved = termios()
         guard tcgetattr(0, &saved) == 0 else { return nil }
@@ -332,13 +332,13 @@ public final class CursesBackend {
     }
 
     /// Forces the next `draw` to repaint every cell (after a resize or SIGCONT).
-    public func invalidate() {
+    func invalidate() {
         last = nil
         clearok(curscr, true)
     }
 
     /// Restores the terminal (cursor, modes, main screen).
-    public func end() {
+    func end() {
         guard cursesActive else { return }
         curs_set(1)
         endwin()
@@ -352,7 +352,7 @@ public final class CursesBackend {
     }
 
     /// Best-effort restore from a signal handler or atexit: endwin if curses is up.
-    public static func emergencyEnd() {
+    static func emergencyEnd() {
         if cursesActive {
             cursesActive = false
             curs_set(1)
@@ -364,17 +364,17 @@ public final class CursesBackend {
     // MARK: Reading back (tests)
 
     /// One cell as ncurses holds it: text, attributes and the colours of its pair.
-    public struct ScreenCell: Equatable {
-        public var text: String
-        public var pair: Int32
-        public var fg: Int32
-        public var bg: Int32
-        public var bold: Bool
-        public var reverse: Bool
+    struct ScreenCell: Equatable {
+        var text: String
+        var pair: Int32
+        var fg: Int32
+        var bg: Int32
+        var bold: Bool
+        var reverse: Bool
     }
 
     /// The cell at (x, y) of ncurses' virtual screen (stdscr).
-    public func readCell(x: Int, y: Int) -> ScreenCell {
+    func readCell(x: Int, y: Int) -> ScreenCell {
         var cc = cchar_t()
         mvwin_wch(tui_stdscr(), Int32(y), Int32(x), &cc)
         var wide: [wchar_t] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
@@ -391,7 +391,7 @@ public final class CursesBackend {
     }
 
     /// A row of the virtual screen as text (wide graphemes once).
-    public func readRow(_ y: Int) -> String {
+    func readRow(_ y: Int) -> String {
         var out = ""
         var x = 0
         let w = size.width

@@ -3,7 +3,7 @@
 extension CellGrid {
     /// Draws a box border with a title (and an optional right-hand tag); returns the inner rectangle.
     @discardableResult
-    public mutating func box(_ r: Rect, title: String, tag: String = "", theme: Theme, focused: Bool = false) -> Rect {
+    mutating func box(_ r: Rect, title: String, tag: String = "", theme: Theme, focused: Bool = false) -> Rect {
         guard r.width >= 2, r.height >= 2 else { fill(r); return .zero }
         let g = theme.glyphs
         let style = focused ? theme.focusedBorder : theme.border
@@ -42,7 +42,7 @@ extension CellGrid {
 
     /// Draws segments left to right on one line, clipped to `clip`; returns the x after the last one.
     @discardableResult
-    public mutating func segments(_ parts: [(String, Style)], x: Int, y: Int, clip: Rect) -> Int {
+    mutating func segments(_ parts: [(String, Style)], x: Int, y: Int, clip: Rect) -> Int {
         var cx = x
         for (t, s) in parts {
             guard cx < clip.maxX else { break }
@@ -53,9 +53,9 @@ extension CellGrid {
 }
 
 /// Word wrapping by columns.
-public enum Wrap {
+enum Wrap {
     /// Splits `text` into lines of at most `width` columns, breaking at spaces (long words are cut).
-    public static func lines(_ text: String, width: Int) -> [String] {
+    static func lines(_ text: String, width: Int) -> [String] {
         guard width > 0 else { return [] }
         var out: [String] = []
         var line = ""
@@ -84,9 +84,9 @@ public enum Wrap {
 }
 
 /// Bars, sparklines and heatmap helpers.
-public enum Gauge {
+enum Gauge {
     /// A horizontal bar of `width` cells for a value in 0…1, with eighth-block resolution.
-    public static func bar(_ value: Float, width: Int, glyphs: Glyphs) -> String {
+    static func bar(_ value: Float, width: Int, glyphs: Glyphs) -> String {
         guard width > 0 else { return "" }
         let v = value.isFinite ? min(max(value, 0), 1) : 0
         let eighths = Int((v * Float(width * 8)).rounded())
@@ -97,7 +97,7 @@ public enum Gauge {
     }
 
     /// A sparkline of values in 0…1 (nil: a gap), one column per value.
-    public static func sparkline(_ values: [Float?], glyphs: Glyphs) -> String {
+    static func sparkline(_ values: [Float?], glyphs: Glyphs) -> String {
         var s = ""
         for v in values {
             guard let v, v.isFinite else { s.append(" "); continue }
@@ -108,21 +108,21 @@ public enum Gauge {
     }
 
     /// A density glyph for a level in 0…1.
-    public static func density(_ level: Float, glyphs: Glyphs) -> Character {
+    static func density(_ level: Float, glyphs: Glyphs) -> Character {
         let n = glyphs.density.count
         let i = Int((min(max(level.isFinite ? level : 0, 0), 1) * Float(n - 1)).rounded())
         return glyphs.density[i]
     }
 
     /// The LUT entry for a level in 0…1.
-    public static func lutIndex(_ level: Float, lut: [UInt8]) -> UInt8 {
+    static func lutIndex(_ level: Float, lut: [UInt8]) -> UInt8 {
         let i = Int((min(max(level.isFinite ? level : 0, 0), 1) * Float(lut.count - 1)).rounded())
         return lut[i]
     }
 
     /// Resamples a square float map (row-major, side×side) to `w`×`h` by area averaging (exact for
     /// whole-factor enlargements).
-    public static func resample(_ map: [Float], side: Int, width w: Int, height h: Int) -> [Float] {
+    static func resample(_ map: [Float], side: Int, width w: Int, height h: Int) -> [Float] {
         guard side > 0, w > 0, h > 0, map.count >= side * side else { return [] }
         let xw = ImageFitter.weights(source: side, output: w), yw = ImageFitter.weights(source: side, output: h)
         var out = [Float](repeating: 0, count: w * h)
@@ -139,16 +139,16 @@ public enum Gauge {
 
 /// A piece of a one-line label with shorter forms, longest first (an empty form drops it), so a
 /// label is fitted to its width deliberately ("● steering" → "●") instead of being cut mid-word.
-public struct Flex {
-    public var forms: [[(String, Style)]]
-    public init(_ forms: [String], _ style: Style) { self.forms = forms.map { [($0, style)] } }
-    public init(segments forms: [[(String, Style)]]) { self.forms = forms }
+struct Flex {
+    var forms: [[(String, Style)]]
+    init(_ forms: [String], _ style: Style) { self.forms = forms.map { [($0, style)] } }
+    init(segments forms: [[(String, Style)]]) { self.forms = forms }
 
     /// Chooses a form per piece so the line fits `width` columns. `shrinkOrder` lists piece indices,
     /// one entry per step down to the next shorter form (default: the last piece first, all the way,
     /// then the one before). Pieces without shorter forms stay as they are; the result may still be
     /// too wide, and the caller clips.
-    public static func fit(_ parts: [Flex], width: Int, shrinkOrder: [Int]? = nil) -> [(String, Style)] {
+    static func fit(_ parts: [Flex], width: Int, shrinkOrder: [Int]? = nil) -> [(String, Style)] {
         var choice = [Int](repeating: 0, count: parts.count)
         func columns() -> Int {
             zip(parts, choice).reduce(0) { acc, pc in acc + pc.0.forms[pc.1].reduce(0) { $0 + TextWidth.columns(of: $1.0) } }

@@ -10,32 +10,32 @@ import Diffusion
 import ToyWorld
 
 /// The engine's own state, shown in the status line and the graph pane.
-public enum EngineStatus: Sendable, Equatable {
+enum EngineStatus: Sendable, Equatable {
     case starting(String)
     case ready(String)
     case unavailable(String)
 }
 
 /// One refinement iteration as the UI keeps it (edge index, not target index).
-public struct IterationRecord: Sendable, Equatable {
-    public var step: Int
-    public var iteration: Int
+struct IterationRecord: Sendable, Equatable {
+    var step: Int
+    var iteration: Int
     /// Index into the graph's edges of the relation judged.
-    public var edge: Int
+    var edge: Int
     /// Class probabilities in classifier order: above, below, is, left of, right of.
-    public var probabilities: [Float]
-    public var targetProbability: Float
-    public var loss: Float
-    public var gradientNorm: Float
+    var probabilities: [Float]
+    var targetProbability: Float
+    var loss: Float
+    var gradientNorm: Float
     /// 16×16 row-major maps (any square size works).
-    public var subjectMap: [Float]
-    public var objectMap: [Float]
+    var subjectMap: [Float]
+    var objectMap: [Float]
     /// The maps per layer and head (nil when the engine has none); the pane's layer/head selector.
-    public var subjectStack: MapStack?
-    public var objectStack: MapStack?
-    public var note: String?
+    var subjectStack: MapStack?
+    var objectStack: MapStack?
+    var note: String?
 
-    public init(step: Int, iteration: Int, edge: Int, probabilities: [Float], targetProbability: Float, loss: Float,
+    init(step: Int, iteration: Int, edge: Int, probabilities: [Float], targetProbability: Float, loss: Float,
                 gradientNorm: Float, subjectMap: [Float], objectMap: [Float], subjectStack: MapStack? = nil,
                 objectStack: MapStack? = nil, note: String? = nil) {
         self.step = step; self.iteration = iteration; self.edge = edge; self.probabilities = probabilities
@@ -45,7 +45,7 @@ public struct IterationRecord: Sendable, Equatable {
     }
 
     /// The map of `token` for a layer/head choice (nil layer: the mean over all channels).
-    public func map(_ token: MapToken, layer: Int?, head: Int?) -> [Float] {
+    func map(_ token: MapToken, layer: Int?, head: Int?) -> [Float] {
         let stack = token == .subject ? subjectStack : objectStack
         if let layer, let stack, stack.layers.indices.contains(layer) { return stack.map(layer: layer, head: head) }
         return token == .subject ? subjectMap : objectMap
@@ -54,14 +54,14 @@ public struct IterationRecord: Sendable, Equatable {
 
 /// The scripted engine's records are its refinement loop's evaluations (a one-element gradient).
 extension IterationRecord: RelationScore {
-    public var gradientCount: Int { 1 }
+    var gradientCount: Int { 1 }
 }
 
 extension IterationRecord: RecordedIteration {}
 
 extension IterationRecord {
     /// The UI's copy of one of the steerer's iterations.
-    public init(_ it: SteeringIteration) {
+    init(_ it: SteeringIteration) {
         self.init(step: it.step, iteration: it.iteration, edge: it.edge, probabilities: it.probabilities,
                   targetProbability: it.targetProbability, loss: it.loss, gradientNorm: it.gradientNorm,
                   subjectMap: it.subjectMap, objectMap: it.objectMap, subjectStack: it.subjectStack,
@@ -70,20 +70,20 @@ extension IterationRecord {
 }
 
 /// One finished denoising step.
-public struct StepRecord: Sendable, Equatable {
-    public var step: Int
-    public var totalSteps: Int
-    public var timestep: Int
+struct StepRecord: Sendable, Equatable {
+    var step: Int
+    var totalSteps: Int
+    var timestep: Int
     /// Wall time of this step (steering iterations included).
-    public var seconds: Double
+    var seconds: Double
     /// The predicted clean image x̂₀ at this step, at most 64×64 (area-averaged on the engine thread).
-    public var preview: RGBImage
+    var preview: RGBImage
     /// The same, fitted to the pane size the UI asked for (nil if it asked for none).
-    public var fitted: FittedImage?
-    public var fittedBox: PixelBox?
+    var fitted: FittedImage?
+    var fittedBox: PixelBox?
     /// What the toy detector reads on x̂₀ against the prompt (nil: the engine has no detector for its model).
-    public var detector: DetectorReading?
-    public init(step: Int, totalSteps: Int, timestep: Int, seconds: Double, preview: RGBImage,
+    var detector: DetectorReading?
+    init(step: Int, totalSteps: Int, timestep: Int, seconds: Double, preview: RGBImage,
                 fitted: FittedImage? = nil, fittedBox: PixelBox? = nil, detector: DetectorReading? = nil) {
         self.step = step; self.totalSteps = totalSteps; self.timestep = timestep; self.seconds = seconds
         self.preview = preview; self.fitted = fitted; self.fittedBox = fittedBox; self.detector = detector
@@ -91,29 +91,29 @@ public struct StepRecord: Sendable, Equatable {
 }
 
 /// A pixel box an image is fitted into (pane columns × 2·rows).
-public struct PixelBox: Hashable, Sendable {
-    public var width: Int
-    public var height: Int
-    public init(width: Int, height: Int) { self.width = max(0, width); self.height = max(0, height) }
+struct PixelBox: Hashable, Sendable {
+    var width: Int
+    var height: Int
+    init(width: Int, height: Int) { self.width = max(0, width); self.height = max(0, height) }
 }
 
 /// Names one fitted image: which run, which picture, which box.
-public struct FitKey: Hashable, Sendable {
-    public enum Picture: Hashable, Sendable {
+struct FitKey: Hashable, Sendable {
+    enum Picture: Hashable, Sendable {
         case step(Int)
         case final
         case other  // the other half of the A/B pair
     }
-    public var run: Int
-    public var picture: Picture
-    public var box: PixelBox
-    public init(run: Int, picture: Picture, box: PixelBox) { self.run = run; self.picture = picture; self.box = box }
+    var run: Int
+    var picture: Picture
+    var box: PixelBox
+    init(run: Int, picture: Picture, box: PixelBox) { self.run = run; self.picture = picture; self.box = box }
 }
 
 extension FitKey.Picture {
     /// The kitty image id of the preview slot that shows this picture (each slot is replaced in place;
     /// the attention map is `Widgets.attentionImageID`, 4).
-    public var imageID: Int {
+    var imageID: Int {
         switch self {
         case .step: return 1
         case .final: return 2
@@ -123,7 +123,7 @@ extension FitKey.Picture {
 }
 
 /// What an engine reports. Every run-scoped event carries the run id so stale ones can be dropped.
-public enum EngineEvent: Sendable {
+enum EngineEvent: Sendable {
     case status(EngineStatus)
     /// The prompt's graph as the engine parsed it, and the edge indices that can be steered.
     case parsed(run: Int, graph: RelationGraph, steerable: [Int])
@@ -142,28 +142,28 @@ public enum EngineEvent: Sendable {
 }
 
 /// A request to sample one image: its settings (the prompt is in them) and their version.
-public struct RunRequest: Sendable {
-    public var id: Int
-    public var settings: GenerationSettings
-    public var version: Int
-    public init(id: Int, settings: GenerationSettings, version: Int) {
+struct RunRequest: Sendable {
+    var id: Int
+    var settings: GenerationSettings
+    var version: Int
+    init(id: Int, settings: GenerationSettings, version: Int) {
         self.id = id; self.settings = settings; self.version = version
     }
-    public var prompt: String { settings.prompt }
+    var prompt: String { settings.prompt }
 }
 
 /// The UI's handle on one run: versioned settings, pause, cancel and the preview box, all read by the
 /// engine thread at step boundaries. Every method is short and lock-protected.
-public final class RunControl: @unchecked Sendable {
-    public let runID: Int
-    public let token = CancellationToken()
+final class RunControl: @unchecked Sendable {
+    let runID: Int
+    let token = CancellationToken()
     private let condition = NSCondition()
     private var paused = false
     private var settings: GenerationSettings
     private var version: Int
     private var box: PixelBox?
 
-    public init(runID: Int, settings: GenerationSettings, version: Int, previewBox: PixelBox? = nil) {
+    init(runID: Int, settings: GenerationSettings, version: Int, previewBox: PixelBox? = nil) {
         self.runID = runID
         self.settings = settings
         self.version = version
@@ -171,38 +171,38 @@ public final class RunControl: @unchecked Sendable {
     }
 
     /// Publishes new settings (the engine applies them at the next step boundary).
-    public func update(_ s: GenerationSettings, version v: Int) {
+    func update(_ s: GenerationSettings, version v: Int) {
         condition.lock(); settings = s; version = v; condition.unlock()
     }
 
     /// The newest settings and their version.
-    public func latest() -> (GenerationSettings, Int) {
+    func latest() -> (GenerationSettings, Int) {
         condition.lock(); defer { condition.unlock() }
         return (settings, version)
     }
 
-    public var previewBox: PixelBox? {
+    var previewBox: PixelBox? {
         get { condition.lock(); defer { condition.unlock() }; return box }
         set { condition.lock(); box = newValue; condition.unlock() }
     }
 
-    public func setPaused(_ p: Bool) {
+    func setPaused(_ p: Bool) {
         condition.lock(); paused = p; condition.broadcast(); condition.unlock()
     }
 
-    public var isPaused: Bool { condition.lock(); defer { condition.unlock() }; return paused }
+    var isPaused: Bool { condition.lock(); defer { condition.unlock() }; return paused }
 
     /// Cancels the run and wakes a paused or sleeping engine.
-    public func cancel() {
+    func cancel() {
         token.cancel()
         condition.lock(); condition.broadcast(); condition.unlock()
     }
 
-    public var isCancelled: Bool { token.isCancelled }
+    var isCancelled: Bool { token.isCancelled }
 
     /// Blocks while paused; returns whether it blocked at all. Wakes on resume or cancel.
     @discardableResult
-    public func waitWhilePaused(onPause: () -> Void = {}) -> Bool {
+    func waitWhilePaused(onPause: () -> Void = {}) -> Bool {
         condition.lock()
         guard paused && !token.isCancelled else { condition.unlock(); return false }
         condition.unlock()
@@ -214,7 +214,7 @@ public final class RunControl: @unchecked Sendable {
     }
 
     /// Sleeps up to `seconds`; returns early when cancelled.
-    public func sleep(_ seconds: Double) {
+    func sleep(_ seconds: Double) {
         guard seconds > 0 else { return }
         let deadline = Date(timeIntervalSinceNow: seconds)
         condition.lock()
@@ -224,7 +224,7 @@ public final class RunControl: @unchecked Sendable {
 }
 
 /// An engine: owns a model (or a script), runs one generation at a time on its own thread.
-public protocol WorkbenchEngine: AnyObject {
+protocol WorkbenchEngine: AnyObject {
     /// One line naming the model, for the status line and sidecars.
     var name: String { get }
     /// The objects the model can draw (nil: any).
@@ -240,11 +240,11 @@ public protocol WorkbenchEngine: AnyObject {
 }
 
 /// A self-pipe: any thread (or a signal handler, through `writeFD`) wakes the UI's poll().
-public final class Waker: @unchecked Sendable {
-    public let readFD: Int32
-    public let writeFD: Int32
+final class Waker: @unchecked Sendable {
+    let readFD: Int32
+    let writeFD: Int32
 
-    public init() {
+    init() {
         var fds: [Int32] = [-1, -1]
         if pipe(&fds) != 0 { fds = [-1, -1] }
         readFD = fds[0]
@@ -261,30 +261,30 @@ public final class Waker: @unchecked Sendable {
     }
 
     /// Writes one byte (EAGAIN means a wake is already pending: fine).
-    public func wake() {
+    func wake() {
         var b: UInt8 = 1
         _ = write(writeFD, &b, 1)
     }
 
     /// Empties the pipe.
-    public func drain() {
+    func drain() {
         var buf = [UInt8](repeating: 0, count: 256)
         while read(readFD, &buf, buf.count) > 0 {}
     }
 }
 
 /// Lock-protected queue of engine events; posting wakes the UI at most once per drain.
-public final class Mailbox: @unchecked Sendable {
+final class Mailbox: @unchecked Sendable {
     private let lock = NSLock()
     private var items: [EngineEvent] = []
     private var wakePending = false
     private let waker: Waker?
     /// Events posted since start (for the coalescing figure in the log).
-    public private(set) var posted = 0
+    private(set) var posted = 0
 
-    public init(waker: Waker?) { self.waker = waker }
+    init(waker: Waker?) { self.waker = waker }
 
-    public func post(_ event: EngineEvent) {
+    func post(_ event: EngineEvent) {
         lock.lock()
         items.append(event)
         posted += 1
@@ -295,7 +295,7 @@ public final class Mailbox: @unchecked Sendable {
     }
 
     /// Takes every pending event, oldest first.
-    public func drain() -> [EngineEvent] {
+    func drain() -> [EngineEvent] {
         lock.lock()
         defer { lock.unlock() }
         let out = items

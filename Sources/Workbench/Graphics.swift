@@ -8,7 +8,7 @@ import Foundation
 import Imaging
 
 /// How images are drawn.
-public enum GraphicsProtocol: String, CaseIterable, Sendable {
+enum GraphicsProtocol: String, CaseIterable, Sendable {
     case kitty, iterm, sixel, blocks
 }
 
@@ -20,16 +20,16 @@ public enum GraphicsChoice: String, CaseIterable, Sendable {
 /// Where a true-pixel image goes on the screen: a cell rectangle (its top-left is where the
 /// sequence is written) and the image, encoded on the fitter queue (the preview's) or while
 /// rendering (the attention map's: small, and memoised in `Widgets.attentionImage`).
-public struct ImagePlacement: Equatable, Sendable {
-    public var rect: Rect
-    public var image: GraphicsImage
-    public init(rect: Rect, image: GraphicsImage) { self.rect = rect; self.image = image }
+struct ImagePlacement: Equatable, Sendable {
+    var rect: Rect
+    var image: GraphicsImage
+    init(rect: Rect, image: GraphicsImage) { self.rect = rect; self.image = image }
 }
 
 /// Encoders: each returns the sequence that draws `pixels` (RGB, row-major) at the cursor, over
 /// `columns`×`rows` cells.
-public enum GraphicsEncoder {
-    public static func encode(_ p: GraphicsProtocol, pixels: [UInt8], width: Int, height: Int, columns: Int, rows: Int, id: Int) -> String {
+enum GraphicsEncoder {
+    static func encode(_ p: GraphicsProtocol, pixels: [UInt8], width: Int, height: Int, columns: Int, rows: Int, id: Int) -> String {
         switch p {
         case .kitty: return kitty(pixels: pixels, width: width, height: height, columns: columns, rows: rows, id: id)
         case .iterm: return iterm(pixels: pixels, width: width, height: height, columns: columns, rows: rows)
@@ -41,7 +41,7 @@ public enum GraphicsEncoder {
     /// Kitty graphics protocol: transmit and display 24-bit RGB (`f=24`) scaled to `c`×`r` cells,
     /// as image `id` (a new image with the same id replaces the old one), in chunks of 4096 base64
     /// bytes (`m=1` until the last), quietly (`q=2`), without moving the cursor (`C=1`).
-    public static func kitty(pixels: [UInt8], width: Int, height: Int, columns: Int, rows: Int, id: Int) -> String {
+    static func kitty(pixels: [UInt8], width: Int, height: Int, columns: Int, rows: Int, id: Int) -> String {
         let data = Data(pixels).base64EncodedString()
         let chunk = 4096
         var out = ""
@@ -59,10 +59,10 @@ public enum GraphicsEncoder {
     }
 
     /// Deletes the kitty image `id` (and its placements).
-    public static func kittyDelete(id: Int) -> String { "\u{1B}_Ga=d,d=I,i=\(id),q=2\u{1B}\\" }
+    static func kittyDelete(id: Int) -> String { "\u{1B}_Ga=d,d=I,i=\(id),q=2\u{1B}\\" }
 
     /// iTerm2 inline image (OSC 1337, also WezTerm): a PNG stretched to `width`×`height` cells.
-    public static func iterm(pixels: [UInt8], width: Int, height: Int, columns: Int, rows: Int) -> String {
+    static func iterm(pixels: [UInt8], width: Int, height: Int, columns: Int, rows: Int) -> String {
         let png = PNGEncoder.encode(rgb: pixels, width: width, height: height)
         return "\u{1B}]1337;File=inline=1;size=\(png.count);width=\(columns);height=\(rows);preserveAspectRatio=0:"
             + Data(png).base64EncodedString() + "\u{07}"
@@ -71,7 +71,7 @@ public enum GraphicsEncoder {
     /// Sixel: colours quantised to the xterm palette (16–255, nearest in CIELAB), one register per
     /// colour used (in percent, as sixel wants), six pixel rows per band, runs of a colour
     /// run-length encoded (`!n`); 1:1 pixel aspect (`"1;1`).
-    public static func sixel(pixels: [UInt8], width: Int, height: Int) -> String {
+    static func sixel(pixels: [UInt8], width: Int, height: Int) -> String {
         guard width > 0, height > 0, pixels.count == width * height * 3 else { return "" }
         var cache: [UInt32: UInt8] = [:]
         var index = [UInt8](repeating: 16, count: width * height)
@@ -116,8 +116,8 @@ public enum GraphicsEncoder {
 }
 
 /// A PNG in memory (for iTerm2): 8-bit RGB, filter 0, zlib with stored (uncompressed) blocks.
-public enum PNGEncoder {
-    public static func encode(rgb: [UInt8], width: Int, height: Int) -> [UInt8] {
+enum PNGEncoder {
+    static func encode(rgb: [UInt8], width: Int, height: Int) -> [UInt8] {
         var raw: [UInt8] = []
         raw.reserveCapacity((width * 3 + 1) * height)
         for y in 0..<height {
@@ -168,21 +168,21 @@ public enum PNGEncoder {
 }
 
 /// Choosing the protocol.
-public enum GraphicsDetection {
+enum GraphicsDetection {
     /// What `auto` sends: a kitty graphics query (a 1×1 image, query only) and then primary device
     /// attributes, which every terminal answers — so the DA reply ends the wait, with or without a
     /// kitty reply before it.
-    public static let query = "\u{1B}_Gi=31,s=1,v=1,a=q,t=d,f=24;AAAA\u{1B}\\\u{1B}[c"
+    static let query = "\u{1B}_Gi=31,s=1,v=1,a=q,t=d,f=24;AAAA\u{1B}\\\u{1B}[c"
 
     /// What a reply says: whether kitty's graphics answered OK, the DA1 attributes (4 = sixel), and
     /// whether the DA1 reply (the end of the answer) has arrived.
-    public struct Reply: Equatable, Sendable {
-        public var kitty = false
-        public var attributes: [Int] = []
-        public var complete = false
+    struct Reply: Equatable, Sendable {
+        var kitty = false
+        var attributes: [Int] = []
+        var complete = false
     }
 
-    public static func parse(_ reply: String) -> Reply {
+    static func parse(_ reply: String) -> Reply {
         var r = Reply()
         r.kitty = reply.contains("\u{1B}_Gi=31;OK")
         // DA1: ESC [ ? Ps ; … c
@@ -194,7 +194,7 @@ public enum GraphicsDetection {
     }
 
     /// Whether the program runs inside a multiplexer that does not pass image sequences through.
-    public static func insideMultiplexer(_ env: [String: String]) -> Bool {
+    static func insideMultiplexer(_ env: [String: String]) -> Bool {
         if let t = env["TMUX"], !t.isEmpty { return true }
         if let s = env["STY"], !s.isEmpty { return true }
         let term = env["TERM"] ?? ""
@@ -202,13 +202,13 @@ public enum GraphicsDetection {
     }
 
     /// Whether `auto` should ask the terminal at all (never inside tmux/screen, where half-blocks are the default).
-    public static func shouldQuery(_ choice: GraphicsChoice, env: [String: String]) -> Bool {
+    static func shouldQuery(_ choice: GraphicsChoice, env: [String: String]) -> Bool {
         choice == .auto && !insideMultiplexer(env)
     }
 
     /// The protocol for a choice, the environment, and the terminal's reply (nil: no reply within the
     /// timeout, or not asked), with the reason for the log.
-    public static func decide(_ choice: GraphicsChoice, env: [String: String], reply: String?) -> (GraphicsProtocol, String) {
+    static func decide(_ choice: GraphicsChoice, env: [String: String], reply: String?) -> (GraphicsProtocol, String) {
         switch choice {
         case .kitty: return (.kitty, "--graphics kitty")
         case .iterm: return (.iterm, "--graphics iterm")
@@ -231,18 +231,18 @@ public enum GraphicsDetection {
 }
 
 /// An image ready for a true-pixel protocol: the cells it covers and the sequences that draw and erase it.
-public struct GraphicsImage: Equatable, Sendable {
-    public var columns: Int
-    public var rows: Int
-    public var payload: String
+struct GraphicsImage: Equatable, Sendable {
+    var columns: Int
+    var rows: Int
+    var payload: String
     /// What removes it again (kitty's images live above the text; sixel pixels go when ncurses repaints the cells).
-    public var erase: String
+    var erase: String
 
     /// `source` fitted to a box of `box.width` columns × `box.height / 2` rows of cells of `cell`
     /// pixels, keeping its aspect. Sixel gets the pixels at the cells' resolution; kitty and iTerm2
     /// get the (at most 128 px) source and scale it to the cells themselves, which keeps each frame
     /// small. Kitty image `id` is replaced in place by the next image with that id.
-    public static func make(_ source: RGBImage, box: PixelBox, cell: PixelBox, protocol p: GraphicsProtocol, id: Int) -> GraphicsImage? {
+    static func make(_ source: RGBImage, box: PixelBox, cell: PixelBox, protocol p: GraphicsProtocol, id: Int) -> GraphicsImage? {
         let cols = box.width, rows = box.height / 2
         guard p != .blocks, cols > 0, rows > 0, cell.width > 0, cell.height > 0, source.width > 0, source.height > 0 else { return nil }
         let (pw, ph) = ImageFitter.fittedSize(width: source.width, height: source.height,

@@ -6,25 +6,25 @@ import Foundation
 import Imaging
 
 /// An image fitted to a pane, ready to draw in any colour tier.
-public struct FittedImage: Sendable, Equatable {
-    public var width: Int
-    public var height: Int
-    public var rgb: [UInt8]
+struct FittedImage: Sendable, Equatable {
+    var width: Int
+    var height: Int
+    var rgb: [UInt8]
     /// Nearest 256-palette index (16–255) per pixel.
-    public var index256: [UInt8]
+    var index256: [UInt8]
     /// Nearest basic colour (0–7) per pixel.
-    public var index8: [UInt8]
+    var index8: [UInt8]
     /// Luminance 0–255 per pixel (for density glyphs).
-    public var luma: [UInt8]
+    var luma: [UInt8]
     /// The image for a true-pixel protocol (kitty, iTerm2, sixel), when the workbench uses one.
-    public var graphics: GraphicsImage? = nil
+    var graphics: GraphicsImage? = nil
 }
 
 /// Fitting images into pixel boxes.
 public enum ImageFitter {
     /// The size an image of `w`×`h` gets in a `boxW`×`boxH` pixel box: as large as fits with the aspect
     /// ratio kept (area-averaged down, nearest-neighbour up); at least 1×1 when the box is not empty.
-    public static func fittedSize(width w: Int, height h: Int, boxWidth: Int, boxHeight: Int) -> (Int, Int) {
+    static func fittedSize(width w: Int, height h: Int, boxWidth: Int, boxHeight: Int) -> (Int, Int) {
         guard w > 0, h > 0, boxWidth > 0, boxHeight > 0 else { return (0, 0) }
         let scale = min(Double(boxWidth) / Double(w), Double(boxHeight) / Double(h))
         return (max(1, min(boxWidth, Int((Double(w) * scale).rounded(.down)))),
@@ -33,7 +33,7 @@ public enum ImageFitter {
 
     /// Resampling to exactly `ow`×`oh`: area average when shrinking, nearest neighbour when enlarging
     /// (pixels stay sharp).
-    public static func resample(_ image: RGBImage, width ow: Int, height oh: Int) -> RGBImage {
+    static func resample(_ image: RGBImage, width ow: Int, height oh: Int) -> RGBImage {
         guard ow > 0, oh > 0, image.width > 0, image.height > 0 else { return RGBImage(width: 0, height: 0, pixels: []) }
         if ow == image.width && oh == image.height { return image }
         let sw = image.width, sh = image.height
@@ -99,14 +99,14 @@ public enum ImageFitter {
     }
 
     /// Fits an image into a `boxW`×`boxH` pixel box and precomputes palette indices.
-    public static func fit(_ image: RGBImage, boxWidth: Int, boxHeight: Int) -> FittedImage {
+    static func fit(_ image: RGBImage, boxWidth: Int, boxHeight: Int) -> FittedImage {
         let (w, h) = fittedSize(width: image.width, height: image.height, boxWidth: boxWidth, boxHeight: boxHeight)
         let img = resample(image, width: w, height: h)
         return colorize(img)
     }
 
     /// Palette indices for every pixel of an image (already at its display size).
-    public static func colorize(_ img: RGBImage) -> FittedImage {
+    static func colorize(_ img: RGBImage) -> FittedImage {
         let n = img.width * img.height
         var i256 = [UInt8](repeating: 16, count: n), i8 = [UInt8](repeating: 0, count: n), luma = [UInt8](repeating: 0, count: n)
         var cache: [UInt32: (UInt8, UInt8)] = [:]

@@ -9,29 +9,29 @@
 
 /// What the terminal delivered: a character code, or an event ncurses decoded itself (resize, or a
 /// function key when keypad mode is on).
-public enum InputUnit: Equatable, Sendable {
+enum InputUnit: Equatable, Sendable {
     case code(UInt32)
     case event(InputEvent)
 }
 
 /// Escape-sequence parser with the state a split sequence needs between bursts.
-public struct KeyDecoder: Sendable {
+struct KeyDecoder: Sendable {
     /// How long a lone ESC (or an unfinished sequence) waits for the rest, in seconds (ncurses' ESCDELAY).
-    public static let escapeDelay = 0.025
+    static let escapeDelay = 0.025
 
     private var pending: [UInt32] = []
     private var pendingSince = 0.0
 
-    public init() {}
+    init() {}
 
     /// Whether an ESC or an unfinished sequence waits for more input.
-    public var hasPending: Bool { !pending.isEmpty }
+    var hasPending: Bool { !pending.isEmpty }
 
     /// When `flush` should be called if no input arrives (nil: nothing waits).
-    public var deadline: Double? { pending.isEmpty ? nil : pendingSince + Self.escapeDelay }
+    var deadline: Double? { pending.isEmpty ? nil : pendingSince + Self.escapeDelay }
 
     /// Decodes one burst of input read at time `now`.
-    public mutating func feed(_ units: [InputUnit], now: Double) -> [InputEvent] {
+    mutating func feed(_ units: [InputUnit], now: Double) -> [InputEvent] {
         var out: [InputEvent] = []
         if !pending.isEmpty && now - pendingSince > 4 * Self.escapeDelay { out += flush(now: now) }
         var codes = pending
@@ -56,7 +56,7 @@ public struct KeyDecoder: Sendable {
 
     /// Resolves what waits once `escapeDelay` has passed: a lone ESC is the Esc key; an unfinished
     /// sequence is dropped.
-    public mutating func flush(now: Double) -> [InputEvent] {
+    mutating func flush(now: Double) -> [InputEvent] {
         guard let d = deadline, now >= d else { return [] }
         let events = Self.decode(pending, final: true).events
         pending = []

@@ -3,7 +3,7 @@
 // keys; a third for typing a schedule value; the help overlay takes keys while open.
 
 /// A key as the UI sees it (decoded by the backend from get_wch).
-public enum Key: Hashable, Sendable {
+enum Key: Hashable, Sendable {
     case char(Character)
     /// Ctrl + a letter: ^A … ^Z (as lower-case letters).
     case ctrl(Character)
@@ -15,7 +15,7 @@ public enum Key: Hashable, Sendable {
     case alt(Character)
 
     /// How the key is written in the key bar and the help.
-    public func label(ascii: Bool) -> String {
+    func label(ascii: Bool) -> String {
         switch self {
         case .char(" "): return ascii ? "Space" : "␣"
         case .char(let c): return String(c)
@@ -41,9 +41,9 @@ public enum Key: Hashable, Sendable {
 }
 
 /// The panes that take focus in command mode.
-public enum Focus: String, CaseIterable, Sendable {
+enum Focus: String, CaseIterable, Sendable {
     case relations, attention, schedule
-    public var title: String {
+    var title: String {
         switch self {
         case .relations: return "Relations"
         case .attention: return "Attention"
@@ -53,7 +53,7 @@ public enum Focus: String, CaseIterable, Sendable {
 }
 
 /// Where keys go.
-public enum InputMode: Equatable, Sendable {
+enum InputMode: Equatable, Sendable {
     /// Typing the prompt.
     case prompt
     /// Single-key commands.
@@ -65,7 +65,7 @@ public enum InputMode: Equatable, Sendable {
 }
 
 /// Everything a key can do.
-public enum Action: Equatable, Sendable {
+enum Action: Equatable, Sendable {
     // Text fields (prompt and typed values)
     case insert(String)
     case cursorLeft, cursorRight, cursorHome, cursorEnd
@@ -91,7 +91,7 @@ public enum Action: Equatable, Sendable {
 }
 
 /// Which keys a binding listens to.
-public enum KeyContext: Equatable, Sendable {
+enum KeyContext: Equatable, Sendable {
     /// Typing the prompt.
     case prompt
     /// Typing a schedule value.
@@ -103,7 +103,7 @@ public enum KeyContext: Equatable, Sendable {
     /// The help overlay.
     case help
 
-    public var title: String {
+    var title: String {
         switch self {
         case .prompt: return "Editing the prompt"
         case .field: return "Typing a value"
@@ -115,19 +115,19 @@ public enum KeyContext: Equatable, Sendable {
 }
 
 /// One row of the key table.
-public struct KeyBinding: Sendable {
-    public var keys: [Key]
-    public var action: Action
-    public var context: KeyContext
+struct KeyBinding: Sendable {
+    var keys: [Key]
+    var action: Action
+    var context: KeyContext
     /// Short text for the key bar (empty: not in the bar).
-    public var bar: String
+    var bar: String
     /// One line for the help overlay.
-    public var help: String
+    var help: String
 }
 
 /// The key table and dispatch.
-public enum Keymap {
-    public static let bindings: [KeyBinding] = [
+enum Keymap {
+    static let bindings: [KeyBinding] = [
         // Prompt editing
         KeyBinding(keys: [.enter], action: .run, context: .prompt, bar: "run", help: "parse the prompt and run"),
         KeyBinding(keys: [.escape, .tab], action: .leaveEditing, context: .prompt, bar: "commands", help: "stop editing (command keys)"),
@@ -212,7 +212,7 @@ public enum Keymap {
 
     /// The action for a key in a mode and focus, or nil. `[` is the one key whose action depends on
     /// which of a binding's keys was pressed.
-    public static func action(for key: Key, mode: InputMode, focus: Focus, testTrap: Bool = false) -> Action? {
+    static func action(for key: Key, mode: InputMode, focus: Focus, testTrap: Bool = false) -> Action? {
         switch mode {
         case .help:
             if let b = bindings.first(where: { $0.context == .help && $0.keys.contains(key) }) { return b.action }
@@ -236,7 +236,7 @@ public enum Keymap {
 
     /// The key-bar entries for a mode: (keys label, text), in table order. While a run is `paused`
     /// the pause key says what it does then: resume.
-    public static func bar(mode: InputMode, focus: Focus, ascii: Bool, paused: Bool = false) -> [(String, String)] {
+    static func bar(mode: InputMode, focus: Focus, ascii: Bool, paused: Bool = false) -> [(String, String)] {
         let contexts: [KeyContext]
         switch mode {
         case .prompt: contexts = [.prompt]
@@ -260,7 +260,7 @@ public enum Keymap {
     }
 
     /// The key-bar label of a binding: its first key, or a pair such as "J/K" for two-way actions.
-    public static func label(_ b: KeyBinding, ascii: Bool) -> String {
+    static func label(_ b: KeyBinding, ascii: Bool) -> String {
         if b.action == .moveRelation(1) { return "J/K" }
         if b.action == .adjustField(1) && b.context == .command { return "+/-" }
         if b.action == .adjustGuidance(1) { return "g/G" }
@@ -270,7 +270,7 @@ public enum Keymap {
     }
 
     /// The help overlay's lines: per context, "keys  what it does".
-    public static func helpLines(ascii: Bool) -> [(keys: String, text: String, isHeading: Bool)] {
+    static func helpLines(ascii: Bool) -> [(keys: String, text: String, isHeading: Bool)] {
         var out: [(String, String, Bool)] = []
         let order: [KeyContext] = [.command, .focused(.relations), .focused(.attention), .focused(.schedule), .prompt, .field, .help]
         for c in order {

@@ -2,34 +2,34 @@
 // lies inside the screen, none overlap, and below the minimum size only the "too small" screen shows.
 
 /// Where each pane goes on a screen of `size`.
-public struct ScreenLayout: Equatable, Sendable {
-    public var size: Size
+struct ScreenLayout: Equatable, Sendable {
+    var size: Size
     /// True below `Layout.minimum`: draw the "terminal too small" screen instead.
-    public var tooSmall: Bool
-    public var prompt = Rect.zero
-    public var relations = Rect.zero
-    public var classifier = Rect.zero
-    public var attention = Rect.zero
-    public var preview = Rect.zero
-    public var schedule = Rect.zero
-    public var status = Rect.zero
-    public var keys = Rect.zero
+    var tooSmall: Bool
+    var prompt = Rect.zero
+    var relations = Rect.zero
+    var classifier = Rect.zero
+    var attention = Rect.zero
+    var preview = Rect.zero
+    var schedule = Rect.zero
+    var status = Rect.zero
+    var keys = Rect.zero
 
     /// All pane rectangles with names (for tests and the help overlay's placement).
-    public var panes: [(String, Rect)] {
+    var panes: [(String, Rect)] {
         [("prompt", prompt), ("relations", relations), ("classifier", classifier), ("attention", attention),
          ("preview", preview), ("schedule", schedule), ("status", status), ("keys", keys)]
     }
 }
 
 /// The layout function.
-public enum Layout {
+enum Layout {
     /// The smallest screen the workbench draws (smaller: a "terminal too small" message).
-    public static let minimum = Size(width: 60, height: 20)
+    static let minimum = Size(width: 60, height: 20)
 
     /// Rows the relation/classifier band would like for `relations` relations: every relation with
     /// its class bars when `roomy`, else one line per relation and the bars of the selected one.
-    public static func topBandNeed(relations n: Int, roomy: Bool) -> Int {
+    static func topBandNeed(relations n: Int, roomy: Bool) -> Int {
         let k = max(n, 1)
         let classifier = roomy ? 3 + k * 7 : 3 + k + 6
         let graph = 2 + k + 5
@@ -38,7 +38,7 @@ public enum Layout {
 
     /// Lays out a screen for a prompt with `relations` steerable relations; `zoom` gives the whole
     /// middle to the image panes.
-    public static func compute(_ size: Size, relations: Int = 1, zoom: Bool = false) -> ScreenLayout {
+    static func compute(_ size: Size, relations: Int = 1, zoom: Bool = false) -> ScreenLayout {
         var l = ScreenLayout(size: size, tooSmall: size.width < minimum.width || size.height < minimum.height)
         guard !l.tooSmall else { return l }
         let w = size.width

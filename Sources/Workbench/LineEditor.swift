@@ -1,31 +1,31 @@
 /// A one-line text field with a cursor (in graphemes) and a history, for the prompt and typed values.
-public struct LineEditor: Equatable, Sendable {
-    public private(set) var characters: [Character] = []
+struct LineEditor: Equatable, Sendable {
+    private(set) var characters: [Character] = []
     /// Cursor position: 0…characters.count.
-    public private(set) var cursor = 0
-    public private(set) var history: [String] = []
+    private(set) var cursor = 0
+    private(set) var history: [String] = []
     /// Index into `history` while browsing (nil: editing the draft).
     private var historyIndex: Int?
     private var draft: [Character] = []
     /// The longest text accepted (in graphemes); longer input is cut (the parser reports its own limit).
-    public var limit: Int
+    var limit: Int
 
-    public init(_ text: String = "", limit: Int = 20_000) {
+    init(_ text: String = "", limit: Int = 20_000) {
         self.limit = limit
         characters = Array(text.prefix(limit))
         cursor = characters.count
     }
 
-    public var text: String { String(characters) }
-    public var isEmpty: Bool { characters.isEmpty }
+    var text: String { String(characters) }
+    var isEmpty: Bool { characters.isEmpty }
 
-    public mutating func setText(_ text: String) {
+    mutating func setText(_ text: String) {
         characters = Array(text.prefix(limit))
         cursor = characters.count
         historyIndex = nil
     }
 
-    public mutating func insert(_ s: String) {
+    mutating func insert(_ s: String) {
         // Newlines and tabs from a paste become spaces; other control characters are dropped.
         var add: [Character] = []
         for ch in s {
@@ -40,36 +40,36 @@ public struct LineEditor: Equatable, Sendable {
         historyIndex = nil
     }
 
-    public mutating func left() { cursor = max(0, cursor - 1) }
-    public mutating func right() { cursor = min(characters.count, cursor + 1) }
-    public mutating func home() { cursor = 0 }
-    public mutating func end() { cursor = characters.count }
+    mutating func left() { cursor = max(0, cursor - 1) }
+    mutating func right() { cursor = min(characters.count, cursor + 1) }
+    mutating func home() { cursor = 0 }
+    mutating func end() { cursor = characters.count }
 
-    public mutating func deleteBackward() {
+    mutating func deleteBackward() {
         guard cursor > 0 else { return }
         characters.remove(at: cursor - 1)
         cursor -= 1
     }
 
-    public mutating func deleteForward() {
+    mutating func deleteForward() {
         guard cursor < characters.count else { return }
         characters.remove(at: cursor)
     }
 
     /// ^U: clears the whole line (wherever the cursor is).
-    public mutating func clear() {
+    mutating func clear() {
         characters = []
         cursor = 0
         historyIndex = nil
     }
 
     /// ^K: deletes everything from the cursor on.
-    public mutating func killToEnd() {
+    mutating func killToEnd() {
         characters.removeLast(characters.count - cursor)
     }
 
     /// ^W: deletes the word before the cursor (and the spaces after it).
-    public mutating func deleteWord() {
+    mutating func deleteWord() {
         var i = cursor
         while i > 0 && characters[i - 1] == " " { i -= 1 }
         while i > 0 && characters[i - 1] != " " { i -= 1 }
@@ -78,7 +78,7 @@ public struct LineEditor: Equatable, Sendable {
     }
 
     /// Adds the text to the history (no empty entries, no consecutive duplicates).
-    public mutating func commit() {
+    mutating func commit() {
         let t = text
         historyIndex = nil
         guard !t.trimmingCharacters(in: .whitespaces).isEmpty else { return }
@@ -87,12 +87,12 @@ public struct LineEditor: Equatable, Sendable {
     }
 
     /// Adds entries to the history without touching the text (e.g. example prompts).
-    public mutating func seedHistory(_ entries: [String]) {
+    mutating func seedHistory(_ entries: [String]) {
         history = entries + history
     }
 
     /// ↑: the previous history entry (the draft is kept for ↓).
-    public mutating func historyPrevious() {
+    mutating func historyPrevious() {
         guard !history.isEmpty else { return }
         if historyIndex == nil {
             draft = characters
@@ -107,7 +107,7 @@ public struct LineEditor: Equatable, Sendable {
     }
 
     /// ↓: the next history entry, or back to the draft.
-    public mutating func historyNext() {
+    mutating func historyNext() {
         guard let i = historyIndex else { return }
         if i + 1 < history.count {
             historyIndex = i + 1
@@ -121,7 +121,7 @@ public struct LineEditor: Equatable, Sendable {
 
     /// The visible slice for a field `width` columns wide with the cursor kept in view: the text
     /// from grapheme `start`, and the cursor's column inside the field.
-    public func viewport(width: Int) -> (start: Int, cursorColumn: Int) {
+    func viewport(width: Int) -> (start: Int, cursorColumn: Int) {
         guard width > 1 else { return (cursor, 0) }
         // Walk back from the cursor until the field is full (leaving a column for the cursor at the end).
         var start = cursor

@@ -12,13 +12,13 @@ import ToyWorld
 import ToyBench
 import Imaging
 
-public final class LiveEngine: WorkbenchEngine, @unchecked Sendable {
-    public private(set) var name: String
-    public let vocabulary: ObjectVocabulary?
-    public var defaults: GenerationSettings
+final class LiveEngine: WorkbenchEngine, @unchecked Sendable {
+    private(set) var name: String
+    let vocabulary: ObjectVocabulary?
+    var defaults: GenerationSettings
     private let classifier: RelationClassifier?
     /// Loads the model on the worker thread: the model and the status line that says what loaded.
-    public typealias Loader = @Sendable () throws -> (model: TextToImageModel, description: String)
+    typealias Loader = @Sendable () throws -> (model: TextToImageModel, description: String)
     private let load: Loader
     private let loadingMessage: String
     private var worker: WorkerThread?
@@ -30,7 +30,7 @@ public final class LiveEngine: WorkbenchEngine, @unchecked Sendable {
     /// The model of `source`, loaded on the worker thread with `ModelProfile.load` (the screen is up
     /// meanwhile, with the profile's defaults). Without a relation classifier the hand-made centroid
     /// loss steers (and reads out probabilities).
-    public convenience init(_ source: ModelProfile.Source, classifier: RelationClassifier? = nil) {
+    convenience init(_ source: ModelProfile.Source, classifier: RelationClassifier? = nil) {
         let loss = classifier == nil ? "centroid loss (no relation classifier)" : "learned classifier"
         let name: String, loading: String
         switch source {
@@ -52,7 +52,7 @@ public final class LiveEngine: WorkbenchEngine, @unchecked Sendable {
 
     /// Any model: `load` runs on the worker thread (a thrown error becomes an `unavailable` status).
     /// Without a classifier the hand-made centroid loss steers.
-    public init(name: String, defaults: GenerationSettings, vocabulary: ObjectVocabulary?, classifier: RelationClassifier?,
+    init(name: String, defaults: GenerationSettings, vocabulary: ObjectVocabulary?, classifier: RelationClassifier?,
                 loading: String, load: @escaping Loader) {
         self.name = name
         self.vocabulary = vocabulary
@@ -64,7 +64,7 @@ public final class LiveEngine: WorkbenchEngine, @unchecked Sendable {
         self.defaults = d
     }
 
-    public func start(sink: @escaping @Sendable (EngineEvent) -> Void) {
+    func start(sink: @escaping @Sendable (EngineEvent) -> Void) {
         worker = WorkerThread(name: "l2s-sampler") { [self] in
             sink(.status(.starting(loadingMessage)))
             do {
@@ -87,7 +87,7 @@ public final class LiveEngine: WorkbenchEngine, @unchecked Sendable {
 
     private var sink: (@Sendable (EngineEvent) -> Void)?
 
-    public func submit(_ request: RunRequest, control: RunControl) {
+    func submit(_ request: RunRequest, control: RunControl) {
         current.replace(with: control)
         guard let sink else { return }
         worker?.submit { [self] in
@@ -148,7 +148,7 @@ public final class LiveEngine: WorkbenchEngine, @unchecked Sendable {
         }
     }
 
-    public func shutdown(timeout: Double) -> Bool {
+    func shutdown(timeout: Double) -> Bool {
         current.cancel()
         return worker?.shutdown(timeout: timeout) ?? true
     }

@@ -16,18 +16,18 @@ public enum MapStrip {
     }
 
     /// Pixels per map pixel, and between tiles.
-    public static let scale = 4
-    public static let gap = 2
+    static let scale = 4
+    static let gap = 2
 
     /// The columns of a run for one relation: the last iteration of `edge` at each step that has one.
-    public static func columns(_ run: RunView, edge: Int) -> [Column] {
+    static func columns(_ run: RunView, edge: Int) -> [Column] {
         var byStep: [Int: IterationRecord] = [:]
         for it in run.iterations where it.edge == edge { byStep[it.step] = it }
         return byStep.keys.sorted().map { Column(step: $0, subject: byStep[$0]!.subjectMap, object: byStep[$0]!.objectMap) }
     }
 
     /// The strip as an RGB image (nil when there are no columns or the maps are not square).
-    public static func render(_ columns: [Column]) -> RGBImage? {
+    static func render(_ columns: [Column]) -> RGBImage? {
         guard let first = columns.first else { return nil }
         let side = Int(Double(first.subject.count).squareRoot())
         guard side > 0, columns.allSatisfy({ $0.subject.count == side * side && $0.object.count == side * side }) else { return nil }

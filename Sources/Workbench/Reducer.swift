@@ -5,7 +5,7 @@ import Relations
 import Steering
 
 /// What the App must do after an action.
-public enum Effect: Equatable, Sendable {
+enum Effect: Equatable, Sendable {
     /// Start a run (cancelling the one in progress).
     case start(RunRequest)
     case cancel(run: Int)
@@ -19,20 +19,20 @@ public enum Effect: Equatable, Sendable {
 }
 
 extension RunRequest: Equatable {
-    public static func == (a: RunRequest, b: RunRequest) -> Bool {
+    static func == (a: RunRequest, b: RunRequest) -> Bool {
         a.id == b.id && a.prompt == b.prompt && a.settings == b.settings && a.version == b.version
     }
 }
 
 extension ViewState {
     /// Handles a key, returning the effects.
-    public mutating func handle(key: Key) -> [Effect] {
+    mutating func handle(key: Key) -> [Effect] {
         guard let action = Keymap.action(for: key, mode: mode, focus: focus, testTrap: testTrap) else { return [] }
         return apply(action)
     }
 
     /// Applies one action.
-    public mutating func apply(_ action: Action) -> [Effect] {
+    mutating func apply(_ action: Action) -> [Effect] {
         switch action {
         case .insert(let s): editText { $0.insert(s) }
         case .cursorLeft: editText { $0.left() }
@@ -328,7 +328,7 @@ extension ViewState {
     }
 
     /// Applies one engine event.
-    public mutating func apply(_ event: EngineEvent) {
+    mutating func apply(_ event: EngineEvent) {
         switch event {
         case .status(let s):
             engineStatus = s
@@ -425,7 +425,7 @@ extension ViewState {
     }
 
     /// The finished image of the other steering mode for the same prompt, seed and steps, if any.
-    public var abCounterpart: ABImage? {
+    var abCounterpart: ABImage? {
         guard let r = run, let other = abImages[!r.settings.steered] else { return nil }
         guard other.prompt == r.prompt, other.seed == r.settings.seed, other.steps == r.settings.steps else { return nil }
         return other

@@ -7,29 +7,29 @@ import Foundation
 import Relations
 import Steering
 
-public final class ReplayEngine: WorkbenchEngine, @unchecked Sendable {
-    public let recording: RunTrace.Recording
-    public var name: String { "replay of \((recording.source as NSString).lastPathComponent)" }
-    public var vocabulary: ObjectVocabulary? { nil }
-    public var defaults: GenerationSettings { recording.settings }
+final class ReplayEngine: WorkbenchEngine, @unchecked Sendable {
+    let recording: RunTrace.Recording
+    var name: String { "replay of \((recording.source as NSString).lastPathComponent)" }
+    var vocabulary: ObjectVocabulary? { nil }
+    var defaults: GenerationSettings { recording.settings }
     private let lock = NSLock()
     private var sink: (@Sendable (EngineEvent) -> Void)?
 
-    public init(_ recording: RunTrace.Recording) { self.recording = recording }
+    init(_ recording: RunTrace.Recording) { self.recording = recording }
 
-    public func start(sink: @escaping @Sendable (EngineEvent) -> Void) {
+    func start(sink: @escaping @Sendable (EngineEvent) -> Void) {
         lock.lock(); self.sink = sink; lock.unlock()
         sink(.status(.ready("\(name): \(recording.steps.count) steps recorded (no model; , . < > scrub the steps)")))
     }
 
-    public func submit(_ request: RunRequest, control: RunControl) {
+    func submit(_ request: RunRequest, control: RunControl) {
         lock.lock(); let sink = self.sink; lock.unlock()
         guard let sink else { return }
         for e in Self.events(of: recording, for: request) { sink(e) }
     }
 
     /// What a request is answered with: the recording, or why it cannot be shown.
-    public static func events(of r: RunTrace.Recording, for request: RunRequest) -> [EngineEvent] {
+    static func events(of r: RunTrace.Recording, for request: RunRequest) -> [EngineEvent] {
         let id = request.id
         let s = request.settings
         guard request.prompt == r.prompt, s.seed == r.settings.seed, s.steps == r.settings.steps, s.steered == r.settings.steered else {
@@ -52,5 +52,5 @@ public final class ReplayEngine: WorkbenchEngine, @unchecked Sendable {
         return out
     }
 
-    public func shutdown(timeout: Double) -> Bool { true }
+    func shutdown(timeout: Double) -> Bool { true }
 }

@@ -13,21 +13,21 @@ import ToyWorld
 /// Reading and writing recorded runs.
 public enum RunTrace {
     /// Why a file cannot be replayed.
-    public struct ReadError: Error, CustomStringConvertible {
-        public var description: String
+    struct ReadError: Error, CustomStringConvertible {
+        var description: String
     }
 
     /// What a recording holds, ready for the workbench.
     public struct Recording: Sendable {
-        public var settings: GenerationSettings
+        public internal(set) var settings: GenerationSettings
         public var prompt: String { settings.prompt }
-        public var graph: RelationGraph?
-        public var steerable: [Int]
-        public var iterations: [IterationRecord]
-        public var steps: [StepRecord]
-        public var final: RGBImage?
-        public var seconds: Double
-        public var source: String
+        var graph: RelationGraph?
+        var steerable: [Int]
+        var iterations: [IterationRecord]
+        var steps: [StepRecord]
+        var final: RGBImage?
+        var seconds: Double
+        var source: String
     }
 
     // MARK: Writing
@@ -69,7 +69,7 @@ public enum RunTrace {
     }
 
     /// The trace of a run the workbench holds.
-    public static func json(_ run: RunView, graph: RelationGraph?) -> Data {
+    static func json(_ run: RunView, graph: RelationGraph?) -> Data {
         var events: [[String: Any]] = []
         if let g = run.graph ?? graph, let obj = try? JSONSerialization.jsonObject(with: Data(g.jsonString().utf8)) {
             events.append(["event": "parsed", "graph": obj, "steerable": run.steerable])

@@ -1,23 +1,23 @@
 // The whole screen: layout + every pane + overlays, as one pure function of the state and the size.
 
 /// One rendered frame.
-public struct Frame: Sendable {
-    public var grid: CellGrid
-    public var layout: ScreenLayout
+struct Frame: Sendable {
+    var grid: CellGrid
+    var layout: ScreenLayout
     /// Fitted images the preview pane lacked (the App asks the fitter queue for them).
-    public var wants: [FitRequest]
+    var wants: [FitRequest]
     /// The pixel box of the preview's first slot (the engine fits new steps to it).
-    public var previewBox: PixelBox?
+    var previewBox: PixelBox?
 }
 
 /// Renders the state into a grid.
-public enum Screen {
-    public static func layout(_ s: ViewState, size: Size) -> ScreenLayout {
+enum Screen {
+    static func layout(_ s: ViewState, size: Size) -> ScreenLayout {
         let n = s.graph?.edges.filter { $0.relation != nil }.count ?? 1
         return Layout.compute(size, relations: n, zoom: s.zoomImages)
     }
 
-    public static func render(_ s: ViewState, size: Size) -> Frame {
+    static func render(_ s: ViewState, size: Size) -> Frame {
         var grid = CellGrid(width: size.width, height: size.height, ascii: s.theme.glyphs.ascii)
         let l = layout(s, size: size)
         if l.tooSmall {

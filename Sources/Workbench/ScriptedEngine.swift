@@ -10,21 +10,21 @@ import Steering
 import Tensors
 
 /// The scripted run as a pure value: feed it steps, get iteration and step records.
-public struct ScriptedRun: Sendable {
-    public let prompt: String
-    public let graph: RelationGraph
-    public private(set) var settings: GenerationSettings
+struct ScriptedRun: Sendable {
+    let prompt: String
+    let graph: RelationGraph
+    private(set) var settings: GenerationSettings
     /// Object centres in [0, 1]² (x right, y down).
-    public private(set) var positions: [(Double, Double)]
+    private(set) var positions: [(Double, Double)]
     private var drift: [(Double, Double)]
     private var rng: SplitMix
     /// The product's refinement policy (its turn counter runs across steps).
     private var loop = RefinementLoop()
-    public let colors: [(Double, Double, Double)]
-    public static let mapSide = 16
-    public static let imageSide = 32
+    let colors: [(Double, Double, Double)]
+    static let mapSide = 16
+    static let imageSide = 32
 
-    public init(prompt: String, graph: RelationGraph, settings: GenerationSettings) {
+    init(prompt: String, graph: RelationGraph, settings: GenerationSettings) {
         self.prompt = prompt
         self.graph = graph
         self.settings = settings
@@ -39,12 +39,12 @@ public struct ScriptedRun: Sendable {
 
     /// Replaces the settings (as a live edit would at a step boundary); steps, seed and the steering
     /// mode stay as the run started.
-    public mutating func update(_ s: GenerationSettings) {
+    mutating func update(_ s: GenerationSettings) {
         settings = settings.applyingLive(s)
     }
 
     /// Runs step `k`: the steering iterations (if the step is in range) and the step record.
-    public mutating func step(_ k: Int) -> (iterations: [IterationRecord], step: StepRecord) {
+    mutating func step(_ k: Int) -> (iterations: [IterationRecord], step: StepRecord) {
         let total = settings.steps
         let progress = Double(k + 1) / Double(max(total, 1))
         var its: [IterationRecord] = []
@@ -212,19 +212,19 @@ public struct ScriptedRun: Sendable {
 
 /// The scripted engine: `ScriptedRun` on a worker thread with a per-step delay, honouring pause,
 /// cancel and live settings exactly like `LiveEngine`.
-public final class ScriptedEngine: WorkbenchEngine, @unchecked Sendable {
-    public let name: String
-    public let vocabulary: ObjectVocabulary?
-    public var defaults: GenerationSettings
+final class ScriptedEngine: WorkbenchEngine, @unchecked Sendable {
+    let name: String
+    let vocabulary: ObjectVocabulary?
+    var defaults: GenerationSettings
     /// Seconds each step takes (split over its iterations).
-    public let stepDelay: Double
+    let stepDelay: Double
     /// Seconds before the engine reports ready (a pretend model load).
-    public let startDelay: Double
+    let startDelay: Double
     private var worker: WorkerThread?
     private var sink: (@Sendable (EngineEvent) -> Void)?
     private let current = CurrentRun()
 
-    public init(stepDelay: Double = 0.1, startDelay: Double = 0.3, vocabulary: ObjectVocabulary? = nil,
+    init(stepDelay: Double = 0.1, startDelay: Double = 0.3, vocabulary: ObjectVocabulary? = nil,
                 name: String = "scripted demo engine (no model)") {
         self.stepDelay = stepDelay
         self.startDelay = startDelay
@@ -242,7 +242,7 @@ public final class ScriptedEngine: WorkbenchEngine, @unchecked Sendable {
         defaults = d
     }
 
-    public func start(sink: @escaping @Sendable (EngineEvent) -> Void) {
+    func start(sink: @escaping @Sendable (EngineEvent) -> Void) {
         self.sink = sink
         let delay = startDelay
         let name = self.name
@@ -254,7 +254,7 @@ public final class ScriptedEngine: WorkbenchEngine, @unchecked Sendable {
         worker?.start()
     }
 
-    public func submit(_ request: RunRequest, control: RunControl) {
+    func submit(_ request: RunRequest, control: RunControl) {
         current.replace(with: control)
         guard let sink else { return }
         let parser = PromptParser(vocabulary: vocabulary)
@@ -299,7 +299,7 @@ public final class ScriptedEngine: WorkbenchEngine, @unchecked Sendable {
         if let final { sink(.finished(run: id, image: final, seconds: Date().timeIntervalSince(start))) }
     }
 
-    public func shutdown(timeout: Double) -> Bool {
+    func shutdown(timeout: Double) -> Bool {
         current.cancel()
         return worker?.shutdown(timeout: timeout) ?? true
     }

@@ -12,13 +12,13 @@ import ToyWorld
 /// The workbench's side of the sidecar (the format is Steering's `Sidecar`, shared with `l2s generate`).
 extension Sidecar {
     /// The sidecar for the state's run, naming `imageFile`.
-    public static func make(_ s: ViewState, imageFile: String, upscale: Int? = nil) -> Sidecar? {
+    static func make(_ s: ViewState, imageFile: String, upscale: Int? = nil) -> Sidecar? {
         s.run.map { make(run: $0, state: s, imageFile: imageFile, upscale: upscale) }
     }
 
     /// The sidecar for `run` (the state's or the other half of its A/B pair): its settings are the
     /// ones it last applied.
-    public static func make(run: RunView, state s: ViewState, imageFile: String, upscale: Int? = nil) -> Sidecar {
+    static func make(run: RunView, state s: ViewState, imageFile: String, upscale: Int? = nil) -> Sidecar {
         let graph = run.graph ?? s.graph
         // Before the engine's parse arrives, the UI's own graph stands in: its supported edges.
         let steerable = run.graph == nil ? (graph?.order ?? []) : run.steerable
@@ -29,7 +29,7 @@ extension Sidecar {
     }
 
     /// The file name (no extension) for a run saved at `date`.
-    public static func baseName(_ run: RunView, date: Date) -> String {
+    static func baseName(_ run: RunView, date: Date) -> String {
         let f = DateFormatter()
         f.dateFormat = "yyyyMMdd-HHmmss"
         return "l2s-run\(run.id)-seed\(run.settings.seed)-\(run.settings.steered ? "steered" : "unsteered")-\(f.string(from: date))"
@@ -38,7 +38,7 @@ extension Sidecar {
     /// Writes `<base>.png` and `<base>.json` into `directory` for the state's run and, in the A/B
     /// view, for the other half too (its own base name); returns the PNG paths. `upscale` nil: the
     /// default for the image's size.
-    public static func save(_ s: ViewState, directory: String, date: Date = Date(), upscale: Int? = nil) throws -> [String] {
+    static func save(_ s: ViewState, directory: String, date: Date = Date(), upscale: Int? = nil) throws -> [String] {
         guard let run = s.run else { throw CocoaError(.fileWriteUnknown) }
         var out = [try save(run: run, state: s, directory: directory, base: baseName(run, date: date), upscale: upscale)]
         if let other = s.abCounterpart {
@@ -49,7 +49,7 @@ extension Sidecar {
 
     /// Writes one run's `<base>.png`, `<base>.json`, `<base>.trace.json` and a `<base>-maps-relN.png`
     /// strip per relation it evaluated; returns the PNG path.
-    public static func save(run: RunView, state s: ViewState, directory: String, base: String, upscale: Int? = nil) throws -> String {
+    static func save(run: RunView, state s: ViewState, directory: String, base: String, upscale: Int? = nil) throws -> String {
         guard let image = run.final ?? run.steps.last?.preview else { throw CocoaError(.fileWriteUnknown) }
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let png = directory + "/" + base + ".png"

@@ -4,15 +4,15 @@
 // joiners and variation selectors after it add nothing (so "⚠️" is 1 column, as wcwidth says).
 
 /// Measuring and cutting text by terminal columns.
-public enum TextWidth {
+enum TextWidth {
     /// Columns one grapheme occupies: 0 for nothing printable, 1 or 2 otherwise.
-    public static func columns(_ ch: Character) -> Int {
+    static func columns(_ ch: Character) -> Int {
         guard let first = ch.unicodeScalars.first else { return 0 }
         return columns(first)
     }
 
     /// Columns of one scalar: 0 for combining/format characters, 2 for wide ones, 1 else.
-    public static func columns(_ s: Unicode.Scalar) -> Int {
+    static func columns(_ s: Unicode.Scalar) -> Int {
         let v = s.value
         if v < 0x7F { return v < 0x20 ? 0 : 1 }
         if v < 0xA0 { return 0 }
@@ -55,7 +55,7 @@ public enum TextWidth {
 
     /// The grapheme as it should be drawn: control characters and graphemes that start with a
     /// zero-width scalar become U+FFFD (or "?" in ASCII mode), so every drawn grapheme has width 1 or 2.
-    public static func printable(_ ch: Character, ascii: Bool = false) -> (Character, Int) {
+    static func printable(_ ch: Character, ascii: Bool = false) -> (Character, Int) {
         if ascii {
             guard let s = ch.unicodeScalars.first, s.value >= 0x20, s.value < 0x7F else { return ("?", 1) }
             return (Character(s), 1)  // combining marks after an ASCII letter are dropped
@@ -66,7 +66,7 @@ public enum TextWidth {
     }
 
     /// Total columns of a string as drawn (after `printable`).
-    public static func columns(of text: String, ascii: Bool = false) -> Int {
+    static func columns(of text: String, ascii: Bool = false) -> Int {
         var n = 0
         for ch in text { n += printable(ch, ascii: ascii).1 }
         return n
@@ -74,7 +74,7 @@ public enum TextWidth {
 
     /// The longest prefix that fits in `width` columns; when the text is cut, the last column holds
     /// `ellipsis` (if it is not empty and fits).
-    public static func truncate(_ text: String, to width: Int, ellipsis: String = "…") -> String {
+    static func truncate(_ text: String, to width: Int, ellipsis: String = "…") -> String {
         if width <= 0 { return "" }
         if columns(of: text) <= width { return text }
         let ew = columns(of: ellipsis)
@@ -91,7 +91,7 @@ public enum TextWidth {
     }
 
     /// Pads with spaces (or cuts) to exactly `width` columns.
-    public static func pad(_ text: String, to width: Int) -> String {
+    static func pad(_ text: String, to width: Int) -> String {
         let t = truncate(text, to: width, ellipsis: "")
         return t + String(repeating: " ", count: max(0, width - columns(of: t)))
     }

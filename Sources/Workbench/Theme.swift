@@ -3,7 +3,7 @@
 // glyphs otherwise. Never more than one tier per session: chosen once at start-up.
 
 /// How many colours the terminal gets from us.
-public enum ColorTier: String, Sendable, CaseIterable {
+enum ColorTier: String, Sendable, CaseIterable {
     /// NO_COLOR, --no-color, TERM=dumb or no colour support: attributes only.
     case none
     /// 8 or 16 colours: themed colours for chrome, density glyphs for data.
@@ -13,27 +13,27 @@ public enum ColorTier: String, Sendable, CaseIterable {
 }
 
 /// Every glyph the UI draws, with an ASCII fallback set.
-public struct Glyphs: Sendable, Equatable {
-    public var ascii: Bool
-    public var horizontal, vertical, topLeft, topRight, bottomLeft, bottomRight: Character
-    public var arrow: String          // in "dog —right of→ bear"
-    public var dash: String
-    public var pointer: Character     // selected row
-    public var steering: Character    // steered this iteration
-    public var warning: Character
-    public var cross: Character
-    public var ellipsis: String
-    public var upperHalf: Character   // half-block pixel
-    public var barEighths: [Character] // 1/8 … 8/8
-    public var sparkLevels: [Character]  // 8 levels, low → high
-    public var density: [Character]      // empty → full
-    public var barLeft, barRight: Character
-    public var sectionDot: String
-    public var spinner: [Character]
+struct Glyphs: Sendable, Equatable {
+    var ascii: Bool
+    var horizontal, vertical, topLeft, topRight, bottomLeft, bottomRight: Character
+    var arrow: String          // in "dog —right of→ bear"
+    var dash: String
+    var pointer: Character     // selected row
+    var steering: Character    // steered this iteration
+    var warning: Character
+    var cross: Character
+    var ellipsis: String
+    var upperHalf: Character   // half-block pixel
+    var barEighths: [Character] // 1/8 … 8/8
+    var sparkLevels: [Character]  // 8 levels, low → high
+    var density: [Character]      // empty → full
+    var barLeft, barRight: Character
+    var sectionDot: String
+    var spinner: [Character]
     /// The predicted clean image, x̂₀.
-    public var predicted: String
+    var predicted: String
 
-    public static let unicode = Glyphs(
+    static let unicode = Glyphs(
         ascii: false, horizontal: "─", vertical: "│", topLeft: "┌", topRight: "┐", bottomLeft: "└", bottomRight: "┘",
         arrow: "→", dash: "—", pointer: "▶", steering: "●", warning: "⚠", cross: "✗", ellipsis: "…", upperHalf: "▀",
         barEighths: ["▏", "▎", "▍", "▌", "▋", "▊", "▉", "█"],
@@ -41,7 +41,7 @@ public struct Glyphs: Sendable, Equatable {
         density: [" ", "░", "▒", "▓", "█"], barLeft: "▕", barRight: "▏", sectionDot: "·",
         spinner: ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"], predicted: "x\u{302}\u{2080}")
 
-    public static let asciiOnly = Glyphs(
+    static let asciiOnly = Glyphs(
         ascii: true, horizontal: "-", vertical: "|", topLeft: "+", topRight: "+", bottomLeft: "+", bottomRight: "+",
         arrow: ">", dash: "-", pointer: ">", steering: "*", warning: "!", cross: "x", ellipsis: "~", upperHalf: "#",
         barEighths: [".", ".", ":", ":", "=", "=", "#", "#"],
@@ -51,12 +51,12 @@ public struct Glyphs: Sendable, Equatable {
 }
 
 /// Semantic styles for the chrome, per tier.
-public struct Theme: Sendable, Equatable {
-    public var tier: ColorTier
-    public var glyphs: Glyphs
-    public var colormap: Colormap
+struct Theme: Sendable, Equatable {
+    var tier: ColorTier
+    var glyphs: Glyphs
+    var colormap: Colormap
 
-    public init(tier: ColorTier, ascii: Bool, colormap: Colormap = .magma) {
+    init(tier: ColorTier, ascii: Bool, colormap: Colormap = .magma) {
         self.tier = tier
         self.glyphs = ascii ? .asciiOnly : .unicode
         self.colormap = colormap
@@ -66,22 +66,22 @@ public struct Theme: Sendable, Equatable {
         tier == .none ? Style(attributes: attrs) : Style(fg: c, attributes: attrs)
     }
 
-    public var text: Style { .plain }
-    public var border: Style { tier == .none ? .plain : Style(fg: .brightBlack) }
-    public var focusedBorder: Style { color(.cyan, .bold) }
-    public var title: Style { Style(attributes: .bold) }
-    public var dim: Style { tier == .none ? Style(attributes: .dim) : Style(fg: .brightBlack) }
-    public var accent: Style { color(.cyan, .bold) }
-    public var good: Style { color(.green) }
-    public var warning: Style { color(.yellow, .bold) }
-    public var error: Style { color(.red, .bold) }
-    public var selected: Style { Style(attributes: .reverse) }
-    public var bar: Style { color(.blue) }
-    public var targetBar: Style { color(.green, .bold) }
-    public var spark: Style { color(.cyan) }
-    public var pending: Style { color(.yellow) }
-    public var keyName: Style { color(.cyan, .bold) }
-    public func stateStyle(_ s: RunPhase) -> Style {
+    var text: Style { .plain }
+    var border: Style { tier == .none ? .plain : Style(fg: .brightBlack) }
+    var focusedBorder: Style { color(.cyan, .bold) }
+    var title: Style { Style(attributes: .bold) }
+    var dim: Style { tier == .none ? Style(attributes: .dim) : Style(fg: .brightBlack) }
+    var accent: Style { color(.cyan, .bold) }
+    var good: Style { color(.green) }
+    var warning: Style { color(.yellow, .bold) }
+    var error: Style { color(.red, .bold) }
+    var selected: Style { Style(attributes: .reverse) }
+    var bar: Style { color(.blue) }
+    var targetBar: Style { color(.green, .bold) }
+    var spark: Style { color(.cyan) }
+    var pending: Style { color(.yellow) }
+    var keyName: Style { color(.cyan, .bold) }
+    func stateStyle(_ s: RunPhase) -> Style {
         switch s {
         case .running: return tier == .none ? Style(attributes: [.reverse, .bold]) : Style(fg: .black, bg: .green, attributes: .bold)
         case .paused: return tier == .none ? Style(attributes: .reverse) : Style(fg: .black, bg: .yellow, attributes: .bold)
@@ -92,12 +92,12 @@ public struct Theme: Sendable, Equatable {
 }
 
 /// A monotone (in lightness) sequence of 256-palette indices for heatmaps.
-public enum Colormap: String, Sendable, CaseIterable {
+enum Colormap: String, Sendable, CaseIterable {
     case magma, inferno, gray
 
     /// Palette indices, dark → light (nearest in CIE Lab under the constraint that L* increases, so a
     /// brighter cell always means a larger value).
-    public var lut: [UInt8] {
+    var lut: [UInt8] {
         switch self {
         case .magma: return [16, 232, 17, 53, 54, 89, 90, 126, 161, 167, 203, 209, 179, 216, 222, 229]
         case .inferno: return [16, 232, 17, 53, 54, 89, 125, 161, 167, 203, 172, 208, 214, 220, 192, 229]
@@ -105,14 +105,14 @@ public enum Colormap: String, Sendable, CaseIterable {
         }
     }
 
-    public var next: Colormap {
+    var next: Colormap {
         let all = Colormap.allCases
         return all[(all.firstIndex(of: self)! + 1) % all.count]
     }
 }
 
 /// The xterm palette and nearest-colour search in CIELAB.
-public enum Palette {
+enum Palette {
     static let cubeLevels: [Int] = [0, 95, 135, 175, 215, 255]
     static let ansiRGB: [(Int, Int, Int)] = [
         (0, 0, 0), (205, 0, 0), (0, 205, 0), (205, 205, 0), (0, 0, 238), (205, 0, 205), (0, 205, 205), (229, 229, 229),
@@ -120,7 +120,7 @@ public enum Palette {
     ]
 
     /// The RGB of a palette index as xterm defines it (0–15: xterm's defaults; users may theme them).
-    public static func rgb(_ index: Int) -> (Int, Int, Int) {
+    static func rgb(_ index: Int) -> (Int, Int, Int) {
         if index < 16 { return ansiRGB[max(index, 0)] }
         if index < 232 {
             let i = index - 16
@@ -131,7 +131,7 @@ public enum Palette {
     }
 
     /// CIELAB (D65) of an sRGB colour.
-    public static func lab(_ r: Int, _ g: Int, _ b: Int) -> (Double, Double, Double) {
+    static func lab(_ r: Int, _ g: Int, _ b: Int) -> (Double, Double, Double) {
         func lin(_ c: Int) -> Double {
             let v = Double(c) / 255
             return v <= 0.04045 ? v / 12.92 : pow((v + 0.055) / 1.055, 2.4)
@@ -149,12 +149,12 @@ public enum Palette {
     static let labs8: [(Double, Double, Double)] = (0..<8).map { let c = rgb($0); return lab(c.0, c.1, c.2) }
 
     /// Nearest palette index in 16–255 by CIELAB distance.
-    public static func nearest256(_ r: UInt8, _ g: UInt8, _ b: UInt8) -> UInt8 {
+    static func nearest256(_ r: UInt8, _ g: UInt8, _ b: UInt8) -> UInt8 {
         UInt8(16 + nearest(lab(Int(r), Int(g), Int(b)), in: labs256))
     }
 
     /// Nearest of the eight basic colours (assuming xterm's defaults) by CIELAB distance.
-    public static func nearest8(_ r: UInt8, _ g: UInt8, _ b: UInt8) -> UInt8 {
+    static func nearest8(_ r: UInt8, _ g: UInt8, _ b: UInt8) -> UInt8 {
         UInt8(nearest(lab(Int(r), Int(g), Int(b)), in: labs8))
     }
 
@@ -175,7 +175,7 @@ public enum Palette {
     }
 
     /// Relative luminance in 0…255.
-    public static func luma(_ r: UInt8, _ g: UInt8, _ b: UInt8) -> UInt8 {
+    static func luma(_ r: UInt8, _ g: UInt8, _ b: UInt8) -> UInt8 {
         let sum: Int = 299 * Int(r) + 587 * Int(g) + 114 * Int(b)
         return UInt8(min(255, sum / 1000))
     }

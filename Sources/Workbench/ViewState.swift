@@ -10,9 +10,9 @@ import Diffusion
 import Tensors
 
 /// Where a run is.
-public enum RunPhase: String, Sendable, Equatable {
+enum RunPhase: String, Sendable, Equatable {
     case idle, starting, running, paused, finished, cancelled, failed
-    public var label: String {
+    var label: String {
         switch self {
         case .idle: return "IDLE"
         case .starting: return "STARTING"
@@ -23,14 +23,14 @@ public enum RunPhase: String, Sendable, Equatable {
         case .failed: return "FAILED"
         }
     }
-    public var isActive: Bool { self == .starting || self == .running || self == .paused }
+    var isActive: Bool { self == .starting || self == .running || self == .paused }
 }
 
 /// The editable settings shown in the schedule pane, in display order.
-public enum ScheduleField: String, CaseIterable, Sendable {
+enum ScheduleField: String, CaseIterable, Sendable {
     case steps, start, end, stepSize, iterations, probabilityTarget, lossTarget, guidance, seed
 
-    public var label: String {
+    var label: String {
         switch self {
         case .steps: return "steps"
         case .start: return "start"
@@ -45,9 +45,9 @@ public enum ScheduleField: String, CaseIterable, Sendable {
     }
 
     /// Whether a change reaches a run in progress (steps and seed apply to the next run).
-    public var isLive: Bool { self != .steps && self != .seed }
+    var isLive: Bool { self != .steps && self != .seed }
 
-    public func value(in s: GenerationSettings) -> String {
+    func value(in s: GenerationSettings) -> String {
         switch self {
         case .steps: return "\(s.steps)"
         case .start: return "\(s.steering.startStep)"
@@ -74,7 +74,7 @@ public enum ScheduleField: String, CaseIterable, Sendable {
     }
 
     /// One notch up (+1) or down (−1), clamped to the valid range.
-    public func adjust(_ s: inout GenerationSettings, by direction: Int) {
+    func adjust(_ s: inout GenerationSettings, by direction: Int) {
         let d = direction >= 0 ? 1 : -1
         switch self {
         case .steps: s.steps = Self.clamp(s.steps + 5 * d, SamplerSettings.stepRange)
@@ -99,7 +99,7 @@ public enum ScheduleField: String, CaseIterable, Sendable {
     static func clamp<T: Comparable>(_ v: T, _ range: ClosedRange<T>) -> T { min(max(v, range.lowerBound), range.upperBound) }
 
     /// Sets the field from typed text; returns an error message for text it cannot use.
-    public func set(_ s: inout GenerationSettings, from text: String) -> String? {
+    func set(_ s: inout GenerationSettings, from text: String) -> String? {
         let t = text.trimmingCharacters(in: .whitespaces)
         func int(_ range: ClosedRange<Int>) -> Int? { Int(t).flatMap { range.contains($0) ? $0 : nil } }
         func float(_ range: ClosedRange<Float>) -> Float? { Float(t).flatMap { $0.isFinite && range.contains($0) ? $0 : nil } }
@@ -126,54 +126,54 @@ public enum ScheduleField: String, CaseIterable, Sendable {
 }
 
 /// Which token's map the attention pane shows.
-public enum MapToken: String, Sendable {
+enum MapToken: String, Sendable {
     case subject, object
-    public var other: MapToken { self == .subject ? .object : .subject }
+    var other: MapToken { self == .subject ? .object : .subject }
 }
 
 /// One run as the UI keeps it.
-public struct RunView: Sendable {
-    public var id: Int
+struct RunView: Sendable {
+    var id: Int
     /// The settings the run samples with now (its own, then each live edit the engine applied).
-    public var settings: GenerationSettings
+    var settings: GenerationSettings
     /// The settings in force from each step on (step 0: the run's own).
-    public private(set) var applied: [AppliedSettings]
-    public var phase: RunPhase = .starting
+    private(set) var applied: [AppliedSettings]
+    var phase: RunPhase = .starting
     /// The engine's parse (edge indices match the UI's).
-    public var graph: RelationGraph?
+    var graph: RelationGraph?
     /// Edges the engine can steer (have tokens in the model).
-    public var steerable: [Int] = []
-    public var iterations: [IterationRecord] = []
+    var steerable: [Int] = []
+    var iterations: [IterationRecord] = []
     /// Step records in arrival order (`steps[i].step == i`).
-    public var steps: [StepRecord] = []
-    public var final: RGBImage?
-    public var seconds: Double?
-    public var message: String?
-    public var pausedAt: Int?
-    public var pauseRequested = false
-    public var cancelRequested = false
+    var steps: [StepRecord] = []
+    var final: RGBImage?
+    var seconds: Double?
+    var message: String?
+    var pausedAt: Int?
+    var pauseRequested = false
+    var cancelRequested = false
     /// Live changes the engine applied: "step 12: cfg 5.0".
-    public var appliedChanges: [String] = []
+    var appliedChanges: [String] = []
 
-    public init(id: Int, settings: GenerationSettings) {
+    init(id: Int, settings: GenerationSettings) {
         self.id = id
         self.settings = settings
         self.applied = [AppliedSettings(step: 0, settings: settings)]
     }
 
-    public var prompt: String { settings.prompt }
+    var prompt: String { settings.prompt }
 
     /// Records `settings` as in force from `step` on (a later edit at the same step replaces it).
-    public mutating func recordApplied(at step: Int) {
+    mutating func recordApplied(at step: Int) {
         let record = AppliedSettings(step: step, settings: settings)
         if applied.last?.step == step { applied[applied.count - 1] = record } else { applied.append(record) }
     }
 
-    public var totalSteps: Int { steps.last?.totalSteps ?? settings.steps }
-    public var latestStep: Int? { steps.last?.step }
+    var totalSteps: Int { steps.last?.totalSteps ?? settings.steps }
+    var latestStep: Int? { steps.last?.step }
 
     /// Steps per second over the last few steps (nil before two steps).
-    public var stepsPerSecond: Double? {
+    var stepsPerSecond: Double? {
         let recent = steps.suffix(8)
         let t = recent.reduce(0) { $0 + $1.seconds }
         guard recent.count >= 1, t > 0 else { return nil }
@@ -181,7 +181,7 @@ public struct RunView: Sendable {
     }
 
     /// Steps per second over the whole run (its wall time once finished).
-    public var averageStepsPerSecond: Double? {
+    var averageStepsPerSecond: Double? {
         let t = seconds ?? steps.reduce(0) { $0 + $1.seconds }
         guard !steps.isEmpty, t > 0 else { return nil }
         return Double(steps.count) / t
@@ -189,7 +189,7 @@ public struct RunView: Sendable {
 
     /// Whether the run steers anything: steered mode, a relation switched on that the engine can
     /// steer, and a steering range with iterations inside the run.
-    public var steersSomething: Bool {
+    var steersSomething: Bool {
         guard settings.steered else { return false }
         let active = settings.activeOrder.filter { graph == nil || steerable.contains($0) }
         let s = settings.steering
@@ -197,26 +197,26 @@ public struct RunView: Sendable {
     }
 
     /// What the run does to the image: "steered", "unsteered" (the A/B half) or "nothing to steer".
-    public var steeringLabel: String {
+    var steeringLabel: String {
         !settings.steered ? "unsteered" : (steersSomething ? "steered" : "nothing to steer")
     }
 
     /// Seconds left at the recent rate.
-    public var eta: Double? {
+    var eta: Double? {
         guard let r = stepsPerSecond, r > 0 else { return nil }
         return Double(totalSteps - steps.count) / r
     }
 
     /// Iterations recorded at a step, in order.
-    public func iterations(at step: Int) -> [IterationRecord] { iterations.filter { $0.step == step } }
+    func iterations(at step: Int) -> [IterationRecord] { iterations.filter { $0.step == step } }
 
     /// The newest iteration for an edge at or before a step.
-    public func latestIteration(edge: Int, atOrBefore step: Int) -> IterationRecord? {
+    func latestIteration(edge: Int, atOrBefore step: Int) -> IterationRecord? {
         iterations.last { $0.edge == edge && $0.step <= step }
     }
 
     /// Per step 0..<totalSteps: the target probability of the edge's last iteration at that step.
-    public func targetHistory(edge: Int) -> [Float?] {
+    func targetHistory(edge: Int) -> [Float?] {
         var out = [Float?](repeating: nil, count: max(totalSteps, 0))
         for it in iterations where it.edge == edge && it.step >= 0 && it.step < out.count { out[it.step] = it.targetProbability }
         return out
@@ -225,83 +225,83 @@ public struct RunView: Sendable {
 
 /// A finished run kept for A/B comparison (same prompt, seed and steps, the other steering mode):
 /// its image, and its record for the sidecar when the pair is saved.
-public struct ABImage: Sendable {
-    public var run: RunView
-    public var image: RGBImage
-    public var runID: Int { run.id }
-    public var prompt: String { run.prompt }
-    public var seed: UInt64 { run.settings.seed }
-    public var steps: Int { run.settings.steps }
-    public var steered: Bool { run.settings.steered }
+struct ABImage: Sendable {
+    var run: RunView
+    var image: RGBImage
+    var runID: Int { run.id }
+    var prompt: String { run.prompt }
+    var seed: UInt64 { run.settings.seed }
+    var steps: Int { run.settings.steps }
+    var steered: Bool { run.settings.steered }
 }
 
 /// The whole UI state.
-public struct ViewState: Sendable {
-    public var theme: Theme
-    public var engineName: String
-    public var engineStatus: EngineStatus = .starting("starting")
-    public var vocabulary: ObjectVocabulary?
+struct ViewState: Sendable {
+    var theme: Theme
+    var engineName: String
+    var engineStatus: EngineStatus = .starting("starting")
+    var vocabulary: ObjectVocabulary?
     /// Whether the `!` crash hook is bound (L2S_TUI_TEST_TRAP).
-    public var testTrap = false
+    var testTrap = false
 
-    public var mode: InputMode = .prompt
-    public var focus: Focus = .relations
-    public var prompt = LineEditor()
-    public var fieldEditor = LineEditor("", limit: 40)
-    public var helpScroll = 0
-    public var zoomImages = false
+    var mode: InputMode = .prompt
+    var focus: Focus = .relations
+    var prompt = LineEditor()
+    var fieldEditor = LineEditor("", limit: 40)
+    var helpScroll = 0
+    var zoomImages = false
 
     /// The graph on screen: the UI's parse at Enter, replaced by the engine's.
-    public var graph: RelationGraph?
+    var graph: RelationGraph?
     /// Why the prompt could not be parsed (shown in the graph pane).
-    public var graphError: String?
+    var graphError: String?
     /// Extra lines for the graph pane (e.g. relations switched off because an object is unknown).
-    public var graphNotes: [String] = []
-    public var selectedEdge: Int?
+    var graphNotes: [String] = []
+    var selectedEdge: Int?
 
-    public var settings = GenerationSettings()
-    public var settingsVersion = 0
-    public var appliedVersion = 0
+    var settings = GenerationSettings()
+    var settingsVersion = 0
+    var appliedVersion = 0
     /// Fields changed since the engine last applied settings (drawn as pending).
-    public var pendingFields: Set<ScheduleField> = []
-    public var orderPending = false
+    var pendingFields: Set<ScheduleField> = []
+    var orderPending = false
     /// What changed since the last applied version, for the "applied at step N" message.
-    public var pendingChanges: [(key: String, text: String)] = []
+    var pendingChanges: [(key: String, text: String)] = []
     /// Settings pushed to the running engine by version, until it says it applied them.
-    public var sentSettings: [Int: GenerationSettings] = [:]
-    public var field: ScheduleField = .guidance
+    var sentSettings: [Int: GenerationSettings] = [:]
+    var field: ScheduleField = .guidance
 
-    public var run: RunView?
-    public var nextRunID = 1
+    var run: RunView?
+    var nextRunID = 1
     /// Finished images by steering mode, for the A/B view.
-    public var abImages: [Bool: ABImage] = [:]
+    var abImages: [Bool: ABImage] = [:]
     /// The step the image panes show (nil: the newest).
-    public var viewStep: Int?
-    public var token: MapToken = .subject
+    var viewStep: Int?
+    var token: MapToken = .subject
     /// The attention pane's layer (index into the shown stack's layers; nil: mean of all layers) and
     /// head within it (nil: mean of the layer's heads).
-    public var mapLayer: Int?
-    public var mapHead: Int?
+    var mapLayer: Int?
+    var mapHead: Int?
     /// Images fitted to pane sizes (by the engine or the fitter queue).
-    public var fitted: [FitKey: FittedImage] = [:]
+    var fitted: [FitKey: FittedImage] = [:]
     /// How the preview and attention panes draw images: half-blocks, or a true-pixel protocol the terminal supports.
-    public var graphics: GraphicsProtocol = .blocks
+    var graphics: GraphicsProtocol = .blocks
     /// A cell's size in pixels (for sixel images; from the terminal, else a usual 10×20).
-    public var cellSize = PixelBox(width: 10, height: 20)
+    var cellSize = PixelBox(width: 10, height: 20)
 
     /// Recent log lines (newest last); the status line shows the newest.
-    public var log: [String] = []
+    var log: [String] = []
     /// Log lines not yet written to the log file (the App takes them).
-    public var unwrittenLog: [String] = []
+    var unwrittenLog: [String] = []
     /// Animation counter (spinner), bumped by the App while waiting.
-    public var tick = 0
+    var tick = 0
     /// Source of new seeds (SplitMix64 state).
-    public var seedState: UInt64 = 0x9E37_79B9_7F4A_7C15
-    public var quitRequested = false
+    var seedState: UInt64 = 0x9E37_79B9_7F4A_7C15
+    var quitRequested = false
     /// Where the last save went.
-    public var lastSave: String?
+    var lastSave: String?
 
-    public init(theme: Theme, engineName: String, defaults: GenerationSettings, vocabulary: ObjectVocabulary?) {
+    init(theme: Theme, engineName: String, defaults: GenerationSettings, vocabulary: ObjectVocabulary?) {
         self.theme = theme
         self.engineName = engineName
         self.settings = defaults
@@ -309,7 +309,7 @@ public struct ViewState: Sendable {
     }
 
     /// An example prompt the loaded model can draw (the placeholder and the parse-error hints).
-    public var examplePrompt: String {
+    var examplePrompt: String {
         guard let v = vocabulary else { return "a dog to the right of a teddy bear" }
         let preferred = ["red circle", "blue square"]
         let pair = preferred.allSatisfy(v.names.contains) ? preferred : Array(v.names.prefix(2))
@@ -323,28 +323,28 @@ public struct ViewState: Sendable {
     }
 
     /// The step shown: `viewStep` or the newest step of the run.
-    public var shownStep: Int? {
+    var shownStep: Int? {
         guard let run else { return nil }
         if let v = viewStep { return min(v, max((run.latestStep ?? 0), 0)) }
         return run.latestStep
     }
 
     /// The graph edges shown in the order pane: the settings' order, then unsupported edges.
-    public var orderedEdges: [Int] {
+    var orderedEdges: [Int] {
         guard let g = graph else { return [] }
         let order = (settings.order ?? g.order).filter { g.edges.indices.contains($0) }
         return order + g.edges.indices.filter { !order.contains($0) }
     }
 
     /// Adds a line to the on-screen log and the file log.
-    public mutating func note(_ line: String) {
+    mutating func note(_ line: String) {
         log.append(line)
         if log.count > 100 { log.removeFirst(log.count - 100) }
         unwrittenLog.append(line)
     }
 
     /// The next seed from the state's generator (SplitMix64), kept below 10⁶ to be easy to read.
-    public mutating func freshSeed() -> UInt64 {
+    mutating func freshSeed() -> UInt64 {
         var g = SplitMix(seed: seedState)
         let z = g.next()
         seedState = g.state

@@ -31,13 +31,13 @@ func runWorkbench(_ o: TUIOptions, replay: RunTrace.Recording? = nil) throws {
         throw ExitCode(2)
     }
     let env = ProcessInfo.processInfo.environment
-    let engine: WorkbenchEngine
+    let engine: EngineChoice
     if let replay {
-        engine = ReplayEngine(replay)
+        engine = .replay(replay)
     } else if o.demo {
         // L2S_DEMO_STEP_MS slows or speeds the scripted engine (the tmux tests use it).
         let ms = env["L2S_DEMO_STEP_MS"].flatMap(Double.init) ?? 120
-        engine = ScriptedEngine(stepDelay: max(0, ms) / 1000)
+        engine = .demo(stepDelay: max(0, ms) / 1000)
     } else {
         // Every caller but replay passes its model options.
         guard let models = o.models else { throw ExitCode(2) }
@@ -51,7 +51,7 @@ func runWorkbench(_ o: TUIOptions, replay: RunTrace.Recording? = nil) throws {
             FileHandle.standardError.write(Data("l2s: --size and --fp16 apply to --model folders; the embedded model is 32×32\n".utf8))
             throw ExitCode(2)
         }
-        engine = LiveEngine(models.source, classifier: classifier)
+        engine = .model(models.source, classifier: classifier)
     }
     var options = WorkbenchOptions(logPath: o.log ?? WorkbenchOptions.defaultLogPath,
                                    saveDirectory: FileManager.default.currentDirectoryPath + "/l2s-out")
@@ -61,7 +61,7 @@ func runWorkbench(_ o: TUIOptions, replay: RunTrace.Recording? = nil) throws {
     options.graphics = o.graphics
     if let replay { options.initialRun = (replay.prompt, replay.settings.steered) }
     options.testTrap = !(env["L2S_TUI_TEST_TRAP"] ?? "").isEmpty
-    let app = App(engine: engine, options: options)
+    let app = App(engine, options: options)
     let status: Int32
     do {
         status = try app.run()

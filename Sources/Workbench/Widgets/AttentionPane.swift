@@ -8,7 +8,7 @@ import Steering
 extension Widgets {
     // MARK: Attention
 
-    public static func attention(_ s: ViewState, in r: Rect, grid: inout CellGrid) {
+    static func attention(_ s: ViewState, in r: Rect, grid: inout CellGrid) {
         let t = s.theme, g = t.glyphs
         let focused = s.mode == .command && s.focus == .attention
         let it = s.shownIteration
@@ -138,7 +138,7 @@ extension Widgets {
     /// (the RGB of its palette entries, the colours the half-blocks show), `scale`×`scale` pixels per
     /// map cell (nearest neighbour, so a terminal's own scaling keeps the cells crisp). Row-major,
     /// side×side for a side² map.
-    public static func attentionPixels(_ map: [Float], colormap: Colormap, scale: Int = 1) -> RGBImage {
+    static func attentionPixels(_ map: [Float], colormap: Colormap, scale: Int = 1) -> RGBImage {
         let side = Int(Double(map.count).squareRoot()), k = max(1, scale)
         guard side > 0, map.count == side * side else { return RGBImage(width: 0, height: 0, pixels: []) }
         let lo = map.min() ?? 0, hi = map.max() ?? 0, span = hi - lo
@@ -160,13 +160,13 @@ extension Widgets {
     }
 
     /// The kitty image id of the attention map (the preview's are 1–3).
-    public static let attentionImageID = 4
+    static let attentionImageID = 4
 
     /// The attention map encoded for a true-pixel protocol, fitted square into `box` (columns ×
     /// half-rows, as for the preview): kitty and iTerm2 get the map enlarged by a whole factor to at
     /// most 128 px and scale it to the cells; sixel gets it at the cells' resolution. Deterministic in
     /// its arguments; the last few encodings are remembered, since the pane redraws every frame.
-    public static func attentionImage(_ map: [Float], colormap: Colormap, box: PixelBox, cell: PixelBox, protocol p: GraphicsProtocol) -> GraphicsImage? {
+    static func attentionImage(_ map: [Float], colormap: Colormap, box: PixelBox, cell: PixelBox, protocol p: GraphicsProtocol) -> GraphicsImage? {
         let side = Int(Double(map.count).squareRoot())
         guard p != .blocks, side > 0, map.count == side * side else { return nil }
         let key = AttentionImageKey(map: map, colormap: colormap, box: box, cell: cell, protocol: p)

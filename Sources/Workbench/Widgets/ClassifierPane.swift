@@ -11,7 +11,7 @@ import ToyWorld
 extension Widgets {
     // MARK: Classifier
 
-    public static func classifier(_ s: ViewState, in r: Rect, grid: inout CellGrid) {
+    static func classifier(_ s: ViewState, in r: Rect, grid: inout CellGrid) {
         let t = s.theme, g = t.glyphs
         var title = "Classifier p(relation | x_t)"
         if let r = s.run, let step = s.shownStep { title += " \(g.sectionDot) step \(step + 1)/\(r.totalSteps)" }

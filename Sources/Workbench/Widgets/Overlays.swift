@@ -7,7 +7,7 @@ import Steering
 extension Widgets {
     // MARK: Overlays
 
-    public static func help(_ s: ViewState, size: Size, grid: inout CellGrid) {
+    static func help(_ s: ViewState, size: Size, grid: inout CellGrid) {
         let t = s.theme
         let lines = Keymap.helpLines(ascii: t.glyphs.ascii)
         let w = min(size.width - 2, 76), h = min(size.height - 2, lines.count + 2)
@@ -32,7 +32,7 @@ extension Widgets {
         }
     }
 
-    public static func tooSmall(_ s: ViewState, size: Size, grid: inout CellGrid) {
+    static func tooSmall(_ s: ViewState, size: Size, grid: inout CellGrid) {
         let x = s.theme.glyphs.ascii ? "x" : "×"
         let msg = "Terminal too small: need \(Layout.minimum.width)\(x)\(Layout.minimum.height), have \(size.width)\(x)\(size.height). Enlarge the window; q quits."
         let lines = Wrap.lines(msg, width: max(1, size.width))

@@ -9,7 +9,7 @@ extension Widgets {
     // MARK: Preview
 
     /// The images the preview pane shows, left to right: (picture, caption, source image).
-    public static func previewPictures(_ s: ViewState) -> [(FitKey.Picture, String, RGBImage, Int)] {
+    static func previewPictures(_ s: ViewState) -> [(FitKey.Picture, String, RGBImage, Int)] {
         guard let run = s.run else { return [] }
         var out: [(FitKey.Picture, String, RGBImage, Int)] = []
         if let step = s.shownStep, run.steps.indices.contains(step) {
@@ -27,7 +27,7 @@ extension Widgets {
     /// The pixel box each preview slot offers in a pane: its columns × 2·rows in every tier (a cell
     /// is about 1×2 pixels; half-blocks draw both, the other tiers one colour or glyph per pair), so
     /// the image keeps its aspect ratio whatever the tier.
-    public static func previewBox(inner: Rect, count: Int, theme: Theme) -> PixelBox {
+    static func previewBox(inner: Rect, count: Int, theme: Theme) -> PixelBox {
         let n = max(1, count)
         let colW = (inner.width - 2 * (n - 1)) / n
         return PixelBox(width: colW, height: (inner.height - 1) * 2)
@@ -35,7 +35,7 @@ extension Widgets {
 
     /// Draws the preview pane; returns the fitted images it needed but did not have.
     @discardableResult
-    public static func preview(_ s: ViewState, in r: Rect, grid: inout CellGrid) -> [FitRequest] {
+    static func preview(_ s: ViewState, in r: Rect, grid: inout CellGrid) -> [FitRequest] {
         let t = s.theme
         let pictures = previewPictures(s)
         var title = "Preview"
@@ -119,7 +119,7 @@ extension Widgets {
 }
 
 /// A fitted image the preview pane needs: the key and the source to fit.
-public struct FitRequest: Sendable {
-    public var key: FitKey
-    public var source: RGBImage
+struct FitRequest: Sendable {
+    var key: FitKey
+    var source: RGBImage
 }

@@ -7,7 +7,7 @@ import Steering
 extension Widgets {
     // MARK: Prompt
 
-    public static func prompt(_ s: ViewState, in r: Rect, grid: inout CellGrid) {
+    static func prompt(_ s: ViewState, in r: Rect, grid: inout CellGrid) {
         let editing = s.mode == .prompt
         let inner = grid.box(r, title: "Prompt", tag: editing ? "editing · Esc for keys" : "e to edit", theme: s.theme, focused: editing)
         guard !inner.isEmpty else { return }

@@ -7,7 +7,7 @@ import Steering
 extension Widgets {
     // MARK: Relation graph
 
-    public static func relations(_ s: ViewState, in r: Rect, grid: inout CellGrid) {
+    static func relations(_ s: ViewState, in r: Rect, grid: inout CellGrid) {
         let focused = s.mode == .command && s.focus == .relations
         let inner = grid.box(r, title: "Relations \(s.theme.glyphs.sectionDot) round-robin", tag: focused ? "j/k J/K d" : "",
                              theme: s.theme, focused: focused)

@@ -7,7 +7,7 @@ import Steering
 extension Widgets {
     // MARK: Schedule
 
-    public static func schedule(_ s: ViewState, in r: Rect, grid: inout CellGrid) {
+    static func schedule(_ s: ViewState, in r: Rect, grid: inout CellGrid) {
         let t = s.theme, g = t.glyphs
         let focused = s.mode == .command && s.focus == .schedule
         let typing: ScheduleField? = { if case .field(let f) = s.mode { return f }; return nil }()

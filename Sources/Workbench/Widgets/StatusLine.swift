@@ -7,7 +7,7 @@ import Steering
 extension Widgets {
     // MARK: Status line and key bar
 
-    public static func status(_ s: ViewState, in r: Rect, grid: inout CellGrid) {
+    static func status(_ s: ViewState, in r: Rect, grid: inout CellGrid) {
         guard !r.isEmpty else { return }
         let t = s.theme, g = t.glyphs
         grid.fill(r)
@@ -43,7 +43,7 @@ extension Widgets {
         grid.segments(parts, x: r.x, y: r.y, clip: r)
     }
 
-    public static func keyBar(_ s: ViewState, in r: Rect, grid: inout CellGrid) {
+    static func keyBar(_ s: ViewState, in r: Rect, grid: inout CellGrid) {
         guard !r.isEmpty else { return }
         let t = s.theme
         grid.fill(r)

@@ -27,7 +27,7 @@ enum Fmt {
 /// Relation labels.
 extension ViewState {
     /// "dog —right of→ teddy bear" for an edge (unsupported: the phrase as written).
-    public func edgeLabel(_ e: Int, arrows: Bool = true) -> String {
+    func edgeLabel(_ e: Int, arrows: Bool = true) -> String {
         guard let g = graph, g.edges.indices.contains(e) else { return "?" }
         let edge = g.edges[e]
         let s = g.objects.indices.contains(edge.subject) ? g.objects[edge.subject].name : "?"
@@ -39,7 +39,7 @@ extension ViewState {
 
     /// The iteration the attention and graph panes show: the selected relation's newest at the shown
     /// step, else the newest at that step, else the newest before it.
-    public var shownIteration: IterationRecord? {
+    var shownIteration: IterationRecord? {
         guard let r = run, let step = shownStep ?? (r.iterations.isEmpty ? nil : r.iterations.last!.step) else { return nil }
         let at = r.iterations(at: step)
         if let e = selectedEdge, let it = at.last(where: { $0.edge == e }) { return it }
@@ -49,7 +49,7 @@ extension ViewState {
 }
 
 /// The panes.
-public enum Widgets {
+enum Widgets {
     // One file per pane in this folder (Widgets/<Pane>.swift); shared helpers stay here.
 
     /// Draws prepared lines, with a "… n more" last line when they do not fit.
