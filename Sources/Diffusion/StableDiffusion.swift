@@ -86,8 +86,8 @@ public final class StableDiffusionModel: TextToImageModel {
 /// A cheap identity for large weight files: FNV-1a over each file's size and its first, middle and
 /// last 64 KiB (a full hash of 4 GB would take longer than loading).
 func quickHash(_ paths: [String]) -> String {
-    var h: UInt64 = 0xcbf2_9ce4_8422_2325
-    func mix(_ bytes: Data) { for b in bytes { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 } }
+    var h = FNV1a64()
+    func mix(_ bytes: Data) { h.mix(bytes) }
     for path in paths {
         guard let handle = FileHandle(forReadingAtPath: path) else { continue }
         defer { try? handle.close() }
@@ -99,5 +99,5 @@ func quickHash(_ paths: [String]) -> String {
             mix((try? handle.read(upToCount: Int(chunk))) ?? Data())
         }
     }
-    return String(format: "%016llx", h)
+    return h.hex
 }

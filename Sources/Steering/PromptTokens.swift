@@ -4,6 +4,7 @@
 
 import Diffusion
 import Relations
+import Formats
 
 /// Which words of an object's noun phrase its token span covers.
 public enum TokenSpanRule: Sendable {
@@ -48,8 +49,6 @@ public struct WhitespaceTokenizer: Sendable {
     }
 
     private func stableID(_ text: String) -> Int {
-        var hash: UInt32 = 2_166_136_261
-        for byte in text.utf8 { hash = (hash ^ UInt32(byte)) &* 16_777_619 }
-        return Int(hash & 0x7fff_ffff)
+        Int(FNV1a64.hash32(text.utf8) & 0x7fff_ffff)
     }
 }

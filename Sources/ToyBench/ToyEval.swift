@@ -4,6 +4,7 @@
 
 import Foundation
 import Relations
+import Formats
 import Tensors
 import Steering
 import ToyWorld
@@ -79,9 +80,9 @@ public enum ToyEval {
         enc.outputFormatting = [.sortedKeys]
         let scheduleJSON = (try? enc.encode(schedule)).map { String(decoding: $0, as: UTF8.self) } ?? ""
         let text = ([modelHash, "\(steps)", "\(guidance)", scheduleJSON] + modes + prompts).joined(separator: "\u{1F}")
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        for b in text.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
-        return String(format: "%016llx", h)
+        var h = FNV1a64()
+        h.mix(text.utf8)
+        return h.hex
     }
 
     /// Rendered two-object scenes with a clear relation, as classifier training examples.

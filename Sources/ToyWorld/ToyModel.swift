@@ -199,9 +199,7 @@ public final class ToyModel: TextToImageModel {
 /// FNV-1a 64 of a file's bytes, as 16 hex digits (a cheap identity for sidecars, not security).
 public func fileHash(_ path: String) -> String {
     guard let data = FileManager.default.contents(atPath: path) else { return "unknown" }
-    var h: UInt64 = 0xcbf2_9ce4_8422_2325
-    data.withUnsafeBytes { raw in
-        for b in raw { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
-    }
-    return String(format: "%016llx", h)
+    var h = FNV1a64()
+    data.withUnsafeBytes { h.mix($0) }
+    return h.hex
 }
