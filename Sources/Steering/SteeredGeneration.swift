@@ -69,11 +69,13 @@ public final class SteeredGenerator {
     /// (`GenerationSettings.applyingLive`) apply from that step on, to the sampler's guidance and the
     /// steerer alike. Throws only for invalid settings, an unparseable prompt (empty, too long,
     /// control characters) or cancellation; a prompt without steerable relations runs unsteered.
-    public func run(_ settings: GenerationSettings, cancel: CancellationToken? = nil,
+    /// `graph`: the prompt's graph when the caller parsed it already (a UI does, to show it at once);
+    /// used only if it is the graph of this prompt.
+    public func run(_ settings: GenerationSettings, graph parsed: RelationGraph? = nil, cancel: CancellationToken? = nil,
                     live: ((Int) -> GenerationSettings?)? = nil,
                     onEvent: ((GenerationEvent) -> Void)? = nil) throws -> GenerationResult {
         let start = Date()
-        let graph = try parser.parse(settings.prompt)
+        let graph = try parsed.flatMap { $0.prompt == settings.prompt ? $0 : nil } ?? parser.parse(settings.prompt)
         var logLines: [String] = []
         let targets = targets(for: graph) { logLines.append($0) }
         onEvent?(.parsed(graph, targets: targets))

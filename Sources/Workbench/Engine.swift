@@ -141,13 +141,15 @@ enum EngineEvent: Sendable {
     case log(String)
 }
 
-/// A request to sample one image: its settings (the prompt is in them) and their version.
+/// A request to sample one image: its settings (the prompt is in them), their version, and the
+/// prompt's graph as the UI parsed it (the engine parses only when it is missing).
 struct RunRequest: Sendable {
     var id: Int
     var settings: GenerationSettings
     var version: Int
-    init(id: Int, settings: GenerationSettings, version: Int) {
-        self.id = id; self.settings = settings; self.version = version
+    var graph: RelationGraph?
+    init(id: Int, settings: GenerationSettings, version: Int, graph: RelationGraph? = nil) {
+        self.id = id; self.settings = settings; self.version = version; self.graph = graph
     }
     var prompt: String { settings.prompt }
 }

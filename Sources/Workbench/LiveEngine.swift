@@ -114,7 +114,7 @@ final class LiveEngine: WorkbenchEngine, @unchecked Sendable {
         var stepStart = Date()
         var lastStep = 0
         do {
-            let result = try generator.run(request.settings, cancel: control.token, live: { step in
+            let result = try generator.run(request.settings, graph: request.graph, cancel: control.token, live: { step in
                 lastStep = step
                 if step < 3 { WorkerThread.lowerPoolPriority() }  // pool threads appear during the first steps
                 control.waitAtBoundary(run: id, step: step, sink: sink)

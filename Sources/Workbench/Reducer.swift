@@ -298,7 +298,7 @@ extension ViewState {
         } else {
             note("run \(id): seed \(settings.seed), \(settings.steps) steps, \(mode)")
         }
-        return [.start(RunRequest(id: id, settings: runSettings, version: settingsVersion))]
+        return [.start(RunRequest(id: id, settings: runSettings, version: settingsVersion, graph: parsed))]
     }
 
     /// A rejected prompt: the previous run is cancelled and cleared, so no pane shows its image or

@@ -331,6 +331,29 @@ final class TinyModel: TextToImageModel {
         #expect(later.guidance == 2 && later.steering.maxIterations == 2 && later.disabled == [1])
     }
 
+    /// A graph the caller already parsed is used (the prompt is parsed once), but only for its own
+    /// prompt: here a graph whose order was emptied steers nothing, and one of another prompt is ignored.
+    @Test func aGivenGraphIsUsedOnlyForItsPrompt() throws {
+        let model = try TinyModel(seed: 4)
+        let generator = SteeredGenerator(model: model, classifier: nil)
+        var schedule = SteeringSchedule()
+        schedule.loss = .handcrafted; schedule.startStep = 0; schedule.endStep = 2; schedule.maxIterations = 1
+        let prompt = "red circle left of blue square"
+        let settings = GenerationSettings(sampler: SamplerSettings(prompt: prompt, seed: 3, steps: 2, guidanceScale: 1), steering: schedule)
+        func iterations(_ graph: RelationGraph?) throws -> Int {
+            var n = 0
+            _ = try generator.run(settings, graph: graph, onEvent: { if case .iteration = $0 { n += 1 } })
+            return n
+        }
+        var mine = try generator.parser.parse(prompt)
+        mine.order = []
+        #expect(try iterations(nil) == 2)
+        #expect(try iterations(mine) == 0)
+        var other = try generator.parser.parse("blue square left of red circle")
+        other.order = []
+        #expect(try iterations(other) == 2)
+    }
+
     /// Schedules written before `mode` existed (`enabled`) read back: false is `.off`, true `.steer`.
     @Test func olderSchedulesReadTheirOnOffSwitchAsTheMode() throws {
         func mode(_ json: String) throws -> SteeringMode { try JSONDecoder().decode(SteeringSchedule.self, from: Data(json.utf8)).mode }

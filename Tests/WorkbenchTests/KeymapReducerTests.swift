@@ -311,6 +311,7 @@ import Steering
         let effects = s.apply(.toggleSteered)
         guard case .start(let r)? = effects.first else { Issue.record("no A/B run"); return }
         #expect(!r.settings.steered && r.settings.seed == 1234)
+        #expect(r.graph?.prompt == r.settings.prompt, "the UI's parse travels with the request")
         #expect(r.settings.steering.mode == .observe, "the unsteered half only reads the classifier along")
         s.apply(.finished(run: r.id, image: img, seconds: 1))
         #expect(s.abCounterpart?.steered == true)
