@@ -11,14 +11,14 @@ public struct GenerationSettings: Sendable, Equatable, Codable {
     /// The sampling request: prompt, negative prompt, seed, steps, guidance, sampler.
     public var sampler: SamplerSettings
     /// How the relations are steered, including whether at all (`mode`).
-    public var steering: SteeringSchedule
+    public var steering: SteeringSettings
     /// Round-robin order over the prompt graph's edge indices (nil: the graph's own order). Edges that
     /// cannot be steered are passed over.
     public var order: [Int]?
     /// Edge indices switched off; they keep their place in `order`, so switching back restores it.
     public var disabled: Set<Int>
 
-    public init(sampler: SamplerSettings, steering: SteeringSchedule = SteeringSchedule(), order: [Int]? = nil,
+    public init(sampler: SamplerSettings, steering: SteeringSettings = SteeringSettings(), order: [Int]? = nil,
                 disabled: Set<Int> = []) {
         self.sampler = sampler
         self.steering = steering

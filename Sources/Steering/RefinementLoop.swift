@@ -66,7 +66,7 @@ public struct RefinementLoop: Sendable {
     public init() {}
 
     /// Whether `schedule` evaluates anything at `step` with these active relations.
-    public static func refines(_ schedule: SteeringSchedule, step: Int, active: [Int]) -> Bool {
+    public static func refines(_ schedule: SteeringSettings, step: Int, active: [Int]) -> Bool {
         guard schedule.mode != .off, step >= schedule.startStep, step < schedule.endStep, !active.isEmpty else { return false }
         return schedule.mode == .observe || schedule.maxIterations > 0
     }
@@ -75,7 +75,7 @@ public struct RefinementLoop: Sendable {
     /// evaluator's latent. `onIteration` sees every iteration that was not skipped; `onLog` gets a line
     /// for each skipped one.
     public mutating func refine<E: RelationEvaluator>(_ evaluator: inout E, step: Int, active: [Int],
-                                                      schedule: SteeringSchedule,
+                                                      schedule: SteeringSettings,
                                                       onIteration: ((RefinementIteration<E.Evaluation>) -> Void)? = nil,
                                                       onLog: ((String) -> Void)? = nil) {
         guard Self.refines(schedule, step: step, active: active) else { return }
@@ -103,7 +103,7 @@ public struct RefinementLoop: Sendable {
     /// satisfied; otherwise the latent descends (unless the update would be zero or explode). Returns
     /// the iteration's note.
     private func respond<E: RelationEvaluator>(to result: E.Evaluation, edge: Int, step: Int, iteration k: Int,
-                                               schedule: SteeringSchedule, evaluator: inout E, satisfied: inout Set<Int>,
+                                               schedule: SteeringSettings, evaluator: inout E, satisfied: inout Set<Int>,
                                                onLog: ((String) -> Void)?) -> String? {
         let reached = (result.targetProbability >= schedule.probabilityTarget || result.loss <= schedule.lossTarget)
             && result.objectsPresent

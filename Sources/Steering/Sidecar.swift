@@ -52,7 +52,7 @@ public struct Sidecar: Codable, Equatable {
     /// The sampler (`SamplerKind` raw value).
     public var sampler: String?
     public var steered: Bool
-    public var schedule: SteeringSchedule
+    public var schedule: SteeringSettings
     /// Round-robin order as graph edge indices, and the ones switched off.
     public var order: [Int]
     public var disabled: [Int]

@@ -17,7 +17,7 @@ public enum SteeringLoss: String, Codable, Sendable, CaseIterable {
     case learned
     /// A hand-made baseline: hinge on the difference of the two maps' centroids along the relation's axis.
     case handcrafted
-    /// Presence only: the hinge of `SteeringSchedule.presenceFloor` over each object's attention peak
+    /// Presence only: the hinge of `SteeringSettings.presenceFloor` over each object's attention peak
     /// (Attend-and-Excite style), no relation term — the ablation beside relation-only and both.
     case presence
 }
@@ -31,7 +31,7 @@ public enum SteeringMode: String, Codable, Sendable, CaseIterable {
 }
 
 /// The steering part of the settings: one value, editable between steps.
-public struct SteeringSchedule: Codable, Equatable, Sendable {
+public struct SteeringSettings: Codable, Equatable, Sendable {
     public var mode: SteeringMode = .steer
     /// Steps [startStep, endStep) are steered.
     public var startStep: Int = 0
@@ -71,7 +71,7 @@ public struct SteeringSchedule: Codable, Equatable, Sendable {
     /// field's default.
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        let d = SteeringSchedule()
+        let d = SteeringSettings()
         if let m = try c.decodeIfPresent(SteeringMode.self, forKey: .mode) {
             mode = m
         } else {
@@ -92,8 +92,8 @@ public struct SteeringSchedule: Codable, Equatable, Sendable {
     }
 
     /// The paper's settings: steps [0, 25) of 50, plain step 5 (7.5 for SD1.4), 16 iterations, near-zero loss targets.
-    public static var paper: SteeringSchedule {
-        var s = SteeringSchedule()
+    public static var paper: SteeringSettings {
+        var s = SteeringSettings()
         s.startStep = 0; s.endStep = 25; s.stepSizes = [5]; s.update = .plain; s.maxIterations = 16
         s.probabilityTarget = 1; s.lossTarget = 7e-5
         return s
@@ -115,7 +115,7 @@ public struct SteeringSchedule: Codable, Equatable, Sendable {
     public func stepSize(at step: Int) -> Float { stepSizes.isEmpty ? 0 : stepSizes[min(max(step - startStep, 0), stepSizes.count - 1)] }
 
     /// The largest step size this schedule's update rule accepts (CLI, TUI and library share it).
-    public var maxStepSize: Float { update == .normalized ? SteeringSchedule.maxNormalizedStep : SteeringSchedule.maxPlainStep }
+    public var maxStepSize: Float { update == .normalized ? SteeringSettings.maxNormalizedStep : SteeringSettings.maxPlainStep }
 
     public func validationError() -> String? {
         if startStep < 0 || endStep < startStep { return "steering range must satisfy 0 ≤ start ≤ end" }
@@ -185,7 +185,7 @@ public final class Steerer: StepHook {
     /// target are passed over. The caller sets it and `schedule` between steps (`SteeredGenerator`
     /// does, from the run's settings, at each step boundary).
     public var order: [Int]
-    public var schedule: SteeringSchedule
+    public var schedule: SteeringSettings
     /// Sees every iteration (the TUI and `--trace`).
     public var onIteration: ((SteeringIteration) -> Void)?
     /// Log lines (skipped iterations etc.).
@@ -196,7 +196,7 @@ public final class Steerer: StepHook {
     /// The round-robin turn counter (continues across steps).
     public var turn: Int { loop.turn }
 
-    public init(unet: UNet2DConditionModel, classifier: RelationClassifier?, targets: [SteeringTarget], schedule: SteeringSchedule) {
+    public init(unet: UNet2DConditionModel, classifier: RelationClassifier?, targets: [SteeringTarget], schedule: SteeringSettings) {
         self.unet = unet
         self.classifier = classifier
         self.targets = Dictionary(targets.map { ($0.edge, $0) }, uniquingKeysWith: { first, _ in first })

@@ -75,7 +75,7 @@ public enum ToyEval {
 
     /// A short fingerprint of everything that decides an eval run's records (prompts, modes, steering,
     /// model weights, steps, guidance), so a resumed or merged shard is known to be the same run.
-    public static func runFingerprint(prompts: [String], modes: [String], schedule: SteeringSchedule, modelHash: String, steps: Int, guidance: Float) -> String {
+    public static func runFingerprint(prompts: [String], modes: [String], schedule: SteeringSettings, modelHash: String, steps: Int, guidance: Float) -> String {
         let enc = JSONEncoder()
         enc.outputFormatting = [.sortedKeys]
         let scheduleJSON = (try? enc.encode(schedule)).map { String(decoding: $0, as: UTF8.self) } ?? ""

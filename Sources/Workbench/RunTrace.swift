@@ -118,7 +118,7 @@ public enum RunTrace {
         settings.guidance = (top["guidance"] as? NSNumber)?.floatValue ?? settings.guidance
         settings.prompt = prompt
         if let s = top["schedule"], let d = try? JSONSerialization.data(withJSONObject: s),
-           let schedule = try? JSONDecoder().decode(SteeringSchedule.self, from: d) { settings.steering = schedule }
+           let schedule = try? JSONDecoder().decode(SteeringSettings.self, from: d) { settings.steering = schedule }
         // Recordings from before `mode` say "steered": false for the read-only half of an A/B pair.
         if top["steered"] as? Bool == false && settings.steering.mode == .steer { settings.steering.mode = .observe }
         var graph: RelationGraph?

@@ -79,13 +79,13 @@ enum ScheduleField: String, CaseIterable, Sendable {
         switch self {
         case .steps: s.steps = Self.clamp(s.steps + 5 * d, SamplerSettings.stepRange)
         case .start: s.steering.startStep = min(max(s.steering.startStep + d, 0), s.steering.endStep)
-        case .end: s.steering.endStep = min(max(s.steering.endStep + d, s.steering.startStep), SteeringSchedule.maxStep)
+        case .end: s.steering.endStep = min(max(s.steering.endStep + d, s.steering.startStep), SteeringSettings.maxStep)
         case .stepSize:
             let v = s.steering.stepSizes.first ?? 0
             var n: Float = d > 0 ? (v == 0 ? 0.01 : v * 1.25) : (v < 0.002 ? 0 : v / 1.25)
             n = min(n, s.steering.maxStepSize)
             s.steering.stepSizes = [Float((Double(n) * 1000).rounded() / 1000)]
-        case .iterations: s.steering.maxIterations = Self.clamp(s.steering.maxIterations + d, SteeringSchedule.iterationRange)
+        case .iterations: s.steering.maxIterations = Self.clamp(s.steering.maxIterations + d, SteeringSettings.iterationRange)
         case .probabilityTarget:
             s.steering.probabilityTarget = min(max(((s.steering.probabilityTarget + 0.05 * Float(d)) * 100).rounded() / 100, 0.05), 1)
         case .lossTarget:
@@ -109,15 +109,15 @@ enum ScheduleField: String, CaseIterable, Sendable {
             guard let v = int(0...s.steering.endStep) else { return "start must be in 0…\(s.steering.endStep) (the end)" }
             s.steering.startStep = v
         case .end:
-            guard let v = int(s.steering.startStep...SteeringSchedule.maxStep) else { return "end must be in \(s.steering.startStep)…\(SteeringSchedule.maxStep)" }
+            guard let v = int(s.steering.startStep...SteeringSettings.maxStep) else { return "end must be in \(s.steering.startStep)…\(SteeringSettings.maxStep)" }
             s.steering.endStep = v
         case .stepSize:
             let limit = s.steering.maxStepSize
             guard let v = float(0...limit) else { return "step size must be a number in 0…\(Int(limit)) for the \(s.steering.update.rawValue) update" }
             s.steering.stepSizes = [v]
-        case .iterations: guard let v = int(SteeringSchedule.iterationRange) else { return "iterations must be a whole number in 0…100" }; s.steering.maxIterations = v
-        case .probabilityTarget: guard let v = float(SteeringSchedule.probabilityTargetRange) else { return "p target must be in 0…1" }; s.steering.probabilityTarget = v
-        case .lossTarget: guard let v = float(SteeringSchedule.lossTargetRange) else { return "loss target must be a number ≥ 0" }; s.steering.lossTarget = v
+        case .iterations: guard let v = int(SteeringSettings.iterationRange) else { return "iterations must be a whole number in 0…100" }; s.steering.maxIterations = v
+        case .probabilityTarget: guard let v = float(SteeringSettings.probabilityTargetRange) else { return "p target must be in 0…1" }; s.steering.probabilityTarget = v
+        case .lossTarget: guard let v = float(SteeringSettings.lossTargetRange) else { return "loss target must be a number ≥ 0" }; s.steering.lossTarget = v
         case .guidance: guard let v = float(SamplerSettings.guidanceRange) else { return "guidance must be in 0…50" }; s.guidance = v
         case .seed: guard let v = UInt64(t) else { return "seed must be a whole number ≥ 0" }; s.seed = v
         }

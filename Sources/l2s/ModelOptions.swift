@@ -71,8 +71,8 @@ struct SteeringOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: "Weight of the object-presence term added to the relation loss (0…100; 0 = relation only). With it a step's refinement also goes on while an object's attention peak is below --presence-floor.") var presenceWeight: Float?
     @Option(parsing: .unconditional, help: "Attention peak below which an object counts as absent (0…1).") var presenceFloor: Float?
 
-    func schedule() throws -> SteeringSchedule {
-        var s = paper ? SteeringSchedule.paper : SteeringSchedule()
+    func schedule() throws -> SteeringSettings {
+        var s = paper ? SteeringSettings.paper : SteeringSettings()
         s.mode = steer ? .steer : .off
         s.loss = loss
         if !paper { s.update = update }
@@ -91,19 +91,19 @@ struct SteeringOptions: ParsableArguments {
             s.stepSizes = [stepSize]
         }
         if let iterations {
-            guard SteeringSchedule.iterationRange.contains(iterations) else { throw ValidationError("--iterations must be in 0…100") }
+            guard SteeringSettings.iterationRange.contains(iterations) else { throw ValidationError("--iterations must be in 0…100") }
             s.maxIterations = iterations
         }
         if let probabilityTarget {
-            guard SteeringSchedule.probabilityTargetRange.contains(probabilityTarget) else { throw ValidationError("--probability-target must be in 0…1") }
+            guard SteeringSettings.probabilityTargetRange.contains(probabilityTarget) else { throw ValidationError("--probability-target must be in 0…1") }
             s.probabilityTarget = probabilityTarget
         }
         if let presenceWeight {
-            guard SteeringSchedule.presenceWeightRange.contains(presenceWeight) else { throw ValidationError("--presence-weight must be in 0…100") }
+            guard SteeringSettings.presenceWeightRange.contains(presenceWeight) else { throw ValidationError("--presence-weight must be in 0…100") }
             s.presenceWeight = presenceWeight
         }
         if let presenceFloor {
-            guard SteeringSchedule.presenceFloorRange.contains(presenceFloor) else { throw ValidationError("--presence-floor must be in 0…1") }
+            guard SteeringSettings.presenceFloorRange.contains(presenceFloor) else { throw ValidationError("--presence-floor must be in 0…1") }
             s.presenceFloor = presenceFloor
         }
         if let m = s.validationError() { throw ValidationError(m) }

@@ -32,8 +32,8 @@ struct FakeEvaluator: RelationEvaluator {
     mutating func descend(along evaluation: Score, scale: Float) { descents.append((evaluation.target, scale)) }
 }
 
-func schedule(iterations: Int, pTarget: Float = 0.9, update: SteeringUpdate = .plain, stepSize: Float = 0.5) -> SteeringSchedule {
-    var s = SteeringSchedule()
+func schedule(iterations: Int, pTarget: Float = 0.9, update: SteeringUpdate = .plain, stepSize: Float = 0.5) -> SteeringSettings {
+    var s = SteeringSettings()
     s.startStep = 0; s.endStep = 10; s.maxIterations = iterations
     s.probabilityTarget = pTarget; s.lossTarget = -1; s.update = update; s.stepSizes = [stepSize]
     return s

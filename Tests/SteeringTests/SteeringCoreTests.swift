@@ -128,15 +128,15 @@ final class TinyModel: TextToImageModel {
 
     /// A schedule written before the presence fields existed (an older trace) still reads, with their defaults.
     @Test func anOlderScheduleReadsWithTheNewFieldsDefaulted() throws {
-        var s = SteeringSchedule()
+        var s = SteeringSettings()
         s.endStep = 17; s.maxIterations = 4
         var dict = try #require(try JSONSerialization.jsonObject(with: JSONEncoder().encode(s)) as? [String: Any])
         #expect(dict["presenceWeight"] != nil)
         dict["presenceWeight"] = nil; dict["presenceFloor"] = nil
-        let read = try JSONDecoder().decode(SteeringSchedule.self, from: JSONSerialization.data(withJSONObject: dict))
+        let read = try JSONDecoder().decode(SteeringSettings.self, from: JSONSerialization.data(withJSONObject: dict))
         #expect(read == s)
         var p = s; p.presenceWeight = 2; p.presenceFloor = 0.4
-        #expect(try JSONDecoder().decode(SteeringSchedule.self, from: JSONEncoder().encode(p)) == p)
+        #expect(try JSONDecoder().decode(SteeringSettings.self, from: JSONEncoder().encode(p)) == p)
         p.presenceFloor = 1.5
         #expect(p.validationError() == "presence floor must be in 0…1")
     }
@@ -281,7 +281,7 @@ final class TinyModel: TextToImageModel {
     @Test func steeringLowersTheLoss() throws {
         let model = try TinyModel(seed: 4)
         let generator = SteeredGenerator(model: model, classifier: nil)
-        var schedule = SteeringSchedule()
+        var schedule = SteeringSettings()
         schedule.loss = .handcrafted; schedule.startStep = 0; schedule.endStep = 1; schedule.maxIterations = 12
         schedule.stepSizes = [0.3]; schedule.probabilityTarget = 1; schedule.handcraftedMargin = 0.5
         var losses: [Float] = []
@@ -303,7 +303,7 @@ final class TinyModel: TextToImageModel {
     @Test func aLiveEditReachesTheSteererAtTheNextBoundary() throws {
         let model = try TinyModel(seed: 4)
         let generator = SteeredGenerator(model: model, classifier: nil)
-        var schedule = SteeringSchedule()
+        var schedule = SteeringSettings()
         schedule.loss = .handcrafted; schedule.startStep = 0; schedule.endStep = 4; schedule.maxIterations = 1
         schedule.stepSizes = [0.3]; schedule.probabilityTarget = 1
         let prompt = "red circle left of blue square above red square"  // two relations inside TinyModel's 12 tokens
@@ -336,7 +336,7 @@ final class TinyModel: TextToImageModel {
     @Test func aGivenGraphIsUsedOnlyForItsPrompt() throws {
         let model = try TinyModel(seed: 4)
         let generator = SteeredGenerator(model: model, classifier: nil)
-        var schedule = SteeringSchedule()
+        var schedule = SteeringSettings()
         schedule.loss = .handcrafted; schedule.startStep = 0; schedule.endStep = 2; schedule.maxIterations = 1
         let prompt = "red circle left of blue square"
         let settings = GenerationSettings(sampler: SamplerSettings(prompt: prompt, seed: 3, steps: 2, guidanceScale: 1), steering: schedule)
@@ -356,7 +356,7 @@ final class TinyModel: TextToImageModel {
 
     /// Schedules written before `mode` existed (`enabled`) read back: false is `.off`, true `.steer`.
     @Test func olderSchedulesReadTheirOnOffSwitchAsTheMode() throws {
-        func mode(_ json: String) throws -> SteeringMode { try JSONDecoder().decode(SteeringSchedule.self, from: Data(json.utf8)).mode }
+        func mode(_ json: String) throws -> SteeringMode { try JSONDecoder().decode(SteeringSettings.self, from: Data(json.utf8)).mode }
         #expect(try mode(#"{"enabled": false, "startStep": 0}"#) == .off)
         #expect(try mode(#"{"enabled": true}"#) == .steer)
         #expect(try mode(#"{"mode": "observe"}"#) == .observe)
@@ -368,7 +368,7 @@ final class TinyModel: TextToImageModel {
     @Test func steererTakesTurnsAcrossSteps() throws {
         let model = try TinyModel(seed: 4)
         let context = model.encode(["a red circle to the left of a blue square"])
-        var schedule = SteeringSchedule()
+        var schedule = SteeringSettings()
         schedule.loss = .handcrafted; schedule.startStep = 0; schedule.endStep = 3; schedule.maxIterations = 1
         schedule.stepSizes = [0.3]; schedule.probabilityTarget = 1.01; schedule.lossTarget = -1
         let targets = [SteeringTarget(edge: 0, subject: "red circle", object: "blue square", relation: .leftOf, subjectTokens: 2..<4, objectTokens: 9..<11),
@@ -392,7 +392,7 @@ final class TinyModel: TextToImageModel {
     @Test func presenceSteeringRaisesTheObjectsPeaks() throws {
         let model = try TinyModel(seed: 4)
         let context = model.encode(["a red circle to the left of a blue square"])
-        var schedule = SteeringSchedule()
+        var schedule = SteeringSettings()
         schedule.loss = .presence; schedule.startStep = 0; schedule.endStep = 1; schedule.maxIterations = 6
         schedule.stepSizes = [0.5]; schedule.presenceFloor = 1
         let target = SteeringTarget(edge: 0, subject: "red circle", object: "blue square", relation: .leftOf, subjectTokens: 2..<4, objectTokens: 9..<11)
@@ -410,7 +410,7 @@ final class TinyModel: TextToImageModel {
     /// (it pushed the latent to ~1e30 and the image to all black).
     @Test func anExplodingUpdateIsSkippedAndLogged() throws {
         let model = try TinyModel(seed: 4)
-        var schedule = SteeringSchedule()
+        var schedule = SteeringSettings()
         schedule.loss = .handcrafted; schedule.startStep = 0; schedule.endStep = 1; schedule.maxIterations = 3
         schedule.probabilityTarget = 1; schedule.handcraftedMargin = 0.5
         let target = SteeringTarget(edge: 0, subject: "red circle", object: "blue square", relation: .leftOf,
@@ -431,7 +431,7 @@ final class TinyModel: TextToImageModel {
         let steerer = Steerer(unet: model.unet, classifier: nil, targets: [target], schedule: schedule)
         #expect(steerer.refine(latents: z, step: 0, timestep: 900, totalSteps: 4, context: context).array != z.array)
         #expect(schedule.validationError() == nil)
-        // One named limit per rule (SteeringSchedule.maxStepSize), shared by the CLI and the workbench.
+        // One named limit per rule (SteeringSettings.maxStepSize), shared by the CLI and the workbench.
         schedule.stepSizes = [11]
         #expect(schedule.validationError()?.contains("0…10 for the normalized update") == true)
         schedule.update = .plain
