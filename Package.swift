@@ -44,9 +44,9 @@ let package = Package(
         .target(name: "Steering", dependencies: ["Relations", "Diffusion", "Formats", "Tensors"], swiftSettings: checkedOptimise),
         // Images: RGB8 from the models' CHW floats, PNG files (libpng).
         .target(name: "Imaging", dependencies: ["Tensors", "CPNG"], swiftSettings: checkedOptimise),
-        .target(name: "ToyWorld", dependencies: ["Formats", "Relations", "Diffusion", "Tensors", "Imaging"], swiftSettings: checkedOptimise),
+        .target(name: "ToyWorld", dependencies: ["Formats", "Relations", "Diffusion", "Tensors"], swiftSettings: checkedOptimise),
         // Opening a model (toy or Stable Diffusion) with its defaults and vocabulary, for the CLI and the UI.
-        .target(name: "ToyBench", dependencies: ["Formats", "Relations", "Diffusion", "Steering", "ToyWorld"], swiftSettings: checkedOptimise),
+        .target(name: "ToyBench", dependencies: ["Formats", "Tensors", "Relations", "Diffusion", "Steering", "ToyWorld"], swiftSettings: checkedOptimise),
         // The UI and CLI keep Swift's checks (a trap must stay a trap: the workbench restores the terminal on it).
         .target(name: "Workbench", dependencies: ["Formats", "Tensors", "Diffusion", "Imaging", "Relations", "Steering", "ToyWorld", "ToyBench", "CNcurses"]),
         .executableTarget(name: "l2s", dependencies: [
