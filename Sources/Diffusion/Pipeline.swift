@@ -1,4 +1,5 @@
 import Foundation
+import Formats
 import Tensors
 
 /// What the sampler needs from a text-to-image model: text encoding, the denoiser, a noise schedule
@@ -56,8 +57,8 @@ public struct SamplerSettings: Sendable, Equatable, Codable {
 
     /// Checks ranges; returns a user-facing message for the first bad value.
     public func validationError() -> String? {
-        if !Self.stepRange.contains(steps) { return "steps must be in 1…1000 (got \(steps))" }
-        if !Self.guidanceRange.contains(guidanceScale) { return "guidance must be in 0…50 (got \(guidanceScale))" }
+        if !Self.stepRange.contains(steps) { return "steps must be in \(Self.stepRange.spelled) (got \(steps))" }
+        if !Self.guidanceRange.contains(guidanceScale) { return "guidance must be in \(Self.guidanceRange.spelled) (got \(guidanceScale))" }
         return nil
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Formats
 import Relations
 import Tensors
 import Diffusion
@@ -119,13 +120,13 @@ public struct SteeringSettings: Codable, Equatable, Sendable {
 
     public func validationError() -> String? {
         if startStep < 0 || endStep < startStep { return "steering range must satisfy 0 ≤ start ≤ end" }
-        if !Self.iterationRange.contains(maxIterations) { return "iterations must be in \(Self.iterationRange.lowerBound)…\(Self.iterationRange.upperBound)" }
-        if !Self.probabilityTargetRange.contains(probabilityTarget) { return "p target must be in 0…1" }
+        if !Self.iterationRange.contains(maxIterations) { return "iterations must be in \(Self.iterationRange.spelled)" }
+        if !Self.probabilityTargetRange.contains(probabilityTarget) { return "p target must be in \(Self.probabilityTargetRange.spelled)" }
         if !Self.lossTargetRange.contains(lossTarget) { return "loss target must be a number in 0…\(Int(Self.lossTargetRange.upperBound))" }
         let limit = maxStepSize
         if stepSizes.contains(where: { !$0.isFinite || $0 < 0 || $0 > limit }) { return "step sizes must be in 0…\(Int(limit)) for the \(update.rawValue) update" }
-        if !Self.presenceWeightRange.contains(presenceWeight) { return "presence weight must be in 0…100" }
-        if !Self.presenceFloorRange.contains(presenceFloor) { return "presence floor must be in 0…1" }
+        if !Self.presenceWeightRange.contains(presenceWeight) { return "presence weight must be in \(Self.presenceWeightRange.spelled)" }
+        if !Self.presenceFloorRange.contains(presenceFloor) { return "presence floor must be in \(Self.presenceFloorRange.spelled)" }
         return nil
     }
 }

@@ -3,6 +3,7 @@
 // the terminal, a thread or the clock (times arrive inside events and `tick`).
 
 import Foundation
+import Formats
 import Relations
 import Imaging
 import Steering
@@ -104,7 +105,7 @@ enum ScheduleField: String, CaseIterable, Sendable {
         func int(_ range: ClosedRange<Int>) -> Int? { Int(t).flatMap { range.contains($0) ? $0 : nil } }
         func float(_ range: ClosedRange<Float>) -> Float? { Float(t).flatMap { $0.isFinite && range.contains($0) ? $0 : nil } }
         switch self {
-        case .steps: guard let v = int(SamplerSettings.stepRange) else { return "steps must be a whole number in 1…1000" }; s.steps = v
+        case .steps: guard let v = int(SamplerSettings.stepRange) else { return "steps must be a whole number in \(SamplerSettings.stepRange.spelled)" }; s.steps = v
         case .start:
             guard let v = int(0...s.steering.endStep) else { return "start must be in 0…\(s.steering.endStep) (the end)" }
             s.steering.startStep = v
@@ -115,10 +116,10 @@ enum ScheduleField: String, CaseIterable, Sendable {
             let limit = s.steering.maxStepSize
             guard let v = float(0...limit) else { return "step size must be a number in 0…\(Int(limit)) for the \(s.steering.update.rawValue) update" }
             s.steering.stepSizes = [v]
-        case .iterations: guard let v = int(SteeringSettings.iterationRange) else { return "iterations must be a whole number in 0…100" }; s.steering.maxIterations = v
-        case .probabilityTarget: guard let v = float(SteeringSettings.probabilityTargetRange) else { return "p target must be in 0…1" }; s.steering.probabilityTarget = v
+        case .iterations: guard let v = int(SteeringSettings.iterationRange) else { return "iterations must be a whole number in \(SteeringSettings.iterationRange.spelled)" }; s.steering.maxIterations = v
+        case .probabilityTarget: guard let v = float(SteeringSettings.probabilityTargetRange) else { return "p target must be in \(SteeringSettings.probabilityTargetRange.spelled)" }; s.steering.probabilityTarget = v
         case .lossTarget: guard let v = float(SteeringSettings.lossTargetRange) else { return "loss target must be a number ≥ 0" }; s.steering.lossTarget = v
-        case .guidance: guard let v = float(SamplerSettings.guidanceRange) else { return "guidance must be in 0…50" }; s.guidance = v
+        case .guidance: guard let v = float(SamplerSettings.guidanceRange) else { return "guidance must be in \(SamplerSettings.guidanceRange.spelled)" }; s.guidance = v
         case .seed: guard let v = UInt64(t) else { return "seed must be a whole number ≥ 0" }; s.seed = v
         }
         return nil

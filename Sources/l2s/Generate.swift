@@ -31,8 +31,8 @@ struct Generate: ParsableCommand {
 
     func validate() throws {
         guard (1...64).contains(upscale) else { throw ValidationError("--upscale must be in 1…64") }
-        if let steps, !SamplerSettings.stepRange.contains(steps) { throw ValidationError("--steps must be in 1…1000") }
-        if let guidance, !SamplerSettings.guidanceRange.contains(guidance) { throw ValidationError("--guidance must be in 0…50") }
+        if let steps, !SamplerSettings.stepRange.contains(steps) { throw ValidationError("--steps must be in \(SamplerSettings.stepRange.spelled)") }
+        if let guidance, !SamplerSettings.guidanceRange.contains(guidance) { throw ValidationError("--guidance must be in \(SamplerSettings.guidanceRange.spelled)") }
         // The negative prompt is not parsed, but it is tokenised and saved in the sidecar: the
         // prompt's plain-text rules (length, no control characters) apply to it too.
         switch PromptParser.plainTextViolation(negativePrompt) {

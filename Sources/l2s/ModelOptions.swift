@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Formats
 import Tensors
 import Diffusion
 import Steering
@@ -91,19 +92,19 @@ struct SteeringOptions: ParsableArguments {
             s.stepSizes = [stepSize]
         }
         if let iterations {
-            guard SteeringSettings.iterationRange.contains(iterations) else { throw ValidationError("--iterations must be in 0…100") }
+            guard SteeringSettings.iterationRange.contains(iterations) else { throw ValidationError("--iterations must be in \(SteeringSettings.iterationRange.spelled)") }
             s.maxIterations = iterations
         }
         if let probabilityTarget {
-            guard SteeringSettings.probabilityTargetRange.contains(probabilityTarget) else { throw ValidationError("--probability-target must be in 0…1") }
+            guard SteeringSettings.probabilityTargetRange.contains(probabilityTarget) else { throw ValidationError("--probability-target must be in \(SteeringSettings.probabilityTargetRange.spelled)") }
             s.probabilityTarget = probabilityTarget
         }
         if let presenceWeight {
-            guard SteeringSettings.presenceWeightRange.contains(presenceWeight) else { throw ValidationError("--presence-weight must be in 0…100") }
+            guard SteeringSettings.presenceWeightRange.contains(presenceWeight) else { throw ValidationError("--presence-weight must be in \(SteeringSettings.presenceWeightRange.spelled)") }
             s.presenceWeight = presenceWeight
         }
         if let presenceFloor {
-            guard SteeringSettings.presenceFloorRange.contains(presenceFloor) else { throw ValidationError("--presence-floor must be in 0…1") }
+            guard SteeringSettings.presenceFloorRange.contains(presenceFloor) else { throw ValidationError("--presence-floor must be in \(SteeringSettings.presenceFloorRange.spelled)") }
             s.presenceFloor = presenceFloor
         }
         if let m = s.validationError() { throw ValidationError(m) }
