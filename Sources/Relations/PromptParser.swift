@@ -183,6 +183,13 @@ public struct PromptParser: Sendable {
         return try build(prompt, analysis)
     }
 
+    /// `graph` when it is the graph of `prompt` (a caller that parsed already, such as a UI showing
+    /// the graph at once), else `parse(prompt)`.
+    public func parse(_ prompt: String, reusing graph: RelationGraph?) throws -> RelationGraph {
+        if let graph, graph.prompt == prompt { return graph }
+        return try parse(prompt)
+    }
+
     // MARK: Validation
 
     /// The plain-text rules of every prompt-like text (the prompt, the negative prompt): at most

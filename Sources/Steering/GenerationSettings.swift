@@ -103,3 +103,14 @@ public struct AppliedSettings: Sendable, Equatable, Codable {
     public var settings: GenerationSettings
     public init(step: Int, settings: GenerationSettings) { self.step = step; self.settings = settings }
 }
+
+extension Array where Element == AppliedSettings {
+    /// Records `settings` as in force from `step` on (a later edit at the same step replaces it);
+    /// returns the record.
+    @discardableResult
+    public mutating func record(_ settings: GenerationSettings, at step: Int) -> AppliedSettings {
+        let record = AppliedSettings(step: step, settings: settings)
+        if last?.step == step { self[count - 1] = record } else { append(record) }
+        return record
+    }
+}

@@ -93,8 +93,7 @@ public struct Sidecar: Codable, Equatable {
         sampler = settings.sampler.sampler.rawValue
         steered = settings.steered
         schedule = settings.steering
-        let order = graph.map { settings.order ?? $0.order } ?? settings.order ?? []
-        self.order = order
+        order = settings.order ?? graph?.order ?? []
         disabled = settings.disabled.sorted()
         relations = graph.map { g in
             g.edges.enumerated().map { i, e in

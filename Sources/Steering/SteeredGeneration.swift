@@ -75,7 +75,7 @@ public final class SteeredGenerator {
                     live: ((Int) -> GenerationSettings?)? = nil,
                     onEvent: ((GenerationEvent) -> Void)? = nil) throws -> GenerationResult {
         let start = Date()
-        let graph = try parsed.flatMap { $0.prompt == settings.prompt ? $0 : nil } ?? parser.parse(settings.prompt)
+        let graph = try parser.parse(settings.prompt, reusing: parsed)
         var logLines: [String] = []
         let targets = targets(for: graph) { logLines.append($0) }
         onEvent?(.parsed(graph, targets: targets))
@@ -99,9 +99,7 @@ public final class SteeredGenerator {
             // step boundary, before the steering hook and the UNet, so both see the same value.
             if let edit = live?(step) {
                 current = current.applyingLive(edit)
-                let record = AppliedSettings(step: step, settings: current)
-                if applied.last?.step == step { applied[applied.count - 1] = record } else { applied.append(record) }
-                onEvent?(.applied(record))
+                onEvent?(.applied(applied.record(current, at: step)))
             }
             steerer.schedule = current.steering
             steerer.order = current.activeOrder(in: graph)

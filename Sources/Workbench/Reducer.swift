@@ -20,7 +20,7 @@ enum Effect: Equatable, Sendable {
 
 extension RunRequest: Equatable {
     static func == (a: RunRequest, b: RunRequest) -> Bool {
-        a.id == b.id && a.prompt == b.prompt && a.settings == b.settings && a.version == b.version
+        a.id == b.id && a.settings == b.settings && a.version == b.version
     }
 }
 
@@ -103,8 +103,7 @@ extension ViewState {
             guard let e = selectedEdge, settings.order?.contains(e) == true else {
                 note("select a steerable relation to reorder (j/k)"); return []
             }
-            var moved = settings
-            guard moved.move(edge: e, by: d), moved.order != settings.order else { return [] }
+            // A move past either end changes nothing, and `changeSettings` then does nothing.
             return changeSettings(field: nil, key: "order",
                                   describe: { "order " + ($0.order ?? []).map { "\($0 + 1)" }.joined(separator: " ") }) {
                 $0.move(edge: e, by: d)

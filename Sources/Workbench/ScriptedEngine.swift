@@ -270,7 +270,7 @@ final class ScriptedEngine: WorkbenchEngine, @unchecked Sendable {
         let start = Date()
         guard !control.isCancelled else { sink(.cancelled(run: id, step: 0)); return }
         let graph: RelationGraph
-        do { graph = try request.graph.flatMap { $0.prompt == request.prompt ? $0 : nil } ?? parser.parse(request.prompt) } catch {
+        do { graph = try parser.parse(request.prompt, reusing: request.graph) } catch {
             sink(.failed(run: id, message: "\(error)"))
             return
         }

@@ -166,8 +166,7 @@ struct RunView: Sendable {
 
     /// Records `settings` as in force from `step` on (a later edit at the same step replaces it).
     mutating func recordApplied(at step: Int) {
-        let record = AppliedSettings(step: step, settings: settings)
-        if applied.last?.step == step { applied[applied.count - 1] = record } else { applied.append(record) }
+        applied.record(settings, at: step)
     }
 
     var totalSteps: Int { steps.last?.totalSteps ?? settings.steps }
