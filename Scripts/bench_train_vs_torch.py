@@ -65,27 +65,42 @@ def torch_step_seconds(config, batch, repeats):
     return median_time(step, repeats)
 
 
+def l2s_step_seconds(args, batch):
+    ours = json.loads(subprocess.check_output(
+        [args.l2s, "bench", "train", "--json", "--threads", str(args.threads), "--batches", str(batch),
+         "--repeats", str(args.repeats), "--config", args.config]))
+    (result,) = ours["results"]
+    return result["seconds"], ours.get("blas", "?")
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--l2s", default=".build/release/l2s")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--batches", default="32,64")
     p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--rounds", type=int, default=3,
+                   help="l2s and PyTorch alternate this many times per batch (the machine's speed drifts; "
+                        "each round's ratio is printed, and the ratio of the medians)")
     p.add_argument("--config", default="Assets/toy/config.json")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     config = json.load(open(args.config))
-    ours = json.loads(subprocess.check_output(
-        [args.l2s, "bench", "train", "--json", "--threads", str(args.threads), "--batches", args.batches,
-         "--repeats", str(args.repeats), "--config", args.config]))
-    print(f"torch {torch.__version__}, {args.threads} thread(s), median of {args.repeats} steps, "
-          f"OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}, config {args.config}")
-    print(f"{'training step':18s} {'l2s ms':>9s} {'torch ms':>9s} {'l2s img/s':>10s} {'torch img/s':>12s} {'l2s/torch':>10s}")
-    for r in ours["results"]:
-        batch = int(r["name"].split("B")[-1])
-        theirs = torch_step_seconds(config, batch, args.repeats)
-        print(f"{'batch ' + str(batch):18s} {r['seconds']*1e3:9.1f} {theirs*1e3:9.1f} {batch/r['seconds']:10.1f} "
-              f"{batch/theirs:12.1f} {r['seconds']/theirs:9.2f}x")
+    print(f"torch {torch.__version__}, {args.threads} thread(s), median of {args.repeats} steps per round, "
+          f"{args.rounds} alternating rounds, OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}, config {args.config}")
+    print(f"{'training step':18s} {'l2s ms':>9s} {'torch ms':>9s} {'l2s img/s':>10s} {'torch img/s':>12s} "
+          f"{'l2s/torch':>10s}  per round")
+    for batch in [int(b) for b in args.batches.split(",")]:
+        ours, theirs = [], []
+        for _ in range(args.rounds):
+            seconds, blas = l2s_step_seconds(args, batch)
+            ours.append(seconds)
+            theirs.append(torch_step_seconds(config, batch, args.repeats))
+        a, b = sorted(ours)[len(ours) // 2], sorted(theirs)[len(theirs) // 2]
+        rounds = " ".join(f"{o / t:.2f}" for o, t in zip(ours, theirs))
+        print(f"{'batch ' + str(batch):18s} {a*1e3:9.1f} {b*1e3:9.1f} {batch/a:10.1f} {batch/b:12.1f} "
+              f"{a/b:9.2f}x  {rounds}")
+    print(f"l2s OpenBLAS kernels: {blas}")
 
 
 if __name__ == "__main__":

@@ -15,8 +15,8 @@ enum BLAS {
         let sgemm: SgemmFunction
         let setThreads: (@convention(c) (Int32) -> Void)?
         let coreName: (@convention(c) () -> UnsafePointer<CChar>?)?
-        /// OPENBLAS_CORETYPE as the environment gave it before loading (nil: the engine chose).
-        let environmentCoreType: String?
+        /// The kernel choice made before loading, and why.
+        let choice: CoreTypeChoice
     }
 
     nonisolated(unsafe) static let library: Library = load()
@@ -36,6 +36,33 @@ enum BLAS {
         return avx512.isSubset(of: cpuFlags) ? "SkylakeX" : nil
     }
 
+    /// What OPENBLAS_CORETYPE is set to before OpenBLAS loads.
+    struct CoreTypeChoice: Equatable {
+        /// The value to set (nil: leave the environment and OpenBLAS's detection alone).
+        var request: String?
+        /// An OPENBLAS_CORETYPE from the environment that `request` replaces.
+        var overridden: String?
+        /// Whether L2S_BLAS_CORETYPE made the choice.
+        var explicit: Bool
+    }
+
+    /// The kernel choice: L2S_BLAS_CORETYPE when set (the user's choice for l2s); otherwise the AVX-512
+    /// kernels on a CPU that has them, even over an OPENBLAS_CORETYPE in the environment — machine
+    /// images set that variable for every process (one sets Haswell on an AVX-512 EPYC, where it made
+    /// sgemm 3.5× slower: 114 against 408 GFLOP/s at n = 1024); otherwise OPENBLAS_CORETYPE or
+    /// OpenBLAS's own detection, untouched.
+    static func coreTypeChoice(cpuFlags: Set<Substring>, openblasCoreType: String?, l2sCoreType: String?) -> CoreTypeChoice {
+        if let l2s = l2sCoreType, !l2s.isEmpty {
+            return CoreTypeChoice(request: l2s, overridden: openblasCoreType == l2s ? nil : openblasCoreType, explicit: true)
+        }
+        guard let preferred = preferredCoreType(cpuFlags: cpuFlags) else {
+            return CoreTypeChoice(request: nil, overridden: nil, explicit: false)
+        }
+        let given = openblasCoreType.flatMap { $0.isEmpty ? nil : $0 }
+        let sameSet = given.map { $0.caseInsensitiveCompare(preferred) == .orderedSame } ?? false
+        return CoreTypeChoice(request: preferred, overridden: sameSet ? nil : given, explicit: false)
+    }
+
     /// The `flags` line of /proc/cpuinfo (empty where there is none).
     static func cpuFlags() -> Set<Substring> {
         guard let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
@@ -45,10 +72,10 @@ enum BLAS {
     }
 
     static func load() -> Library {
-        let given = getenv("OPENBLAS_CORETYPE").map { String(cString: $0) }
-        if given == nil, let core = preferredCoreType(cpuFlags: cpuFlags()) {
-            setenv("OPENBLAS_CORETYPE", core, 0)
-        }
+        func environment(_ name: String) -> String? { getenv(name).map { String(cString: $0) } }
+        let choice = coreTypeChoice(cpuFlags: cpuFlags(), openblasCoreType: environment("OPENBLAS_CORETYPE"),
+                                    l2sCoreType: environment("L2S_BLAS_CORETYPE"))
+        if let request = choice.request { setenv("OPENBLAS_CORETYPE", request, 1) }
         let names = ["libopenblas.so.0", "libopenblas.so", "libopenblas.dylib"]
         guard let handle = names.lazy.compactMap({ dlopen($0, RTLD_NOW | RTLD_LOCAL) }).first else {
             fatalError("cannot load OpenBLAS (\(names.joined(separator: ", "))): install libopenblas-dev")
@@ -62,12 +89,18 @@ enum BLAS {
         return Library(sgemm: sgemm,
                        setThreads: symbol("openblas_set_num_threads", as: (@convention(c) (Int32) -> Void).self),
                        coreName: symbol("openblas_get_corename", as: (@convention(c) () -> UnsafePointer<CChar>?).self),
-                       environmentCoreType: given)
+                       choice: choice)
     }
 
     /// OpenBLAS's own worker threads (the engine keeps it at 1 and splits GEMMs itself).
     static func setThreads(_ n: Int) { library.setThreads?(Int32(n)) }
 }
 
-/// The OpenBLAS kernel set in use (for benchmark reports).
-public var blasCoreName: String { BLAS.coreName }
+/// The OpenBLAS kernel set in use, and what chose it (for benchmark reports), e.g. "SkylakeX
+/// (OPENBLAS_CORETYPE=Haswell overridden; L2S_BLAS_CORETYPE chooses)".
+public var blasCoreName: String {
+    let choice = BLAS.library.choice
+    if choice.explicit { return "\(BLAS.coreName) (L2S_BLAS_CORETYPE)" }
+    if let given = choice.overridden { return "\(BLAS.coreName) (OPENBLAS_CORETYPE=\(given) overridden; L2S_BLAS_CORETYPE chooses)" }
+    return BLAS.coreName
+}

@@ -12,10 +12,28 @@ struct BLASLoaderTests {
         #expect(BLAS.preferredCoreType(cpuFlags: ["avx512f", "avx2"]) == nil)   // AVX-512F alone (Knights Landing) is not enough
     }
 
-    @Test("the loaded kernels are the CPU's, not the SSE3 fallback, unless the environment chose")
+    @Test("a machine-wide OPENBLAS_CORETYPE does not hold an AVX-512 CPU to older kernels; L2S_BLAS_CORETYPE does")
+    func environmentChoice() {
+        let avx512: Set<Substring> = ["avx2", "avx512f", "avx512bw", "avx512dq", "avx512vl", "avx512cd"]
+        // The machine image's Haswell on an AVX-512 EPYC (the case that ran sgemm at 114 instead of 408 GFLOP/s).
+        #expect(BLAS.coreTypeChoice(cpuFlags: avx512, openblasCoreType: "Haswell", l2sCoreType: nil)
+                == .init(request: "SkylakeX", overridden: "Haswell", explicit: false))
+        #expect(BLAS.coreTypeChoice(cpuFlags: avx512, openblasCoreType: "skylakex", l2sCoreType: nil)
+                == .init(request: "SkylakeX", overridden: nil, explicit: false))
+        #expect(BLAS.coreTypeChoice(cpuFlags: avx512, openblasCoreType: nil, l2sCoreType: nil)
+                == .init(request: "SkylakeX", overridden: nil, explicit: false))
+        // l2s's own variable wins everywhere.
+        #expect(BLAS.coreTypeChoice(cpuFlags: avx512, openblasCoreType: "Haswell", l2sCoreType: "Prescott")
+                == .init(request: "Prescott", overridden: "Haswell", explicit: true))
+        // Without AVX-512 the environment and OpenBLAS's detection are left alone.
+        #expect(BLAS.coreTypeChoice(cpuFlags: ["avx2", "fma"], openblasCoreType: "Haswell", l2sCoreType: nil)
+                == .init(request: nil, overridden: nil, explicit: false))
+    }
+
+    @Test("the loaded kernels are the CPU's best, not the SSE3 fallback or the environment's older set, unless L2S_BLAS_CORETYPE chose")
     func loadedCore() {
         let core = BLAS.coreName
-        if BLAS.library.environmentCoreType == nil, let wanted = BLAS.preferredCoreType(cpuFlags: BLAS.cpuFlags()) {
+        if !BLAS.library.choice.explicit, let wanted = BLAS.preferredCoreType(cpuFlags: BLAS.cpuFlags()) {
             #expect(core == wanted, "OpenBLAS runs \(core) on an AVX-512 CPU")
         }
         #expect(core != "unknown")
