@@ -38,6 +38,10 @@ private func maxDifference(_ a: [Float], _ b: [Double]) -> Double {
     zip(a, b).reduce(0) { max($0, abs(Double($1.0) - $1.1)) }
 }
 
+private func maxDifference(_ a: [Float], _ b: [Float]) -> Float {
+    zip(a, b).reduce(0) { max($0, abs($1.0 - $1.1)) }
+}
+
 private func dot(_ a: Tensor, _ b: Tensor) -> Double {
     var s = 0.0
     for i in 0..<a.count { s += Double(a.pointer[i]) * Double(b.pointer[i]) }
@@ -95,6 +99,58 @@ struct ConvTests {
             let yg = dot(y, g)
             #expect(abs(yg - dot(x, x.grad!)) < 1e-3 * max(1, abs(yg)))
             #expect(abs(yg - dot(w, w.grad!)) < 1e-3 * max(1, abs(yg)))
+        }
+    }
+
+    /// The shifted-tap path (stride 1, ≥ 16 input channels, ≥ 1024 output pixels) against the unfolded
+    /// one on the same data: forward, dx and dW, with both thread splits (one image; whole images per
+    /// thread) and several kernels and paddings.
+    @Test("shifted taps agree with the unfolded path", arguments: [1, 2, 5])
+    func shiftedTapsMatchUnfolded(batch: Int) {
+        for (kh, kw, p, h, w) in [(3, 3, 1, 32, 34), (3, 3, 0, 34, 36), (3, 3, 2, 32, 32), (2, 3, 1, 33, 31), (5, 5, 2, 32, 33)] {
+            let cin = 16, cout = 12
+            let ho = h + 2 * p - kh + 1, wo = w + 2 * p - kw + 1
+            let g = ConvGeometry(n: batch, cin: cin, h: h, w: w, cout: cout, kh: kh, kw: kw, stride: 1, pad: p, ho: ho, wo: wo)
+            #expect(g.usesShiftedTaps, "\(g) should take the shifted path")
+            let x = randomTensor([batch, cin, h, w], seed: 21), wt = randomTensor([cout, cin, kh, kw], seed: 22, std: 0.2)
+            let b = randomTensor([cout], seed: 23), dy = randomTensor([batch, cout, ho, wo], seed: 24)
+            let y1 = Tensor(uninitialized: [batch, cout, ho, wo]), y2 = Tensor(uninitialized: [batch, cout, ho, wo])
+            convForwardShifted(x.pointer, wt.pointer, b.pointer, y1.pointer, g)
+            convForwardUnfolded(x.pointer, wt.pointer, b.pointer, y2.pointer, g)
+            #expect(maxDifference(y1.array, y2.array) < 1e-4, "forward \(kh)×\(kw) pad \(p)")
+            let dx1 = Tensor(uninitialized: x.shape), dx2 = Tensor(uninitialized: x.shape)
+            let dw1 = Tensor(uninitialized: wt.shape), dw2 = Tensor(uninitialized: wt.shape)
+            convBackwardShifted(dy.pointer, x.pointer, wt.pointer, dx1.pointer, dw1.pointer, g)
+            convBackwardUnfolded(dy.pointer, x.pointer, wt.pointer, dx2.pointer, dw2.pointer, g)
+            #expect(maxDifference(dx1.array, dx2.array) < 1e-4, "dx \(kh)×\(kw) pad \(p)")
+            #expect(maxDifference(dw1.array, dw2.array) < 1e-3 * max(1, dw2.array.map { abs($0) }.max()!), "dW \(kh)×\(kw) pad \(p)")
+            // Only one of the two gradients.
+            let dxOnly = Tensor(uninitialized: x.shape), dwOnly = Tensor(uninitialized: wt.shape)
+            convBackwardShifted(dy.pointer, x.pointer, wt.pointer, dxOnly.pointer, nil, g)
+            convBackwardShifted(dy.pointer, x.pointer, wt.pointer, nil, dwOnly.pointer, g)
+            #expect(dxOnly.array == dx1.array && dwOnly.array == dw1.array)
+        }
+    }
+
+    /// conv2d through the shifted path: finite differences and the direct loop.
+    @Test func shiftedTapsGradientsAndValues() {
+        let x = randomTensor([1, 16, 32, 32], seed: 25), w = randomTensor([2, 16, 3, 3], seed: 26, std: 0.3)
+        let b = randomTensor([2], seed: 27)
+        #expect(ConvGeometry(n: 1, cin: 16, h: 32, w: 32, cout: 2, kh: 3, kw: 3, stride: 1, pad: 1, ho: 32, wo: 32).usesShiftedTaps)
+        #expect(maxDifference(conv2d(x, weight: w, bias: b, padding: 1).array, naiveConv(x, w, b, stride: 1, padding: 1)) < 1e-4)
+        checkGradients([w, b], eps: 1e-2, tolerance: 2e-2) { conv2d(x, weight: $0[0], bias: $0[1], padding: 1) }
+        // dx by finite differences on a sample of pixels (all 16 384 would take long): the adjoint identity covers the rest.
+        x.requiresGrad = true
+        let r = randomTensor([1, 2, 32, 32], seed: 28)
+        (conv2d(x, weight: w, bias: b, padding: 1) * r).sum().backward()
+        for i in stride(from: 0, to: x.count, by: 997) {
+            let old = x.pointer[i]
+            func loss() -> Double { Double(dot(noGrad { conv2d(x, weight: w, bias: b, padding: 1) }, r)) }
+            x.pointer[i] = old + 1e-2; let lp = loss()
+            x.pointer[i] = old - 1e-2; let lm = loss()
+            x.pointer[i] = old
+            let numeric = Float((lp - lm) / 2e-2)
+            #expect(abs(numeric - x.grad!.pointer[i]) <= 2e-2 * max(1, abs(numeric)), "dx[\(i)]")
         }
     }
 
