@@ -75,10 +75,7 @@ public final class Attention: Module {
 public final class GEGLU: Module {
     public var proj: Linear
     public init(_ dim: Int, _ inner: Int, rng: inout RNG) { proj = Linear(dim, inner * 2, rng: &rng) }
-    public func callAsFunction(_ x: Tensor) -> Tensor {
-        let parts = proj(x).chunked(2, axis: -1)
-        return parts[0] * parts[1].gelu()
-    }
+    public func callAsFunction(_ x: Tensor) -> Tensor { proj(x).geglu() }
 }
 
 /// diffusers `FeedForward` with GEGLU: net.0 = GEGLU, net.1 = dropout, net.2 = Linear.

@@ -43,6 +43,27 @@ struct CoreOpGradientTests {
         checkGradients([x]) { $0[0].leakyRelu(0.1) }
     }
 
+    /// The fused GEGLU gate: finite differences (widths with and without a partial 8-lane tail) and
+    /// the chunk → gelu → multiply chain it replaces, values and gradients.
+    @Test func gegluMatchesTheChain() {
+        for width in [3, 8, 13] {
+            var rng = RNG(seed: UInt64(width))
+            let x = Tensor.randn([2, 3, 2 * width], rng: &rng)
+            checkGradients([x]) { $0[0].geglu() }
+            x.requiresGrad = true
+            x.grad = nil
+            let r = Tensor.randn([2, 3, width], rng: &rng)
+            (x.geglu() * r).sum().backward()
+            let fused = x.grad!.array
+            x.grad = nil
+            let parts = x.chunked(2, axis: -1)
+            let chain = parts[0] * parts[1].gelu()
+            (chain * r).sum().backward()
+            #expect(zip(noGrad { x.geglu() }.array, chain.array).allSatisfy { abs($0 - $1) <= 1e-6 * max(1, abs($1)) })
+            #expect(zip(fused, x.grad!.array).allSatisfy { abs($0 - $1) <= 1e-5 * max(1, abs($1)) })
+        }
+    }
+
     @Test("matmul", arguments: [
         ([3, 4], [4, 5], false), ([2, 3, 4], [4, 5], false), ([2, 3, 4], [2, 4, 5], false),
         ([2, 3, 4], [1, 4, 5], false), ([1, 3, 4], [2, 4, 5], false), ([2, 2, 3, 4], [2, 2, 5, 4], true),

@@ -55,6 +55,60 @@ extension Tensor {
         }
     }
 
+    /// GEGLU's gate in one pass: the last axis [2I] holds (a, g) halves and the result [I] is
+    /// a · gelu(g) with the exact GELU, as diffusers' `hidden_states, gate = proj(x).chunk(2, dim=-1);
+    /// hidden_states * gelu(gate)`. Forward and backward each read and write every element once
+    /// (the chunk → gelu → multiply chain made two slice copies and three temporaries, and its
+    /// backward two zero-filled full-width gradients).
+    public func geglu() -> Tensor {
+        precondition(rank >= 1 && shape[rank - 1] % 2 == 0, "geglu: last axis of \(shape) must be even")
+        let width = shape[rank - 1] / 2, rows = count / max(2 * width, 1)
+        let out = Tensor(uninitialized: Array(shape.dropLast()) + [width])
+        let px = pointer, po = out.pointer
+        let invSqrt2: Float = 0.7071067811865476, invSqrt2Pi: Float = 0.3989422804014327
+        @inline(__always) func load(_ p: UnsafePointer<Float>, _ i: Int, _ n: Int) -> SIMD8<Float> {
+            if i + 8 <= n { return UnsafeRawPointer(p + i).loadUnaligned(as: SIMD8<Float>.self) }
+            var v = SIMD8<Float>()
+            for j in 0..<(n - i) { v[j] = p[i + j] }
+            return v
+        }
+        @inline(__always) func store(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>, _ i: Int, _ n: Int) {
+            if i + 8 <= n { UnsafeMutableRawPointer(p + i).storeBytes(of: v, as: SIMD8<Float>.self); return }
+            for j in 0..<(n - i) { p[i + j] = v[j] }
+        }
+        parallelFor(rows, costPerItem: width * 16, grain: 1 << 14) { r in
+            for row in r {
+                let a = UnsafePointer(px + row * 2 * width), g = a + width, o = po + row * width
+                var i = 0
+                while i < width {
+                    let gv = load(g, i, width)
+                    store(load(a, i, width) * (0.5 * gv * (1 + simdErf(gv * invSqrt2))), o, i, width)
+                    i += 8
+                }
+            }
+        }
+        return out.recorded("geglu", [self]) { gy in
+            precondition(gy.shape == out.shape, "geglu: gradient \(gy.shape) for output \(out.shape)")
+            let dx = Tensor(uninitialized: self.shape)
+            let pg = gy.pointer, pd = dx.pointer
+            parallelFor(rows, costPerItem: width * 24, grain: 1 << 14) { r in
+                for row in r {
+                    let a = UnsafePointer(px + row * 2 * width), g = a + width, dy = UnsafePointer(pg + row * width)
+                    let da = pd + row * 2 * width, dg = da + width
+                    var i = 0
+                    while i < width {
+                        let gv = load(g, i, width), av = load(a, i, width), yv = load(dy, i, width)
+                        let cdf = 0.5 * (1 + simdErf(gv * invSqrt2))
+                        store(yv * gv * cdf, da, i, width)
+                        store(yv * av * (cdf + gv * invSqrt2Pi * simdExp(-0.5 * gv * gv)), dg, i, width)
+                        i += 8
+                    }
+                }
+            }
+            return [dx]
+        }
+    }
+
     /// max(x, 0).
     public func relu() -> Tensor {
         mapUnary(self) { Swift.max($0, 0) }.recorded("relu", [self]) { g in
