@@ -36,7 +36,9 @@ let package = Package(
                        providers: [.apt(["libpng-dev"])]),
         // File parsing (safetensors headers, text lines) keeps Swift's checks in every configuration.
         .target(name: "Formats"),
-        .target(name: "Tensors", dependencies: ["Formats", "CAllocator"], swiftSettings: optimise),
+        // Element-wise kernels in C, built per instruction set (AVX-512, AVX2 + FMA, baseline) and chosen at run time.
+        .target(name: "CKernels"),
+        .target(name: "Tensors", dependencies: ["Formats", "CAllocator", "CKernels"], swiftSettings: optimise),
         // The prompt as relations (parser, relation graph, the four spatial relations, eval records):
         // text logic only, below both Steering and ToyWorld.
         .target(name: "Relations", dependencies: ["Formats"], swiftSettings: checkedOptimise),

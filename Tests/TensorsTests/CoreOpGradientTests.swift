@@ -262,5 +262,45 @@ struct CoreOpGradientTests {
         }
         #expect(fastExp([-.infinity, 0])[1] == 1)
         #expect(fastExp([-.infinity])[0] < 1e-37)
+        #expect(fastExp([.nan, 1])[0].isNaN, "NaN in, NaN out")
+        #expect(fastExp([.infinity])[0] > 1e38)
+        // Lengths around the vector widths (8 and 16 lanes) exercise the C kernel's tails.
+        for n in [1, 7, 8, 9, 15, 16, 17, 33] {
+            let x = (0..<n).map { Float($0) * 0.37 - 3 }
+            #expect(zip(fastExp(x), x).allSatisfy { abs(Double($0) - Foundation.exp(Double($1))) <= 5e-7 * Foundation.exp(Double($1)) })
+        }
+    }
+
+    /// The C kernels (dispatched per instruction set) against double-precision formulas, on every
+    /// CPU the tests run on; on an AVX-512 machine the AVX-512 versions are the ones that run.
+    @Test func cKernelsMatchDoublePrecision() {
+        let flags = String((try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?
+            .split(separator: "\n").first { $0.hasPrefix("flags") } ?? "")
+        if flags.contains(" avx512bw") && flags.contains(" avx512vl") && flags.contains(" fma") {
+            #expect(elementwiseKernelISA == "avx512")
+        }
+        var rng = RNG(seed: 5)
+        let x = Tensor.randn([3, 37], rng: &rng) * 3
+        func sig(_ v: Double) -> Double { 1 / (1 + Foundation.exp(-v)) }
+        let y = noGrad { x.silu() }
+        for i in 0..<x.count {
+            let v = Double(x.pointer[i])
+            #expect(abs(Double(y.pointer[i]) - v * sig(v)) <= 1e-6 * max(1, abs(v)))
+        }
+        x.requiresGrad = true
+        x.silu().sum().backward()
+        for i in 0..<x.count {
+            let v = Double(x.pointer[i]), s = sig(v)
+            #expect(abs(Double(x.grad!.pointer[i]) - s * (1 + v * (1 - s))) <= 1e-6)
+        }
+        let h = Tensor.randn([2, 2 * 19], rng: &rng) * 2
+        let out = noGrad { h.geglu() }
+        for row in 0..<2 {
+            for i in 0..<19 {
+                let a = Double(h.pointer[row * 38 + i]), g = Double(h.pointer[row * 38 + 19 + i])
+                let ref = a * 0.5 * g * (1 + erf(g / 2.0.squareRoot()))
+                #expect(abs(Double(out.pointer[row * 19 + i]) - ref) <= 2e-6 * max(1, abs(ref)))
+            }
+        }
     }
 }

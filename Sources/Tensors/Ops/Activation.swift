@@ -1,4 +1,5 @@
 import Foundation
+import CKernels
 
 // Point-wise non-linearities: SiLU, GELU (exact erf and tanh forms), ReLU, LeakyReLU, sigmoid, tanh,
 // and dropout. Each backward is the closed-form derivative applied to the saved input.
@@ -13,10 +14,12 @@ extension Tensor {
         parallelFor(count, grain: 1 << 15) { r in vsilu(px + r.lowerBound, po + r.lowerBound, r.count) }
         return out.recorded("silu", [self]) { g in
             precondition(g.shape == self.shape, "silu: gradient \(g.shape) for input \(self.shape)")
-            return [zipLanes(g, self) { gy, x in
-                let s = 1 / (1 + simdExp(-x))
-                return gy * s * (1 + x * (1 - s))
-            }]
+            let gx = Tensor(uninitialized: self.shape)
+            let pg = g.pointer, pd = gx.pointer
+            parallelFor(self.count, grain: 1 << 15) { r in
+                l2s_silu_backward(pg + r.lowerBound, px + r.lowerBound, pd + r.lowerBound, r.count)
+            }
+            return [gx]
         }
     }
 
@@ -65,45 +68,16 @@ extension Tensor {
         let width = shape[rank - 1] / 2, rows = count / max(2 * width, 1)
         let out = Tensor(uninitialized: Array(shape.dropLast()) + [width])
         let px = pointer, po = out.pointer
-        let invSqrt2: Float = 0.7071067811865476, invSqrt2Pi: Float = 0.3989422804014327
-        @inline(__always) func load(_ p: UnsafePointer<Float>, _ i: Int, _ n: Int) -> SIMD8<Float> {
-            if i + 8 <= n { return UnsafeRawPointer(p + i).loadUnaligned(as: SIMD8<Float>.self) }
-            var v = SIMD8<Float>()
-            for j in 0..<(n - i) { v[j] = p[i + j] }
-            return v
-        }
-        @inline(__always) func store(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>, _ i: Int, _ n: Int) {
-            if i + 8 <= n { UnsafeMutableRawPointer(p + i).storeBytes(of: v, as: SIMD8<Float>.self); return }
-            for j in 0..<(n - i) { p[i + j] = v[j] }
-        }
         parallelFor(rows, costPerItem: width * 16, grain: 1 << 14) { r in
-            for row in r {
-                let a = UnsafePointer(px + row * 2 * width), g = a + width, o = po + row * width
-                var i = 0
-                while i < width {
-                    let gv = load(g, i, width)
-                    store(load(a, i, width) * (0.5 * gv * (1 + simdErf(gv * invSqrt2))), o, i, width)
-                    i += 8
-                }
-            }
+            l2s_geglu(px + r.lowerBound * 2 * width, po + r.lowerBound * width, r.count, width)
         }
         return out.recorded("geglu", [self]) { gy in
             precondition(gy.shape == out.shape, "geglu: gradient \(gy.shape) for output \(out.shape)")
             let dx = Tensor(uninitialized: self.shape)
             let pg = gy.pointer, pd = dx.pointer
             parallelFor(rows, costPerItem: width * 24, grain: 1 << 14) { r in
-                for row in r {
-                    let a = UnsafePointer(px + row * 2 * width), g = a + width, dy = UnsafePointer(pg + row * width)
-                    let da = pd + row * 2 * width, dg = da + width
-                    var i = 0
-                    while i < width {
-                        let gv = load(g, i, width), av = load(a, i, width), yv = load(dy, i, width)
-                        let cdf = 0.5 * (1 + simdErf(gv * invSqrt2))
-                        store(yv * gv * cdf, da, i, width)
-                        store(yv * av * (cdf + gv * invSqrt2Pi * simdExp(-0.5 * gv * gv)), dg, i, width)
-                        i += 8
-                    }
-                }
+                l2s_geglu_backward(px + r.lowerBound * 2 * width, pg + r.lowerBound * width, pd + r.lowerBound * 2 * width,
+                                   r.count, width)
             }
             return [dx]
         }

@@ -428,10 +428,7 @@ func convBiasGradient(_ gy: UnsafePointer<Float>, _ db: UnsafeMutablePointer<Flo
         for c in range {
             var s: Double = 0
             for img in 0..<g.n {
-                let p = gy + (img * cout + c) * so
-                var a: Float = 0
-                for i in 0..<so { a += p[i] }
-                s += Double(a)
+                s += Double(vsum(gy + (img * cout + c) * so, so))
             }
             db[c] = Float(s)
         }

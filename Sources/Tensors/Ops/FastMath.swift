@@ -1,4 +1,5 @@
 import Foundation
+import CKernels
 
 // Vectorised exp (8 lanes): Cephes' expf polynomial after reduction by ln 2, relative error ≈ 2e-7
 // over the float range. glibc's scalar expf dominated softmax and SiLU (measured ~20 % of a UNet
@@ -100,35 +101,22 @@ func vscale(_ p: UnsafeMutablePointer<Float>, _ n: Int, by s: Float) {
     while i < n { p[i] *= s; i += 1 }
 }
 
-/// y[i] = exp(x[i] + shift) for i in 0..<n (x and y may alias).
+/// y[i] = exp(x[i] + shift) for i in 0..<n (x and y may alias), by the C kernel for this CPU's
+/// instruction set (Sources/CKernels: the same polynomial as `simdExp`, in AVX-512 or AVX2 + FMA
+/// registers where the CPU has them).
 @inline(__always)
 func vexp(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int, shift: Float = 0) {
-    var i = 0
-    let s = SIMD8<Float>(repeating: shift)
-    while i + 8 <= n {
-        let v = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD8<Float>.self)
-        UnsafeMutableRawPointer(y + i).storeBytes(of: simdExp(v + s), as: SIMD8<Float>.self)
-        i += 8
-    }
-    if i < n {
-        var tail = SIMD8<Float>(repeating: -100)
-        for j in 0..<(n - i) { tail[j] = x[i + j] }
-        let e = simdExp(tail + s)
-        for j in 0..<(n - i) { y[i + j] = e[j] }
-    }
+    l2s_exp(x, y, n, shift)
 }
 
-/// y = x · sigmoid(x) over n elements.
+/// y = x · sigmoid(x) over n elements (C kernel, as `vexp`).
 @inline(__always)
 func vsilu(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int) {
-    var i = 0
-    while i + 8 <= n {
-        let v = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD8<Float>.self)
-        UnsafeMutableRawPointer(y + i).storeBytes(of: v / (1 + simdExp(-v)), as: SIMD8<Float>.self)
-        i += 8
-    }
-    while i < n { y[i] = x[i] / (1 + Foundation.exp(-x[i])); i += 1 }
+    l2s_silu(x, y, n)
 }
+
+/// The instruction set of the C element-wise kernels in use ("avx512", "avx2" or "baseline").
+public var elementwiseKernelISA: String { String(cString: l2s_kernel_isa()) }
 
 /// The exponential of each element with the vector kernel (for tests and callers outside the ops).
 public func fastExp(_ values: [Float]) -> [Float] {
