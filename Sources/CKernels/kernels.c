@@ -45,9 +45,6 @@ static inline __attribute__((always_inline)) float l2s_erf1(float v) {
 
 /* One body per kernel, instantiated per instruction set. */
 #define L2S_DEFINE_KERNELS(SUFFIX, ATTR)                                                          \
-    ATTR static void exp_##SUFFIX(const float *x, float *y, long n, float shift) {              \
-        for (long i = 0; i < n; i++) y[i] = l2s_exp1(x[i] + shift);                             \
-    }                                                                                           \
     ATTR static void silu_##SUFFIX(const float *x, float *y, long n) {                          \
         for (long i = 0; i < n; i++) y[i] = x[i] / (1.0f + l2s_exp1(-x[i]));                    \
     }                                                                                           \
@@ -85,7 +82,6 @@ L2S_DEFINE_KERNELS(avx512, __attribute__((target("avx512f,avx512bw,avx512dq,avx5
 #endif
 
 typedef struct {
-    void (*exp)(const float *, float *, long, float);
     void (*silu)(const float *, float *, long);
     void (*silu_backward)(const float *, const float *, float *, long);
     void (*geglu)(const float *, float *, long, long);
@@ -94,7 +90,7 @@ typedef struct {
 } l2s_kernel_table;
 
 #define L2S_TABLE(SUFFIX) \
-    { exp_##SUFFIX, silu_##SUFFIX, silu_backward_##SUFFIX, geglu_##SUFFIX, geglu_backward_##SUFFIX, #SUFFIX }
+    { silu_##SUFFIX, silu_backward_##SUFFIX, geglu_##SUFFIX, geglu_backward_##SUFFIX, #SUFFIX }
 
 static l2s_kernel_table l2s_choose(void) {
 #if defined(__x86_64__)
@@ -123,7 +119,6 @@ static const l2s_kernel_table *l2s_table(void) {
     return &l2s_chosen;
 }
 
-void l2s_exp(const float *x, float *y, long n, float shift) { l2s_table()->exp(x, y, n, shift); }
 void l2s_silu(const float *x, float *y, long n) { l2s_table()->silu(x, y, n); }
 void l2s_silu_backward(const float *gy, const float *x, float *gx, long n) { l2s_table()->silu_backward(gy, x, gx, n); }
 void l2s_geglu(const float *h, float *out, long rows, long width) { l2s_table()->geglu(h, out, rows, width); }

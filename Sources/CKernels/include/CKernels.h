@@ -1,13 +1,12 @@
-// Element-wise kernels in C, compiled three times (AVX-512, AVX2 + FMA, baseline x86-64 / other
-// architectures) and chosen once at run time from the CPU's features: the Swift kernels are built for
-// the baseline (SSE2), where an 8-lane SIMD value is two registers and there is no FMA, and Swift has
-// no per-function target attribute. Same formulas as the Swift versions in Sources/Tensors/Ops
-// (Cephes' expf polynomial after reduction by ln 2; Abramowitz & Stegun 7.1.26 erf).
+// Element-wise kernels in C for whole-tensor calls, compiled three times (AVX-512, AVX2 + FMA,
+// baseline) and chosen once at run time from the CPU's features: the Swift kernels are built for the
+// baseline (SSE2), where an 8-lane SIMD value is two registers and there is no FMA, and Swift has no
+// per-function target attribute. Same formulas as the Swift versions in Sources/Tensors/Ops (Cephes'
+// expf polynomial after reduction by ln 2; Abramowitz & Stegun 7.1.26 erf). The attention softmax's
+// exp stays inlined Swift: it is called per tile row, where a call here cost more than it saved.
 #ifndef L2S_CKERNELS_H
 #define L2S_CKERNELS_H
 
-/// y[i] = exp(x[i] + shift); x and y may alias.
-void l2s_exp(const float *x, float *y, long n, float shift);
 /// y[i] = x[i] · sigmoid(x[i]).
 void l2s_silu(const float *x, float *y, long n);
 /// gx[i] = gy[i] · d/dx (x · sigmoid(x)).
