@@ -52,15 +52,18 @@ enum BLAS {
     /// sgemm 3.5× slower: 114 against 408 GFLOP/s at n = 1024); otherwise OPENBLAS_CORETYPE or
     /// OpenBLAS's own detection, untouched.
     static func coreTypeChoice(cpuFlags: Set<Substring>, openblasCoreType: String?, l2sCoreType: String?) -> CoreTypeChoice {
+        let given = openblasCoreType.flatMap { $0.isEmpty ? nil : $0 }
+        /// `given`, unless it already names `request` (OpenBLAS reads the name case-insensitively).
+        func replaced(by request: String) -> String? {
+            given.flatMap { $0.caseInsensitiveCompare(request) == .orderedSame ? nil : $0 }
+        }
         if let l2s = l2sCoreType, !l2s.isEmpty {
-            return CoreTypeChoice(request: l2s, overridden: openblasCoreType == l2s ? nil : openblasCoreType, explicit: true)
+            return CoreTypeChoice(request: l2s, overridden: replaced(by: l2s), explicit: true)
         }
         guard let preferred = preferredCoreType(cpuFlags: cpuFlags) else {
             return CoreTypeChoice(request: nil, overridden: nil, explicit: false)
         }
-        let given = openblasCoreType.flatMap { $0.isEmpty ? nil : $0 }
-        let sameSet = given.map { $0.caseInsensitiveCompare(preferred) == .orderedSame } ?? false
-        return CoreTypeChoice(request: preferred, overridden: sameSet ? nil : given, explicit: false)
+        return CoreTypeChoice(request: preferred, overridden: replaced(by: preferred), explicit: false)
     }
 
     /// The `flags` line of /proc/cpuinfo (empty where there is none).

@@ -11,7 +11,7 @@ extension Tensor {
     public func silu() -> Tensor {
         let out = Tensor(uninitialized: shape)
         let px = pointer, po = out.pointer
-        parallelFor(count, grain: 1 << 15) { r in vsilu(px + r.lowerBound, po + r.lowerBound, r.count) }
+        parallelFor(count, grain: 1 << 15) { r in l2s_silu(px + r.lowerBound, po + r.lowerBound, r.count) }
         return out.recorded("silu", [self]) { g in
             precondition(g.shape == self.shape, "silu: gradient \(g.shape) for input \(self.shape)")
             let gx = Tensor(uninitialized: self.shape)

@@ -211,6 +211,16 @@ func convTapWeights(_ wt: UnsafePointer<Float>, _ g: ConvGeometry) -> Storage {
     return r
 }
 
+/// Calls `body(row in the image, row in xpad)` for each of the Cin·H rows of an image [Cin, H, W] and
+/// its place inside the zero-bordered xpad [Cin, H+2p, W+2p] (offsets in floats; each row W long).
+@inline(__always)
+private func forEachPaddedRow(_ g: ConvGeometry, _ body: (Int, Int) -> Void) {
+    let hp = g.h + 2 * g.pad, wp = g.w + 2 * g.pad
+    for c in 0..<g.cin {
+        for y in 0..<g.h { body((c * g.h + y) * g.w, (c * hp + y + g.pad) * wp + g.pad) }
+    }
+}
+
 /// Stride-1 forward without unfolding: the image is zero-padded once to [Cin, Hp, Wp] and each
 /// tap (i, j) is one GEMM W_ij [Cout, Cin] · xpad shifted by i·Wp + j, accumulated on an output grid
 /// Wp wide whose last Wp − Wo columns are dropped.
@@ -228,11 +238,7 @@ func convForwardShifted(_ x: UnsafePointer<Float>, _ wt: UnsafePointer<Float>, _
         xp.update(repeating: 0, count: padCount)
         for img in images {
             let src = x + img * cin * g.h * g.w
-            for c in 0..<cin {
-                for y in 0..<g.h {
-                    (xp + (c * hp + y + g.pad) * wp + g.pad).update(from: src + (c * g.h + y) * g.w, count: g.w)
-                }
-            }
+            forEachPaddedRow(g) { row, padded in (xp + padded).update(from: src + row, count: g.w) }
             for i in 0..<g.kh {
                 for j in 0..<g.kw {
                     let tap = i * g.kw + j
@@ -259,16 +265,19 @@ func convBackwardShifted(_ gy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, 
                          _ gx: UnsafeMutablePointer<Float>?, _ gw: UnsafeMutablePointer<Float>?, _ g: ConvGeometry) {
     let cin = g.cin, cout = g.cout, h = g.h, w = g.w, pad = g.pad
     let hp = h + 2 * pad, wp = w + 2 * pad, ho = g.ho, wo = g.wo, tapCount = g.kh * g.kw
+    // Regrouped again rather than kept from the forward: a tape holding every conv's regrouped
+    // weights until the backward would double the weights' memory (SD: ~1.7 GB) for a copy the size
+    // threshold (`minShiftedPixels`) already makes cheap.
     let taps = gx != nil ? convTapWeights(wt, g) : nil
     let perThread = convSplitsImages(g.n)
     let slots = perThread ? Threads.count : 1
     let padCount = cin * hp * wp, gridCount = cout * ho * wp, tapWCount = tapCount * cout * cin
-    // Per slot: xpad (for dW), dY on the grid, dxpad (for dx), dW per tap.
-    let perSlot = padCount + gridCount + padCount + tapWCount
+    // Per slot: xpad (for dW), dY on the grid, dxpad (for dx), dW per tap (at `tapWOffset`).
+    let tapWOffset = padCount + gridCount + padCount, perSlot = tapWOffset + tapWCount
     let scratch = Storage(uninitializedCount: perSlot * slots)
     let n = (ho - 1) * wp + wo
     forEachImageBlock(g.n) { images, t in
-        let xp = scratch.pointer + t * perSlot, dyg = xp + padCount, dxp = dyg + gridCount, dwt = dxp + padCount
+        let xp = scratch.pointer + t * perSlot, dyg = xp + padCount, dxp = dyg + gridCount, dwt = xp + tapWOffset
         if gw != nil {
             xp.update(repeating: 0, count: padCount)
             dwt.update(repeating: 0, count: tapWCount)
@@ -281,9 +290,7 @@ func convBackwardShifted(_ gy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, 
             }
             if gw != nil {
                 let src = x + img * cin * h * w
-                for c in 0..<cin {
-                    for y in 0..<h { (xp + (c * hp + y + pad) * wp + pad).update(from: src + (c * h + y) * w, count: w) }
-                }
+                forEachPaddedRow(g) { row, padded in (xp + padded).update(from: src + row, count: w) }
                 for i in 0..<g.kh {
                     for j in 0..<g.kw {
                         let tap = i * g.kw + j
@@ -302,9 +309,7 @@ func convBackwardShifted(_ gy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, 
                 }
             }
             let dxi = gx + img * cin * h * w
-            for c in 0..<cin {
-                for y in 0..<h { (dxi + (c * h + y) * w).update(from: dxp + (c * hp + y + pad) * wp + pad, count: w) }
-            }
+            forEachPaddedRow(g) { row, padded in (dxi + row).update(from: dxp + padded, count: w) }
         }
     }
     guard let gw else { return }
@@ -315,7 +320,7 @@ func convBackwardShifted(_ gy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, 
                 let dst = gw + (co * cin + ci) * tapCount
                 for tap in 0..<tapCount {
                     var v: Float = 0
-                    for s in 0..<slots { v += scratch.pointer[s * perSlot + 2 * padCount + gridCount + (tap * cout + co) * cin + ci] }
+                    for s in 0..<slots { v += scratch.pointer[s * perSlot + tapWOffset + (tap * cout + co) * cin + ci] }
                     dst[tap] = v
                 }
             }

@@ -121,14 +121,6 @@ func vexp(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int,
     }
 }
 
-/// y = x · sigmoid(x) over n elements, by the C kernel for this CPU's instruction set
-/// (Sources/CKernels: the same polynomial as `simdExp`, in AVX-512 or AVX2 + FMA registers where the
-/// CPU has them).
-@inline(__always)
-func vsilu(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int) {
-    l2s_silu(x, y, n)
-}
-
 /// The instruction set of the C element-wise kernels in use ("avx512", "avx2" or "baseline").
 public var elementwiseKernelISA: String { String(cString: l2s_kernel_isa()) }
 
