@@ -84,6 +84,8 @@ def main():
                         "each round's ratio is printed, and the ratio of the medians)")
     p.add_argument("--config", default="Assets/toy/config.json")
     args = p.parse_args()
+    if args.rounds < 1 or args.repeats < 1:
+        p.error("--rounds and --repeats must be ≥ 1")
     torch.set_num_threads(args.threads)
     config = json.load(open(args.config))
     print(f"torch {torch.__version__}, {args.threads} thread(s), median of {args.repeats} steps per round, "

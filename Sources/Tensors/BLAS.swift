@@ -101,9 +101,17 @@ enum BLAS {
 
 /// The OpenBLAS kernel set in use, and what chose it (for benchmark reports), e.g. "SkylakeX
 /// (OPENBLAS_CORETYPE=Haswell overridden; L2S_BLAS_CORETYPE chooses)".
-public var blasCoreName: String {
-    let choice = BLAS.library.choice
-    if choice.explicit { return "\(BLAS.coreName) (L2S_BLAS_CORETYPE)" }
-    if let given = choice.overridden { return "\(BLAS.coreName) (OPENBLAS_CORETYPE=\(given) overridden; L2S_BLAS_CORETYPE chooses)" }
-    return BLAS.coreName
+public var blasCoreName: String { BLAS.describe(core: BLAS.coreName, choice: BLAS.library.choice) }
+
+extension BLAS {
+    /// `core` (the set OpenBLAS reports) with what chose it; an L2S_BLAS_CORETYPE that OpenBLAS did not
+    /// take (a name it does not know: it then runs its own detection) is said as such.
+    static func describe(core: String, choice: CoreTypeChoice) -> String {
+        if choice.explicit, let request = choice.request {
+            if request.caseInsensitiveCompare(core) == .orderedSame { return "\(core) (L2S_BLAS_CORETYPE)" }
+            return "\(core) (L2S_BLAS_CORETYPE=\(request) is not a kernel set OpenBLAS took; its own choice)"
+        }
+        if let given = choice.overridden { return "\(core) (OPENBLAS_CORETYPE=\(given) overridden; L2S_BLAS_CORETYPE chooses)" }
+        return core
+    }
 }

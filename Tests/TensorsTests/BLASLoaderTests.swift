@@ -25,6 +25,13 @@ struct BLASLoaderTests {
         // l2s's own variable wins everywhere.
         #expect(BLAS.coreTypeChoice(cpuFlags: avx512, openblasCoreType: "Haswell", l2sCoreType: "Prescott")
                 == .init(request: "Prescott", overridden: "Haswell", explicit: true))
+        // What the benchmark reports say, including a name OpenBLAS did not take.
+        #expect(BLAS.describe(core: "Haswell", choice: .init(request: "haswell", overridden: nil, explicit: true))
+                == "Haswell (L2S_BLAS_CORETYPE)")
+        #expect(BLAS.describe(core: "Cooperlake", choice: .init(request: "Bogus", overridden: nil, explicit: true))
+                == "Cooperlake (L2S_BLAS_CORETYPE=Bogus is not a kernel set OpenBLAS took; its own choice)")
+        #expect(BLAS.describe(core: "SkylakeX", choice: .init(request: "SkylakeX", overridden: "Haswell", explicit: false))
+                == "SkylakeX (OPENBLAS_CORETYPE=Haswell overridden; L2S_BLAS_CORETYPE chooses)")
         // Without AVX-512 the environment and OpenBLAS's detection are left alone.
         #expect(BLAS.coreTypeChoice(cpuFlags: ["avx2", "fma"], openblasCoreType: "Haswell", l2sCoreType: nil)
                 == .init(request: nil, overridden: nil, explicit: false))

@@ -266,7 +266,7 @@ func convBackwardShifted(_ gy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, 
     let cin = g.cin, cout = g.cout, h = g.h, w = g.w, pad = g.pad
     let hp = h + 2 * pad, wp = w + 2 * pad, ho = g.ho, wo = g.wo, tapCount = g.kh * g.kw
     // Regrouped again rather than kept from the forward: a tape holding every conv's regrouped
-    // weights until the backward would double the weights' memory (SD: ~1.7 GB) for a copy the size
+    // weights until the backward would double the conv weights' memory for a copy the size
     // threshold (`minShiftedPixels`) already makes cheap.
     let taps = gx != nil ? convTapWeights(wt, g) : nil
     let perThread = convSplitsImages(g.n)
