@@ -55,7 +55,7 @@ let package = Package(
             "Formats", "Tensors", "Diffusion", "Imaging", "Relations", "Steering", "ToyWorld", "ToyBench", "Workbench",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
-        .testTarget(name: "TensorsTests", dependencies: ["Tensors", "Formats"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "TensorsTests", dependencies: ["Tensors", "Formats", "CKernels"], resources: [.copy("Fixtures")]),
         .testTarget(name: "DiffusionTests", dependencies: ["Diffusion", "Formats", "Tensors"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SteeringTests", dependencies: ["Relations", "Steering", "Diffusion", "Tensors"], resources: [.copy("Fixtures")]),
         .testTarget(name: "ToyWorldTests", dependencies: ["ToyWorld", "Relations", "Imaging", "Formats", "Diffusion", "Tensors"]),

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Seconds per Stable Diffusion UNet step with CFG (batch 2) at 256 and 512 px: diffusers (PyTorch CPU)
-and `l2s bench unet` on the same diffusers folder and thread count, measured in one run; prints
-our time ÷ PyTorch's. Use a folder from `Scripts/make_sd_fixtures.py --full DIR sd15` (real config,
+"""Seconds per Stable Diffusion UNet step with CFG (batch 2) at 256 and 512 px, and seconds to load the
+whole folder (tokenizer, text encoder, UNet, VAE): diffusers (PyTorch CPU) and `l2s bench unet` on the
+same diffusers folder and thread count, measured in one run; prints our time ÷ PyTorch's. Use a folder from `Scripts/make_sd_fixtures.py --full DIR sd15` (real config,
 random weights) or a real one.
 
   python3 Scripts/bench_sd_unet.py --folder /work/sdfull/sd15/model --fp16 --threads 2 --repeats 3
@@ -13,7 +13,7 @@ import subprocess
 import time
 
 import torch
-from diffusers import UNet2DConditionModel
+from diffusers import StableDiffusionPipeline, UNet2DConditionModel
 
 
 def main():
@@ -27,6 +27,12 @@ def main():
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     sizes = [int(s) for s in a.sizes.split(",")]
+    start = time.perf_counter()
+    pipe = StableDiffusionPipeline.from_pretrained(a.folder, variant="fp16" if a.fp16 else None, torch_dtype=torch.float32,
+                                                   safety_checker=None, requires_safety_checker=False)
+    torch_load = time.perf_counter() - start
+    print(f"torch folder load: {torch_load:.2f} s", flush=True)
+    del pipe
     unet = UNet2DConditionModel.from_pretrained(a.folder, subfolder="unet", variant="fp16" if a.fp16 else None,
                                                 torch_dtype=torch.float32).eval()
     ctx_dim = unet.config.cross_attention_dim
@@ -50,8 +56,11 @@ def main():
     ours = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
     print(f"| size | l2s s/step | PyTorch s/step | l2s ÷ PyTorch |  ({a.threads} threads, median of {a.repeats}, torch {torch.__version__})")
     print("|---|---|---|---|")
-    for r, size in zip(ours["results"], sizes):
-        print(f"| {size}×{size} | {r['seconds']:.2f} | {torch_s[size]:.2f} | {r['seconds'] / torch_s[size]:.2f}× |")
+    results = {r["name"]: r["seconds"] for r in ours["results"]}
+    for size in sizes:
+        ours_s = results[f"unet step cfg {size}"]
+        print(f"| {size}×{size} | {ours_s:.2f} | {torch_s[size]:.2f} | {ours_s / torch_s[size]:.2f}× |")
+    print(f"| folder load | {results['folder load']:.2f} | {torch_load:.2f} | {results['folder load'] / torch_load:.2f}× |")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,7 @@
 #include "CKernels.h"
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 #include <pthread.h>
 #include <stdint.h>
 #include <string.h>
@@ -81,26 +84,153 @@ L2S_DEFINE_KERNELS(avx2, __attribute__((target("avx2,fma"))))
 L2S_DEFINE_KERNELS(avx512, __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx2,fma"))))
 #endif
 
+
+/* Weight conversions. Each converts all n values and returns the index of the first non-finite one
+   (NaN or ±Inf), or -1: the check reads the source while it is in cache, so a folder load makes one
+   pass over its weights instead of three (convert, scan, copy). */
+
+/* Loads that do not assume alignment (a safetensors tensor may start at any byte offset). */
+static inline uint16_t l2s_load16(const uint16_t *p, long i) {
+    uint16_t v;
+    memcpy(&v, (const unsigned char *)p + 2 * i, 2);
+    return v;
+}
+static inline uint32_t l2s_load32(const uint32_t *p, long i) {
+    uint32_t v;
+    memcpy(&v, (const unsigned char *)p + 4 * i, 4);
+    return v;
+}
+
+static inline float l2s_half_to_float(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exponent = (h >> 10) & 0x1F, mantissa = h & 0x3FF, bits;
+    if (exponent == 0x1F) {
+        bits = sign | 0x7F800000 | (mantissa << 13);
+    } else if (exponent != 0) {
+        bits = sign | ((exponent + 112) << 23) | (mantissa << 13);
+    } else if (mantissa == 0) {
+        bits = sign;
+    } else { /* subnormal: normalise */
+        int e = -1;
+        do { e++; mantissa <<= 1; } while ((mantissa & 0x400) == 0);
+        bits = sign | ((uint32_t)(112 - e) << 23) | ((mantissa & 0x3FF) << 13);
+    }
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+static long f16_to_f32_baseline(const uint16_t *src, float *dst, long n) {
+    long bad = -1;
+    for (long i = 0; i < n; i++) {
+        uint16_t h = l2s_load16(src, i);
+        if (bad < 0 && (h & 0x7C00) == 0x7C00) bad = i;
+        dst[i] = l2s_half_to_float(h);
+    }
+    return bad;
+}
+
+#if defined(__x86_64__)
+__attribute__((target("avx2,fma,f16c"))) static long f16_to_f32_avx2(const uint16_t *src, float *dst, long n) {
+    long bad = -1, i = 0;
+    const __m128i exponent = _mm_set1_epi16(0x7C00);
+    for (; i + 8 <= n; i += 8) {
+        __m128i h = _mm_loadu_si128((const __m128i *)(src + i));
+        _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(h));
+        if (bad < 0) {
+            int m = _mm_movemask_epi8(_mm_cmpeq_epi16(_mm_and_si128(h, exponent), exponent));
+            if (m) bad = i + __builtin_ctz((unsigned)m) / 2;
+        }
+    }
+    long tail = f16_to_f32_baseline(src + i, dst + i, n - i);
+    return bad >= 0 ? bad : (tail >= 0 ? i + tail : -1);
+}
+
+__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx2,fma,f16c")))
+static long f16_to_f32_avx512(const uint16_t *src, float *dst, long n) {
+    long bad = -1, i = 0;
+    const __m256i exponent = _mm256_set1_epi16(0x7C00);
+    for (; i + 16 <= n; i += 16) {
+        __m256i h = _mm256_loadu_si256((const __m256i *)(src + i));
+        _mm512_storeu_ps(dst + i, _mm512_cvtph_ps(h));
+        if (bad < 0) {
+            __mmask16 m = _mm256_cmpeq_epi16_mask(_mm256_and_si256(h, exponent), exponent);
+            if (m) bad = i + __builtin_ctz((unsigned)m);
+        }
+    }
+    long tail = f16_to_f32_baseline(src + i, dst + i, n - i);
+    return bad >= 0 ? bad : (tail >= 0 ? i + tail : -1);
+}
+#endif
+
+/* bfloat16 is the top half of a float32: widen, then check the float's exponent. */
+#define L2S_DEFINE_CHECKS(SUFFIX, ATTR)                                                           \
+    ATTR static long bf16_to_f32_##SUFFIX(const uint16_t *src, float *dst, long n) {            \
+        uint32_t any = 0;                                                                       \
+        uint32_t *out = (uint32_t *)dst;                                                        \
+        for (long i = 0; i < n; i++) {                                                          \
+            uint32_t bits = (uint32_t)l2s_load16(src, i) << 16;                                             \
+            out[i] = bits;                                                                      \
+            any |= (uint32_t)((bits & 0x7F800000u) == 0x7F800000u);                             \
+        }                                                                                       \
+        if (!any) return -1;                                                                    \
+        for (long i = 0; i < n; i++)                                                            \
+            if ((l2s_load16(src, i) & 0x7F80) == 0x7F80) return i;                                          \
+        return -1;                                                                              \
+    }                                                                                           \
+    ATTR static long f32_copy_##SUFFIX(const uint32_t *src, float *dst, long n) {               \
+        uint32_t any = 0;                                                                       \
+        uint32_t *out = (uint32_t *)dst;                                                        \
+        for (long i = 0; i < n; i++) {                                                          \
+            uint32_t bits = l2s_load32(src, i);                                                             \
+            out[i] = bits;                                                                      \
+            any |= (uint32_t)((bits & 0x7F800000u) == 0x7F800000u);                             \
+        }                                                                                       \
+        if (!any) return -1;                                                                    \
+        for (long i = 0; i < n; i++)                                                            \
+            if ((l2s_load32(src, i) & 0x7F800000u) == 0x7F800000u) return i;                    \
+        return -1;                                                                              \
+    }                                                                                           \
+    ATTR static long first_nonfinite_##SUFFIX(const float *x, long n) {                         \
+        const uint32_t *bits = (const uint32_t *)x;                                             \
+        uint32_t any = 0;                                                                       \
+        for (long i = 0; i < n; i++) any |= (uint32_t)((bits[i] & 0x7F800000u) == 0x7F800000u); \
+        if (!any) return -1;                                                                    \
+        for (long i = 0; i < n; i++)                                                            \
+            if ((bits[i] & 0x7F800000u) == 0x7F800000u) return i;                               \
+        return -1;                                                                              \
+    }
+
+L2S_DEFINE_CHECKS(baseline, )
+#if defined(__x86_64__)
+L2S_DEFINE_CHECKS(avx2, __attribute__((target("avx2,fma"))))
+L2S_DEFINE_CHECKS(avx512, __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx2,fma"))))
+#endif
+
 typedef struct {
     void (*silu)(const float *, float *, long);
     void (*silu_backward)(const float *, const float *, float *, long);
     void (*geglu)(const float *, float *, long, long);
     void (*geglu_backward)(const float *, const float *, float *, long, long);
+    long (*f16_to_f32)(const uint16_t *, float *, long);
+    long (*bf16_to_f32)(const uint16_t *, float *, long);
+    long (*f32_copy)(const uint32_t *, float *, long);
+    long (*first_nonfinite)(const float *, long);
     const char *isa;
 } l2s_kernel_table;
 
 #define L2S_TABLE(SUFFIX) \
-    { silu_##SUFFIX, silu_backward_##SUFFIX, geglu_##SUFFIX, geglu_backward_##SUFFIX, #SUFFIX }
+    { silu_##SUFFIX, silu_backward_##SUFFIX, geglu_##SUFFIX, geglu_backward_##SUFFIX, f16_to_f32_##SUFFIX, \
+      bf16_to_f32_##SUFFIX, f32_copy_##SUFFIX, first_nonfinite_##SUFFIX, #SUFFIX }
 
 static l2s_kernel_table l2s_choose(void) {
 #if defined(__x86_64__)
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
-        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("fma")) {
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c")) {
         l2s_kernel_table t = L2S_TABLE(avx512);
         return t;
     }
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c")) {
         l2s_kernel_table t = L2S_TABLE(avx2);
         return t;
     }
@@ -125,4 +255,9 @@ void l2s_geglu(const float *h, float *out, long rows, long width) { l2s_table()-
 void l2s_geglu_backward(const float *h, const float *gy, float *dh, long rows, long width) {
     l2s_table()->geglu_backward(h, gy, dh, rows, width);
 }
+long l2s_f16_to_f32(const void *src, float *dst, long n) { return l2s_table()->f16_to_f32((const uint16_t *)src, dst, n); }
+long l2s_f16_to_f32_portable(const void *src, float *dst, long n) { return f16_to_f32_baseline((const uint16_t *)src, dst, n); }
+long l2s_bf16_to_f32(const void *src, float *dst, long n) { return l2s_table()->bf16_to_f32((const uint16_t *)src, dst, n); }
+long l2s_f32_copy(const void *src, float *dst, long n) { return l2s_table()->f32_copy((const uint32_t *)src, dst, n); }
+long l2s_first_nonfinite(const float *x, long n) { return l2s_table()->first_nonfinite(x, n); }
 const char *l2s_kernel_isa(void) { return l2s_table()->isa; }

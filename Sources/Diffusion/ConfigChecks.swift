@@ -264,11 +264,12 @@ public struct MemoryEstimate: Sendable, Equatable, CustomStringConvertible {
 
 /// "NaN at element i" / "+Inf at element i" for the first non-finite value of `t`, or nil.
 public func firstNonFinite(_ t: Tensor) -> String? {
-    let p = t.pointer
-    for i in 0..<t.count where !p[i].isFinite {
-        return "\(p[i].isNaN ? "NaN" : (p[i] > 0 ? "+Inf" : "-Inf")) at element \(i)"
-    }
-    return nil
+    HalfFloat.firstNonFinite(t.pointer, count: t.count).map { nonFiniteDescription(t.pointer[$0], at: $0) }
+}
+
+/// "NaN at element i", "+Inf at element i" or "-Inf at element i".
+func nonFiniteDescription(_ value: Float, at index: Int) -> String {
+    "\(value.isNaN ? "NaN" : (value > 0 ? "+Inf" : "-Inf")) at element \(index)"
 }
 
 /// The first parameter of `module` (by name) holding NaN or Inf, as "name: NaN at element i".

@@ -224,17 +224,18 @@ public struct ModelFolder: Sendable {
             if !misshaped.isEmpty { parts.append("\(misshaped.count) mis-shaped key(s): " + list(misshaped.sorted())) }
             throw ModelFolderError.weights(file: file, detail: "does not fit the model its config describes: " + parts.joined(separator: "; "))
         }
-        // One tensor at a time: peak memory is the model plus its largest tensor. Each is scanned for
-        // NaN/Inf (one pass over memory just read), so a damaged file is named instead of giving a black image.
+        // Each tensor is converted straight into its parameter (no temporary; peak memory is the model)
+        // and checked for NaN/Inf in the same pass, so a damaged file is named instead of giving a black
+        // image. A damaged tensor leaves the module partly loaded; the callers then discard it.
         for (name, key, _) in plan {
-            let t: Tensor
-            do { t = try st.tensor(name) } catch let e as SafetensorsError {
+            let parameter = params[key]!
+            let bad: Int?
+            do { bad = try st.read(name, into: parameter) } catch let e as SafetensorsError {
                 throw ModelFolderError.weights(file: file, detail: e.description)
             }
-            if let bad = firstNonFinite(t) {
-                throw ModelFolderError.weights(file: file, detail: "tensor '\(name)' holds \(bad) (the first non-finite value; the file is damaged)")
+            if let bad {
+                throw ModelFolderError.weights(file: file, detail: "tensor '\(name)' holds \(nonFiniteDescription(parameter.pointer[bad], at: bad)) (the first non-finite value; the file is damaged)")
             }
-            params[key]!.assign(t)
         }
     }
 

@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 
 // IEEE binary16 ("F16") and bfloat16 ("BF16") ⇄ Float32 conversion, by bit manipulation so the
@@ -5,7 +6,9 @@ import Foundation
 // Down-conversion rounds to nearest, ties to even; overflow goes to ±Inf; NaN stays NaN (quiet,
 // sign and top payload bits kept); ±0, subnormals and ±Inf convert exactly.
 // The bulk functions read and write through raw pointers with unaligned little-endian access, so
-// they can work directly on a memory-mapped file at any byte offset.
+// they can work directly on a memory-mapped file at any byte offset. The bulk up-conversions are C
+// kernels (Sources/CKernels; F16C where the CPU has it, the same exact values) that also report the
+// first non-finite value, so a weight load converts and checks in one pass.
 
 /// Conversions between Float32 and the 16-bit float formats used in checkpoints.
 public enum HalfFloat {
@@ -67,14 +70,12 @@ public enum HalfFloat {
 
     // MARK: Bulk
 
-    /// Converts `count` little-endian binary16 values at `source` (any alignment) to Float32.
-    public static func f16ToFloat(_ source: UnsafeRawPointer, _ destination: UnsafeMutablePointer<Float>, count: Int) {
-        parallelFor(count, grain: 1 << 16) { r in
-            for i in r {
-                let h = UInt16(littleEndian: source.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))
-                destination[i] = float(fromF16: h)
-            }
-        }
+    /// Converts `count` little-endian binary16 values at `source` (any alignment) to Float32 and
+    /// returns the index of the first NaN/±Inf among them, or nil (the C kernel: F16C where the CPU
+    /// has it; every value is converted either way).
+    @discardableResult
+    public static func f16ToFloat(_ source: UnsafeRawPointer, _ destination: UnsafeMutablePointer<Float>, count: Int) -> Int? {
+        convertInBlocks(source, destination, count: count, sourceWidth: 2, l2s_f16_to_f32)
     }
 
     /// Converts `count` Float32 values to little-endian binary16 at `destination` (any alignment).
@@ -86,14 +87,11 @@ public enum HalfFloat {
         }
     }
 
-    /// Converts `count` little-endian bfloat16 values at `source` (any alignment) to Float32.
-    public static func bf16ToFloat(_ source: UnsafeRawPointer, _ destination: UnsafeMutablePointer<Float>, count: Int) {
-        parallelFor(count, grain: 1 << 16) { r in
-            for i in r {
-                let b = UInt16(littleEndian: source.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))
-                destination[i] = float(fromBF16: b)
-            }
-        }
+    /// Converts `count` little-endian bfloat16 values at `source` (any alignment) to Float32; returns
+    /// the index of the first NaN/±Inf, or nil.
+    @discardableResult
+    public static func bf16ToFloat(_ source: UnsafeRawPointer, _ destination: UnsafeMutablePointer<Float>, count: Int) -> Int? {
+        convertInBlocks(source, destination, count: count, sourceWidth: 2, l2s_bf16_to_f32)
     }
 
     /// Converts `count` Float32 values to little-endian bfloat16 at `destination` (any alignment).
@@ -105,14 +103,50 @@ public enum HalfFloat {
         }
     }
 
-    /// Copies `count` little-endian Float32 values at `source` (any alignment) to `destination`.
-    public static func f32ToFloat(_ source: UnsafeRawPointer, _ destination: UnsafeMutablePointer<Float>, count: Int) {
+    /// Copies `count` little-endian Float32 values at `source` (any alignment) to `destination`;
+    /// returns the index of the first NaN/±Inf, or nil.
+    @discardableResult
+    public static func f32ToFloat(_ source: UnsafeRawPointer, _ destination: UnsafeMutablePointer<Float>, count: Int) -> Int? {
         #if _endian(little)
-        UnsafeMutableRawPointer(destination).copyMemory(from: source, byteCount: 4 * count)
+        return convertInBlocks(source, destination, count: count, sourceWidth: 4, l2s_f32_copy)
         #else
-        for i in 0..<count {
-            destination[i] = Float(bitPattern: UInt32(littleEndian: source.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self)))
-        }
+        fatalError("big-endian hosts are not supported")
         #endif
+    }
+
+    /// The index of the first NaN/±Inf of `count` floats, or nil.
+    public static func firstNonFinite(_ values: UnsafePointer<Float>, count: Int) -> Int? {
+        let blocks = (count + block - 1) / block
+        return firstFlagged(blocks) { b in
+            let lo = b * block
+            return l2s_first_nonfinite(values + lo, min(block, count - lo))
+        }
+    }
+
+    private static let block = 1 << 16
+
+    /// Runs a C conversion over blocks of `block` values on the worker threads; the first flagged index wins.
+    private static func convertInBlocks(_ source: UnsafeRawPointer, _ destination: UnsafeMutablePointer<Float>, count: Int,
+                                        sourceWidth: Int, _ kernel: (UnsafeRawPointer?, UnsafeMutablePointer<Float>?, Int) -> Int) -> Int? {
+        let blocks = (count + block - 1) / block
+        return firstFlagged(blocks) { b in
+            let lo = b * block
+            return kernel(source + lo * sourceWidth, destination + lo, min(block, count - lo))
+        }
+    }
+
+    /// Evaluates `flagged(b)` (a block's first flagged offset + its start, or −1) for every block in parallel.
+    private static func firstFlagged(_ blocks: Int, _ flagged: (Int) -> Int) -> Int? {
+        guard blocks > 0 else { return nil }
+        var found = [Int](repeating: -1, count: blocks)
+        found.withUnsafeMutableBufferPointer { out in
+            parallelFor(blocks, costPerItem: block) { r in
+                for b in r {
+                    let i = flagged(b)
+                    out[b] = i < 0 ? -1 : b * block + i
+                }
+            }
+        }
+        return found.first { $0 >= 0 }
     }
 }

@@ -77,13 +77,29 @@ public final class SafetensorsFile: @unchecked Sendable {
     public func tensor(_ name: String) throws -> Tensor {
         guard let e = entries[name] else { throw SafetensorsError.tensorNotFound(path: path, key: name) }
         let t = Tensor(uninitialized: e.shape)
-        let source = UnsafeRawPointer(base) + dataStart + e.begin
-        switch e.dtype {
-        case .f32: HalfFloat.f32ToFloat(source, t.pointer, count: t.count)
-        case .f16: HalfFloat.f16ToFloat(source, t.pointer, count: t.count)
-        case .bf16: HalfFloat.bf16ToFloat(source, t.pointer, count: t.count)
-        }
+        convert(e, into: t.pointer)
         return t
+    }
+
+    /// Reads `name` straight into `destination`'s storage (converting to Float32; no temporary), and
+    /// returns the index of its first NaN/±Inf value, or nil. Only the element count must match, so
+    /// a [out, in, 1, 1] file tensor can fill an [out, in] parameter.
+    public func read(_ name: String, into destination: Tensor) throws -> Int? {
+        guard let e = entries[name] else { throw SafetensorsError.tensorNotFound(path: path, key: name) }
+        let count = e.shape.reduce(1, *)
+        precondition(count == destination.count, "read \(name): \(e.shape) into \(destination.shape)")
+        return convert(e, into: destination.pointer)
+    }
+
+    @discardableResult
+    private func convert(_ e: SafetensorsHeader.Entry, into destination: UnsafeMutablePointer<Float>) -> Int? {
+        let source = UnsafeRawPointer(base) + dataStart + e.begin
+        let count = e.shape.reduce(1, *)
+        switch e.dtype {
+        case .f32: return HalfFloat.f32ToFloat(source, destination, count: count)
+        case .f16: return HalfFloat.f16ToFloat(source, destination, count: count)
+        case .bf16: return HalfFloat.bf16ToFloat(source, destination, count: count)
+        }
     }
 
     /// Every tensor, read and converted to Float32.

@@ -89,10 +89,13 @@ struct BenchUNet: ParsableCommand {
         }
         guard repeats >= 1 && repeats <= 100 else { throw ValidationError("--repeats must be in 1…100") }
         let sd: StableDiffusionModel
+        let loadStart = DispatchTime.now().uptimeNanoseconds
         do { sd = try StableDiffusionModel(path: model, preferFP16: fp16) } catch { throw ValidationError("\(error)") }
+        let loadSeconds = Double(DispatchTime.now().uptimeNanoseconds - loadStart) / 1e9
+        if !json { print(String(format: "folder load (tokenizer, text encoder, UNet, VAE): %.2f s (%d thread(s))", loadSeconds, Threads.count)) }
         var rng = RNG(seed: 1)
         let context = noGrad { sd.encode(["a photo of a dog to the left of a teddy bear", ""]) }
-        var results: [BenchResult] = []
+        var results: [BenchResult] = [BenchResult(name: "folder load", flops: 0, seconds: loadSeconds)]
         for size in list {
             let latent = size / sd.vae.config.downscale
             let x = Tensor.randn([2, sd.unet.config.in_channels, latent, latent], rng: &rng)

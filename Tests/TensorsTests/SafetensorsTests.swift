@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import Tensors
+import CKernels
 
 /// A fresh scratch directory per use, removed by the caller's `defer`.
 func ioScratchDirectory() -> URL {
@@ -93,6 +94,54 @@ struct HalfFloatTests {
                 return
             }
         }
+    }
+
+    /// Every binary16 pattern through the bulk kernel (the CPU's path and the portable one) gives the
+    /// scalar conversion's value, and the first non-finite pattern (0x7C00, +Inf) is the one reported.
+    @Test func bulkF16MatchesScalarForAllPatternsAndFindsTheFirstNonFinite() {
+        let n = 1 << 16
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: 2 * n + 1, alignment: 8)
+        defer { raw.deallocate() }
+        for i in 0..<n { (raw + 1).storeBytes(of: UInt16(i).littleEndian, toByteOffset: 2 * i, as: UInt16.self) }
+        let bulk = Tensor(zeros: [n]), portable = Tensor(zeros: [n])
+        #expect(HalfFloat.f16ToFloat(raw + 1, bulk.pointer, count: n) == 0x7C00)
+        #expect(l2s_f16_to_f32_portable(raw + 1, portable.pointer, n) == 0x7C00)
+        for i in 0..<n {
+            let reference = HalfFloat.float(fromF16: UInt16(i))
+            for (path, value) in [("bulk", bulk.pointer[i]), ("portable", portable.pointer[i])] {
+                if reference.isNaN ? !value.isNaN : value.bitPattern != reference.bitPattern {
+                    Issue.record("\(path) f16 \(String(i, radix: 16)): \(value) vs \(reference)")
+                    return
+                }
+            }
+        }
+    }
+
+    /// The first non-finite index across block boundaries, tails and threads, for every source type.
+    @Test func bulkConversionsReportTheFirstNonFiniteIndex() {
+        let n = 200_003  // several 65,536-value blocks, a ragged tail, the threaded path
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: 4 * n + 1, alignment: 8)
+        defer { raw.deallocate() }
+        let source = randomTensor([n], seed: 5, std: 10)
+        let out = Tensor(zeros: [n])
+        for bad in [nil, 0, 15, 16, 65_535, 65_536, 131_080, n - 1] as [Int?] {
+            for value in [Float.nan, .infinity, -.infinity] {
+                let values = source.pointer
+                let saved = bad.map { values[$0] }
+                if let bad { values[bad] = value }
+                defer { if let bad, let saved { values[bad] = saved } }
+                HalfFloat.floatToF16(values, raw + 1, count: n)
+                #expect(HalfFloat.f16ToFloat(raw + 1, out.pointer, count: n) == bad, "f16 \(value) at \(String(describing: bad))")
+                HalfFloat.floatToBF16(values, raw + 1, count: n)
+                #expect(HalfFloat.bf16ToFloat(raw + 1, out.pointer, count: n) == bad, "bf16 \(value) at \(String(describing: bad))")
+                (raw + 1).copyMemory(from: values, byteCount: 4 * n)
+                #expect(HalfFloat.f32ToFloat(raw + 1, out.pointer, count: n) == bad, "f32 \(value) at \(String(describing: bad))")
+                #expect(HalfFloat.firstNonFinite(values, count: n) == bad)
+                for i in stride(from: 0, to: n, by: 997) where i != bad { #expect(out.pointer[i] == values[i]) }
+                if bad == nil { break }
+            }
+        }
+        #expect(HalfFloat.f16ToFloat(raw, out.pointer, count: 0) == nil)
     }
 
     @Test func bulkConversionsMatchScalarOnesAtOddAlignment() {

@@ -15,6 +15,17 @@ void l2s_silu_backward(const float *gy, const float *x, float *gx, long n);
 void l2s_geglu(const float *h, float *out, long rows, long width);
 /// The gradient of l2s_geglu: dh [rows, 2·width] from gy [rows, width].
 void l2s_geglu_backward(const float *h, const float *gy, float *dh, long rows, long width);
+/// Little-endian binary16 at src (any alignment) → float32 at dst; returns the index of the first
+/// NaN/±Inf value, or -1 (all n values are converted either way).
+long l2s_f16_to_f32(const void *src, float *dst, long n);
+/// l2s_f16_to_f32's portable path, whatever the CPU has (so tests cover it on every machine).
+long l2s_f16_to_f32_portable(const void *src, float *dst, long n);
+/// The same for little-endian bfloat16.
+long l2s_bf16_to_f32(const void *src, float *dst, long n);
+/// The same for little-endian float32 (a copy).
+long l2s_f32_copy(const void *src, float *dst, long n);
+/// The index of the first NaN/±Inf of x, or -1.
+long l2s_first_nonfinite(const float *x, long n);
 /// The instruction set the kernels run: "avx512", "avx2" or "baseline".
 const char *l2s_kernel_isa(void);
 
