@@ -215,12 +215,17 @@ typedef struct {
     long (*bf16_to_f32)(const uint16_t *, float *, long);
     long (*f32_copy)(const uint32_t *, float *, long);
     long (*first_nonfinite)(const float *, long);
+    int is_avx512;
     const char *isa;
 } l2s_kernel_table;
 
 #define L2S_TABLE(SUFFIX) \
     { silu_##SUFFIX, silu_backward_##SUFFIX, geglu_##SUFFIX, geglu_backward_##SUFFIX, f16_to_f32_##SUFFIX, \
-      bf16_to_f32_##SUFFIX, f32_copy_##SUFFIX, first_nonfinite_##SUFFIX, #SUFFIX }
+      bf16_to_f32_##SUFFIX, f32_copy_##SUFFIX, first_nonfinite_##SUFFIX, L2S_IS_AVX512_##SUFFIX, #SUFFIX }
+
+#define L2S_IS_AVX512_baseline 0
+#define L2S_IS_AVX512_avx2 0
+#define L2S_IS_AVX512_avx512 1
 
 static l2s_kernel_table l2s_choose(void) {
 #if defined(__x86_64__)
@@ -261,3 +266,132 @@ long l2s_bf16_to_f32(const void *src, float *dst, long n) { return l2s_table()->
 long l2s_f32_copy(const void *src, float *dst, long n) { return l2s_table()->f32_copy((const uint32_t *)src, dst, n); }
 long l2s_first_nonfinite(const float *x, long n) { return l2s_table()->first_nonfinite(x, n); }
 const char *l2s_kernel_isa(void) { return l2s_table()->isa; }
+
+/* Attention scores S = alpha · Q · Kᵀ for a small head dimension (d ≤ L2S_SCORES_MAX_D): OpenBLAS runs
+   this thin product (inner dimension 32 in the embedded model) at a quarter of its GEMM speed. Keys
+   are transposed 32 at a time into a d × 32 panel; each 4-row × 32-key tile keeps 8 accumulators in
+   registers over the d products. AVX-512 only (elsewhere the caller keeps sgemm). */
+#define L2S_SCORES_MAX_D 128
+#if defined(__x86_64__)
+__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")))
+static void scores_nt_avx512(const float *q, long ldq, const float *k, long ldk, float *s, long lds, long m, long n,
+                             long d, float alpha) {
+    float panel[L2S_SCORES_MAX_D * 32] __attribute__((aligned(64)));
+    const __m512 scale = _mm512_set1_ps(alpha);
+    for (long j0 = 0; j0 < n; j0 += 32) {
+        long nb = n - j0 < 32 ? n - j0 : 32;
+        for (long jj = 0; jj < 32; jj++) {
+            if (jj < nb) {
+                const float *row = k + (j0 + jj) * ldk;
+                for (long t = 0; t < d; t++) panel[t * 32 + jj] = row[t];
+            } else {
+                for (long t = 0; t < d; t++) panel[t * 32 + jj] = 0;
+            }
+        }
+        __mmask16 m0 = nb >= 16 ? 0xFFFF : (__mmask16)((1u << nb) - 1);
+        __mmask16 m1 = nb >= 32 ? 0xFFFF : (nb <= 16 ? 0 : (__mmask16)((1u << (nb - 16)) - 1));
+        long i = 0;
+        for (; i + 4 <= m; i += 4) {
+            __m512 a00 = _mm512_setzero_ps(), a01 = _mm512_setzero_ps(), a10 = _mm512_setzero_ps(), a11 = _mm512_setzero_ps();
+            __m512 a20 = _mm512_setzero_ps(), a21 = _mm512_setzero_ps(), a30 = _mm512_setzero_ps(), a31 = _mm512_setzero_ps();
+            const float *q0 = q + i * ldq, *q1 = q0 + ldq, *q2 = q1 + ldq, *q3 = q2 + ldq;
+            for (long t = 0; t < d; t++) {
+                __m512 b0 = _mm512_load_ps(panel + t * 32), b1 = _mm512_load_ps(panel + t * 32 + 16);
+                __m512 x0 = _mm512_set1_ps(q0[t]), x1 = _mm512_set1_ps(q1[t]);
+                __m512 x2 = _mm512_set1_ps(q2[t]), x3 = _mm512_set1_ps(q3[t]);
+                a00 = _mm512_fmadd_ps(x0, b0, a00); a01 = _mm512_fmadd_ps(x0, b1, a01);
+                a10 = _mm512_fmadd_ps(x1, b0, a10); a11 = _mm512_fmadd_ps(x1, b1, a11);
+                a20 = _mm512_fmadd_ps(x2, b0, a20); a21 = _mm512_fmadd_ps(x2, b1, a21);
+                a30 = _mm512_fmadd_ps(x3, b0, a30); a31 = _mm512_fmadd_ps(x3, b1, a31);
+            }
+            float *s0 = s + i * lds + j0;
+            _mm512_mask_storeu_ps(s0, m0, _mm512_mul_ps(a00, scale));
+            _mm512_mask_storeu_ps(s0 + 16, m1, _mm512_mul_ps(a01, scale));
+            _mm512_mask_storeu_ps(s0 + lds, m0, _mm512_mul_ps(a10, scale));
+            _mm512_mask_storeu_ps(s0 + lds + 16, m1, _mm512_mul_ps(a11, scale));
+            _mm512_mask_storeu_ps(s0 + 2 * lds, m0, _mm512_mul_ps(a20, scale));
+            _mm512_mask_storeu_ps(s0 + 2 * lds + 16, m1, _mm512_mul_ps(a21, scale));
+            _mm512_mask_storeu_ps(s0 + 3 * lds, m0, _mm512_mul_ps(a30, scale));
+            _mm512_mask_storeu_ps(s0 + 3 * lds + 16, m1, _mm512_mul_ps(a31, scale));
+        }
+        for (; i < m; i++) {
+            __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+            const float *q0 = q + i * ldq;
+            for (long t = 0; t < d; t++) {
+                __m512 x0 = _mm512_set1_ps(q0[t]);
+                a0 = _mm512_fmadd_ps(x0, _mm512_load_ps(panel + t * 32), a0);
+                a1 = _mm512_fmadd_ps(x0, _mm512_load_ps(panel + t * 32 + 16), a1);
+            }
+            _mm512_mask_storeu_ps(s + i * lds + j0, m0, _mm512_mul_ps(a0, scale));
+            _mm512_mask_storeu_ps(s + i * lds + j0 + 16, m1, _mm512_mul_ps(a1, scale));
+        }
+    }
+}
+#endif
+
+
+/* Softmax over each row of x [rows, n] into y (may be x), AVX-512: the same exp as l2s_exp1 (Cephes'
+   polynomial; NaN in, NaN out), 16 lanes at a time with masked tails. A row whose max is −∞ is
+   shifted by 0, as in the Swift version. */
+#if defined(__x86_64__)
+__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")))
+static inline __m512 l2s_exp16(__m512 v) {
+    __m512 x = _mm512_min_ps(_mm512_max_ps(v, _mm512_set1_ps(-87.33654f)), _mm512_set1_ps(88.0f));
+    const __m512 magic = _mm512_set1_ps(12582912.0f);
+    __m512 shifted = _mm512_fmadd_ps(x, _mm512_set1_ps(1.44269504088896341f), magic);
+    __m512 k = _mm512_sub_ps(shifted, magic);
+    __m512 r = _mm512_fnmadd_ps(k, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(k, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 r2 = _mm512_mul_ps(r, r);
+    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    p = _mm512_fmadd_ps(p, r2, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    __m512i bits = _mm512_slli_epi32(_mm512_add_epi32(_mm512_sub_epi32(_mm512_castps_si512(shifted), _mm512_set1_epi32(0x4B400000)), _mm512_set1_epi32(127)), 23);
+    __m512 e = _mm512_mul_ps(p, _mm512_castsi512_ps(bits));
+    __mmask16 nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+    return _mm512_mask_mov_ps(e, nan, v);
+}
+__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")))
+static void softmax_rows_avx512(const float *x, float *y, long rows, long n) {
+    for (long r = 0; r < rows; r++) {
+        const float *p = x + r * n; float *q = y + r * n;
+        __m512 mx = _mm512_set1_ps(-__builtin_inff()); long i = 0;
+        for (; i + 16 <= n; i += 16) mx = _mm512_max_ps(mx, _mm512_loadu_ps(p + i));
+        float m = _mm512_reduce_max_ps(mx);
+        for (; i < n; i++) m = p[i] > m ? p[i] : m;
+        if (m == -__builtin_inff()) m = 0;
+        __m512 sh = _mm512_set1_ps(-m), acc = _mm512_setzero_ps();
+        for (i = 0; i + 16 <= n; i += 16) { __m512 e = l2s_exp16(_mm512_add_ps(_mm512_loadu_ps(p + i), sh)); _mm512_storeu_ps(q + i, e); acc = _mm512_add_ps(acc, e); }
+        if (i < n) { __mmask16 mk = (__mmask16)((1u << (n - i)) - 1); __m512 e = l2s_exp16(_mm512_add_ps(_mm512_maskz_loadu_ps(mk, p + i), sh)); e = _mm512_maskz_mov_ps(mk, e); _mm512_mask_storeu_ps(q + i, mk, e); acc = _mm512_add_ps(acc, e); }
+        float s = _mm512_reduce_add_ps(acc); __m512 inv = _mm512_set1_ps(1.0f / s);
+        for (i = 0; i + 16 <= n; i += 16) _mm512_storeu_ps(q + i, _mm512_mul_ps(_mm512_loadu_ps(q + i), inv));
+        for (; i < n; i++) q[i] *= 1.0f / s;
+    }
+}
+#endif
+
+int l2s_softmax_rows(const float *x, float *y, long rows, long n) {
+#if defined(__x86_64__)
+    if (l2s_table()->is_avx512) {
+        softmax_rows_avx512(x, y, rows, n);
+        return 1;
+    }
+#endif
+    return 0;
+}
+
+int l2s_scores_nt(const float *q, long ldq, const float *k, long ldk, float *s, long lds, long m, long n, long d,
+                  float alpha) {
+#if defined(__x86_64__)
+    if (d >= 1 && d <= L2S_SCORES_MAX_D && l2s_table()->is_avx512) {
+        scores_nt_avx512(q, ldq, k, ldk, s, lds, m, n, d, alpha);
+        return 1;
+    }
+#endif
+    return 0;
+}
+

@@ -52,4 +52,55 @@ struct VectorKernelTests {
             }
         }
     }
+
+    /// Softmax rows (the AVX-512 C kernel where the CPU has it, else the Swift loop) against double
+    /// precision, at lengths around the 16-lane width, with −∞ (masked) entries and a NaN row.
+    @Test("softmax rows agree with double precision at every length 1…40 and 100, 256")
+    func softmaxRowsMatchDoublePrecision() {
+        var rng = RNG(seed: 9)
+        for n in Array(1...40) + [100, 256] {
+            let rows = 3
+            var x = (0..<(rows * n)).map { _ in rng.normal() * 8 }
+            if n > 2 { x[n + 1] = -.infinity }              // a masked key in row 1
+            x[2 * n] = .nan                                  // row 2 holds a NaN
+            var y = [Float](repeating: 0, count: rows * n)
+            x.withUnsafeBufferPointer { px in y.withUnsafeMutableBufferPointer { py in
+                softmaxRows(px.baseAddress!, py.baseAddress!, rows: rows, n: n, log: false)
+            } }
+            for r in 0..<2 {
+                let row = x[(r * n)..<((r + 1) * n)].map(Double.init)
+                let m = row.max()!, z = row.map { Foundation.exp($0 - m) }.reduce(0, +)
+                for j in 0..<n {
+                    let want = Foundation.exp(row[j] - m) / z
+                    #expect(abs(Double(y[r * n + j]) - want) < 2e-6 * max(1, want), "n \(n) row \(r) col \(j)")
+                }
+            }
+            #expect(y[(2 * n)..<(3 * n)].contains { $0.isNaN })
+        }
+    }
+
+    /// The attention's q·kᵀ product (the AVX-512 C kernel for head dimensions ≤ 128, else sgemm)
+    /// against a plain loop, at row/key tails around the 4 × 32 tile and head dimensions 1…129.
+    @Test("attention q·kᵀ agrees with a plain loop", arguments: [1, 7, 32, 40, 128, 129])
+    func attentionProductMatchesPlainLoop(d: Int) {
+        var rng = RNG(seed: UInt64(d))
+        for (m, n) in [(1, 1), (3, 31), (4, 32), (5, 33), (9, 65), (64, 100)] {
+            let ldq = d + 3, ldk = d + 1, lds = n + 2
+            let q = (0..<(m * ldq)).map { _ in rng.normal() }, k = (0..<(n * ldk)).map { _ in rng.normal() }
+            var s = [Float](repeating: .nan, count: m * lds)
+            q.withUnsafeBufferPointer { pq in k.withUnsafeBufferPointer { pk in s.withUnsafeMutableBufferPointer { ps in
+                attentionProductNT(m: m, n: n, k: d, alpha: 0.5, a: pq.baseAddress!, lda: ldq, b: pk.baseAddress!, ldb: ldk,
+                                   c: ps.baseAddress!, ldc: lds)
+            } } }
+            for i in 0..<m {
+                for j in 0..<n {
+                    var want: Double = 0
+                    for t in 0..<d { want += Double(q[i * ldq + t]) * Double(k[j * ldk + t]) }
+                    want *= 0.5
+                    #expect(abs(Double(s[i * lds + j]) - want) < 1e-4 * max(1, abs(want)), "m \(m) n \(n) (\(i), \(j))")
+                }
+                for j in n..<lds { #expect(s[i * lds + j].isNaN, "wrote past n at (\(i), \(j))") }
+            }
+        }
+    }
 }

@@ -26,6 +26,14 @@ long l2s_bf16_to_f32(const void *src, float *dst, long n);
 long l2s_f32_copy(const void *src, float *dst, long n);
 /// The index of the first NaN/±Inf of x, or -1.
 long l2s_first_nonfinite(const float *x, long n);
+/// s[i·lds + j] = alpha · Σ_t q[i·ldq + t] · k[j·ldk + t] for i < m, j < n (attention scores, q·kᵀ)
+/// when the CPU has AVX-512 and 1 ≤ d ≤ 128: returns 1. Otherwise does nothing and returns 0 (the
+/// caller uses sgemm).
+int l2s_scores_nt(const float *q, long ldq, const float *k, long ldk, float *s, long lds, long m, long n, long d,
+                  float alpha);
+/// Softmax over each row of x [rows, n] into y (y may be x) when the CPU has AVX-512: returns 1;
+/// otherwise does nothing and returns 0 (the caller's own loop runs).
+int l2s_softmax_rows(const float *x, float *y, long rows, long n);
 /// The instruction set the kernels run: "avx512", "avx2" or "baseline".
 const char *l2s_kernel_isa(void);
 

@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 
 // Scaled dot-product attention. The plain path is one fused op: per (batch, head) block, scores into
@@ -36,6 +37,18 @@ public func scaledDotProductAttention(query q: Tensor, key k: Tensor, value v: T
     }
     let (out, probs) = fusedAttention(q, k, v, scale: s, mask: mask)
     return AttentionResult(output: out, probabilities: returnProbabilities ? probs.detached() : nil)
+}
+
+/// c [m, n] (row stride ldc) = alpha · a [m, k] · b [n, k]ᵀ on the calling thread, for the attention's
+/// thin products (k = the head dimension): the AVX-512 C kernel where the CPU has it and k ≤ 128
+/// (OpenBLAS runs a 256 × 256 × 32 product at a quarter of its GEMM speed), else sgemm. Called inside
+/// the attention's parallel loops.
+@inline(__always)
+func attentionProductNT(m: Int, n: Int, k: Int, alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
+                        b: UnsafePointer<Float>, ldb: Int, c: UnsafeMutablePointer<Float>, ldc: Int) {
+    if m == 0 || n == 0 { return }
+    if l2s_scores_nt(a, lda, b, ldb, c, ldc, m, n, k, alpha) != 0 { return }
+    sgemm(transA: false, transB: true, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: ldc)
 }
 
 /// Block sizes of the flash kernel: `rows` queries × `keys` keys per score tile. The key block is
@@ -79,8 +92,8 @@ func flashAttention(_ q: Tensor, _ k: Tensor, _ v: Tensor, scale: Float, mask: T
     // Scores of query rows r0..<r0+m of block b against keys c0..<c0+n into S [m, n] (ldc n).
     @inline(__always)
     func scores(_ b: Int, _ r0: Int, _ m: Int, _ c0: Int, _ n: Int, into S: UnsafeMutablePointer<Float>) {
-        sgemm(transA: false, transB: true, m: m, n: n, k: d, alpha: scale, a: pq + (b * lq + r0) * d, lda: d,
-              b: pk + (b * lk + c0) * d, ldb: d, c: S, ldc: n)
+        attentionProductNT(m: m, n: n, k: d, alpha: scale, a: pq + (b * lq + r0) * d, lda: d,
+                           b: pk + (b * lk + c0) * d, ldb: d, c: S, ldc: n)
         if let pm {
             for i in 0..<m {
                 let row = S + i * n, mrow = pm + (r0 + i) * lk + c0
@@ -152,8 +165,8 @@ func flashAttention(_ q: Tensor, _ k: Tensor, _ v: Tensor, scale: Float, mask: T
                         // dV[c0..] += Pᵀ·dO; dP = dO·V[c0..]ᵀ
                         sgemm(transA: true, transB: false, m: n, n: dv, k: m, a: P, lda: n, b: dO, ldb: dv,
                               beta: 1, c: pgv + (b * lk + c0) * dv, ldc: dv)
-                        sgemm(transA: false, transB: true, m: m, n: n, k: dv, a: dO, lda: dv, b: pv + (b * lk + c0) * dv, ldb: dv,
-                              c: dP, ldc: n)
+                        attentionProductNT(m: m, n: n, k: dv, a: dO, lda: dv, b: pv + (b * lk + c0) * dv, ldb: dv,
+                                           c: dP, ldc: n)
                         // dS = P ⊙ (dP − D), in dP
                         for i in 0..<m {
                             let prow = P + i * n, drow = dP + i * n, di = D[i]
@@ -213,8 +226,8 @@ struct AttentionBlocks {
 
     func attend(block b: Int, rows: Range<Int>, probabilities P: UnsafeMutablePointer<Float>) {
         let r0 = rows.lowerBound, m = rows.count
-        sgemm(transA: false, transB: true, m: m, n: lk, k: d, alpha: scale, a: pq + (b * lq + r0) * d, lda: d,
-              b: pk + b * lk * d, ldb: d, c: P, ldc: lk)
+        attentionProductNT(m: m, n: lk, k: d, alpha: scale, a: pq + (b * lq + r0) * d, lda: d,
+                           b: pk + b * lk * d, ldb: d, c: P, ldc: lk)
         if let pm { for i in 0..<(m * lk) { P[i] += pm[r0 * lk + i] } }
         softmaxRows(P, P, rows: m, n: lk, log: false)
         sgemm(transA: false, transB: false, m: m, n: dv, k: lk, a: P, lda: lk, b: pv + b * lk * dv, ldb: dv,

@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 
 // Softmax and log-softmax over the last axis, and cross-entropy on logits (fused, mean reduction).
@@ -5,6 +6,8 @@ import Foundation
 @inline(__always)
 func softmaxRows(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, rows: Int, n: Int, log: Bool) {
     parallelFor(rows, costPerItem: n * 4, grain: 1 << 14) { range in
+        // The AVX-512 C kernel, once per range of rows, where the CPU has it.
+        if !log && l2s_softmax_rows(x + range.lowerBound * n, y + range.lowerBound * n, range.count, n) != 0 { return }
         for r in range {
             let p = x + r * n, q = y + r * n
             var m = vmax(p, n)
