@@ -374,6 +374,82 @@ static void softmax_rows_avx512(const float *x, float *y, long rows, long n) {
 }
 #endif
 
+
+/* The flash attention's per-tile softmax work, one call per score tile of m rows × n keys (AVX-512;
+   elsewhere the caller's Swift loop runs). Online step: for each row, new max M' = max(M, max(row));
+   row ← exp(row − M'); alpha = exp(M − M') (0 when M was −∞); sum ← sum·alpha + Σ row; M ← M'. A row
+   that is −∞ so far is zeroed with alpha 1, as in the Swift version. */
+#if defined(__x86_64__)
+__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")))
+static void online_softmax_tile_avx512(float *s, long m, long n, float *run_max, float *run_sum, float *alpha) {
+    for (long r = 0; r < m; r++) {
+        float *p = s + r * n;
+        __m512 mx = _mm512_set1_ps(-__builtin_inff());
+        long i = 0;
+        for (; i + 16 <= n; i += 16) mx = _mm512_max_ps(mx, _mm512_loadu_ps(p + i));
+        float tile_max = _mm512_reduce_max_ps(mx);
+        for (; i < n; i++) tile_max = p[i] > tile_max ? p[i] : tile_max;
+        float new_max = run_max[r] > tile_max ? run_max[r] : tile_max;
+        if (new_max == -__builtin_inff()) {
+            memset(p, 0, (size_t)n * sizeof(float));
+            alpha[r] = 1;
+            continue;
+        }
+        __m512 sh = _mm512_set1_ps(-new_max), acc = _mm512_setzero_ps();
+        for (i = 0; i + 16 <= n; i += 16) {
+            __m512 e = l2s_exp16(_mm512_add_ps(_mm512_loadu_ps(p + i), sh));
+            _mm512_storeu_ps(p + i, e);
+            acc = _mm512_add_ps(acc, e);
+        }
+        if (i < n) {
+            __mmask16 mk = (__mmask16)((1u << (n - i)) - 1);
+            __m512 e = _mm512_maskz_mov_ps(mk, l2s_exp16(_mm512_add_ps(_mm512_maskz_loadu_ps(mk, p + i), sh)));
+            _mm512_mask_storeu_ps(p + i, mk, e);
+            acc = _mm512_add_ps(acc, e);
+        }
+        float a = run_max[r] == -__builtin_inff() ? 0 : l2s_exp1(run_max[r] - new_max);
+        run_sum[r] = run_sum[r] * a + _mm512_reduce_add_ps(acc);
+        run_max[r] = new_max;
+        alpha[r] = a;
+    }
+}
+
+/* p[r][j] ← exp(p[r][j] − shift[r]) for a tile of m rows × n keys (the backward's recomputed P). */
+__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")))
+static void exp_rows_shifted_avx512(float *p, long m, long n, const float *shift) {
+    for (long r = 0; r < m; r++) {
+        float *row = p + r * n;
+        __m512 sh = _mm512_set1_ps(-shift[r]);
+        long i = 0;
+        for (; i + 16 <= n; i += 16) _mm512_storeu_ps(row + i, l2s_exp16(_mm512_add_ps(_mm512_loadu_ps(row + i), sh)));
+        if (i < n) {
+            __mmask16 mk = (__mmask16)((1u << (n - i)) - 1);
+            _mm512_mask_storeu_ps(row + i, mk, l2s_exp16(_mm512_add_ps(_mm512_maskz_loadu_ps(mk, row + i), sh)));
+        }
+    }
+}
+#endif
+
+int l2s_online_softmax_tile(float *s, long m, long n, float *run_max, float *run_sum, float *alpha) {
+#if defined(__x86_64__)
+    if (l2s_table()->is_avx512) {
+        online_softmax_tile_avx512(s, m, n, run_max, run_sum, alpha);
+        return 1;
+    }
+#endif
+    return 0;
+}
+
+int l2s_exp_rows_shifted(float *p, long m, long n, const float *shift) {
+#if defined(__x86_64__)
+    if (l2s_table()->is_avx512) {
+        exp_rows_shifted_avx512(p, m, n, shift);
+        return 1;
+    }
+#endif
+    return 0;
+}
+
 int l2s_softmax_rows(const float *x, float *y, long rows, long n) {
 #if defined(__x86_64__)
     if (l2s_table()->is_avx512) {

@@ -34,6 +34,12 @@ int l2s_scores_nt(const float *q, long ldq, const float *k, long ldk, float *s, 
 /// Softmax over each row of x [rows, n] into y (y may be x) when the CPU has AVX-512: returns 1;
 /// otherwise does nothing and returns 0 (the caller's own loop runs).
 int l2s_softmax_rows(const float *x, float *y, long rows, long n);
+/// One online-softmax step of flash attention over a score tile s [m, n] (AVX-512: returns 1, else
+/// 0 and nothing is done): per row, exp(row − new max) in place, run_max/run_sum updated, and
+/// alpha[r] = exp(old max − new max), the factor the caller rescales its output row by.
+int l2s_online_softmax_tile(float *s, long m, long n, float *run_max, float *run_sum, float *alpha);
+/// p[r][j] = exp(p[r][j] − shift[r]) over a tile p [m, n] (AVX-512: returns 1, else 0).
+int l2s_exp_rows_shifted(float *p, long m, long n, const float *shift);
 /// The instruction set the kernels run: "avx512", "avx2" or "baseline".
 const char *l2s_kernel_isa(void);
 

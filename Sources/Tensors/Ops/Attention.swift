@@ -106,7 +106,8 @@ func flashAttention(_ q: Tensor, _ k: Tensor, _ v: Tensor, scale: Float, mask: T
         let S = UnsafeMutablePointer<Float>.allocate(capacity: tiles.rows * tiles.keys)
         let runMax = UnsafeMutablePointer<Float>.allocate(capacity: tiles.rows)
         let runSum = UnsafeMutablePointer<Float>.allocate(capacity: tiles.rows)
-        defer { S.deallocate(); runMax.deallocate(); runSum.deallocate() }
+        let alphas = UnsafeMutablePointer<Float>.allocate(capacity: tiles.rows)
+        defer { S.deallocate(); runMax.deallocate(); runSum.deallocate(); alphas.deallocate() }
         for task in range {
             let b = task / queryBlocks, r0 = (task % queryBlocks) * tiles.rows, m = min(tiles.rows, lq - r0)
             let O = po + (b * lq + r0) * dv
@@ -117,15 +118,19 @@ func flashAttention(_ q: Tensor, _ k: Tensor, _ v: Tensor, scale: Float, mask: T
             while c0 < lk {
                 let n = min(tiles.keys, lk - c0)
                 scores(b, r0, m, c0, n, into: S)
-                for i in 0..<m {
-                    let row = S + i * n
-                    let newMax = Swift.max(runMax[i], vmax(row, n))
-                    if newMax == -.infinity { row.update(repeating: 0, count: n); continue }   // all masked so far
-                    let alpha = runMax[i] == -.infinity ? 0 : Foundation.exp(runMax[i] - newMax)
-                    vexp(row, row, n, shift: -newMax)
-                    runSum[i] = runSum[i] * alpha + vsum(row, n)
-                    if alpha != 1 { vscale(O + i * dv, dv, by: alpha) }
-                    runMax[i] = newMax
+                if l2s_online_softmax_tile(S, m, n, runMax, runSum, alphas) != 0 {
+                    for i in 0..<m where alphas[i] != 1 { vscale(O + i * dv, dv, by: alphas[i]) }
+                } else {
+                    for i in 0..<m {
+                        let row = S + i * n
+                        let newMax = Swift.max(runMax[i], vmax(row, n))
+                        if newMax == -.infinity { row.update(repeating: 0, count: n); continue }   // all masked so far
+                        let alpha = runMax[i] == -.infinity ? 0 : Foundation.exp(runMax[i] - newMax)
+                        vexp(row, row, n, shift: -newMax)
+                        runSum[i] = runSum[i] * alpha + vsum(row, n)
+                        if alpha != 1 { vscale(O + i * dv, dv, by: alpha) }
+                        runMax[i] = newMax
+                    }
                 }
                 sgemm(transA: false, transB: false, m: m, n: dv, k: n, a: S, lda: n, b: pv + (b * lk + c0) * dv, ldb: dv,
                       beta: 1, c: O, ldc: dv)
@@ -161,7 +166,9 @@ func flashAttention(_ q: Tensor, _ k: Tensor, _ v: Tensor, scale: Float, mask: T
                     while c0 < lk {
                         let n = min(tiles.keys, lk - c0)
                         scores(b, r0, m, c0, n, into: P)
-                        for i in 0..<m { vexp(P + i * n, P + i * n, n, shift: -pl[b * lq + r0 + i]) }
+                        if l2s_exp_rows_shifted(P, m, n, pl + b * lq + r0) == 0 {
+                            for i in 0..<m { vexp(P + i * n, P + i * n, n, shift: -pl[b * lq + r0 + i]) }
+                        }
                         // dV[c0..] += Pᵀ·dO; dP = dO·V[c0..]ᵀ
                         sgemm(transA: true, transB: false, m: n, n: dv, k: m, a: P, lda: n, b: dO, ldb: dv,
                               beta: 1, c: pgv + (b * lk + c0) * dv, ldc: dv)
