@@ -375,6 +375,20 @@ static void softmax_rows_avx512(const float *x, float *y, long rows, long n) {
 #endif
 
 
+/* The AVX-512-only kernels: run CALL and return 1 where the CPU has AVX-512, else fall through
+   (the caller's portable code runs). */
+#if defined(__x86_64__)
+#define L2S_AVX512_OR_DECLINE(CALL)           \
+    do {                                      \
+        if (l2s_table()->is_avx512) {         \
+            CALL;                             \
+            return 1;                         \
+        }                                     \
+    } while (0)
+#else
+#define L2S_AVX512_OR_DECLINE(CALL) do { } while (0)
+#endif
+
 /* The flash attention's per-tile softmax work, one call per score tile of m rows × n keys (AVX-512;
    elsewhere the caller's Swift loop runs). Online step: for each row, new max M' = max(M, max(row));
    row ← exp(row − M'); alpha = exp(M − M') (0 when M was −∞); sum ← sum·alpha + Σ row; M ← M'. A row
@@ -431,43 +445,23 @@ static void exp_rows_shifted_avx512(float *p, long m, long n, const float *shift
 #endif
 
 int l2s_online_softmax_tile(float *s, long m, long n, float *run_max, float *run_sum, float *alpha) {
-#if defined(__x86_64__)
-    if (l2s_table()->is_avx512) {
-        online_softmax_tile_avx512(s, m, n, run_max, run_sum, alpha);
-        return 1;
-    }
-#endif
+    L2S_AVX512_OR_DECLINE(online_softmax_tile_avx512(s, m, n, run_max, run_sum, alpha));
     return 0;
 }
 
 int l2s_exp_rows_shifted(float *p, long m, long n, const float *shift) {
-#if defined(__x86_64__)
-    if (l2s_table()->is_avx512) {
-        exp_rows_shifted_avx512(p, m, n, shift);
-        return 1;
-    }
-#endif
+    L2S_AVX512_OR_DECLINE(exp_rows_shifted_avx512(p, m, n, shift));
     return 0;
 }
 
 int l2s_softmax_rows(const float *x, float *y, long rows, long n) {
-#if defined(__x86_64__)
-    if (l2s_table()->is_avx512) {
-        softmax_rows_avx512(x, y, rows, n);
-        return 1;
-    }
-#endif
+    L2S_AVX512_OR_DECLINE(softmax_rows_avx512(x, y, rows, n));
     return 0;
 }
 
 int l2s_scores_nt(const float *q, long ldq, const float *k, long ldk, float *s, long lds, long m, long n, long d,
                   float alpha) {
-#if defined(__x86_64__)
-    if (d >= 1 && d <= L2S_SCORES_MAX_D && l2s_table()->is_avx512) {
-        scores_nt_avx512(q, ldq, k, ldk, s, lds, m, n, d, alpha);
-        return 1;
-    }
-#endif
+    if (d >= 1 && d <= L2S_SCORES_MAX_D) L2S_AVX512_OR_DECLINE(scores_nt_avx512(q, ldq, k, ldk, s, lds, m, n, d, alpha));
     return 0;
 }
 
