@@ -262,6 +262,15 @@ void l2s_geglu_backward(const float *h, const float *gy, float *dh, long rows, l
 }
 long l2s_f16_to_f32(const void *src, float *dst, long n) { return l2s_table()->f16_to_f32((const uint16_t *)src, dst, n); }
 long l2s_f16_to_f32_portable(const void *src, float *dst, long n) { return f16_to_f32_baseline((const uint16_t *)src, dst, n); }
+long l2s_f16_to_f32_avx2(const void *src, float *dst, long n) {
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))
+        return f16_to_f32_avx2((const uint16_t *)src, dst, n);
+#endif
+    (void)src; (void)dst; (void)n;
+    return -2;
+}
 long l2s_bf16_to_f32(const void *src, float *dst, long n) { return l2s_table()->bf16_to_f32((const uint16_t *)src, dst, n); }
 long l2s_f32_copy(const void *src, float *dst, long n) { return l2s_table()->f32_copy((const uint32_t *)src, dst, n); }
 long l2s_first_nonfinite(const float *x, long n) { return l2s_table()->first_nonfinite(x, n); }

@@ -103,12 +103,25 @@ struct HalfFloatTests {
         let raw = UnsafeMutableRawPointer.allocate(byteCount: 2 * n + 1, alignment: 8)
         defer { raw.deallocate() }
         for i in 0..<n { (raw + 1).storeBytes(of: UInt16(i).littleEndian, toByteOffset: 2 * i, as: UInt16.self) }
-        let bulk = Tensor(zeros: [n]), portable = Tensor(zeros: [n])
+        let bulk = Tensor(zeros: [n]), portable = Tensor(zeros: [n]), avx2 = Tensor(zeros: [n])
         #expect(HalfFloat.f16ToFloat(raw + 1, bulk.pointer, count: n) == 0x7C00)
         #expect(l2s_f16_to_f32_portable(raw + 1, portable.pointer, n) == 0x7C00)
+        let hasAVX2 = l2s_f16_to_f32_avx2(raw + 1, avx2.pointer, n) != -2
+        if hasAVX2 { #expect(l2s_f16_to_f32_avx2(raw + 1, avx2.pointer, n) == 0x7C00) }
+        // The first non-finite index inside a vector and in a ragged tail, for the AVX2 path.
+        for bad in [3, 8, 13, 1021] where hasAVX2 {
+            let buffer = UnsafeMutableRawPointer.allocate(byteCount: 2 * 1024, alignment: 8)
+            defer { buffer.deallocate() }
+            for i in 0..<1024 { buffer.storeBytes(of: UInt16(0x3C00).littleEndian, toByteOffset: 2 * i, as: UInt16.self) }
+            buffer.storeBytes(of: UInt16(0x7E00).littleEndian, toByteOffset: 2 * bad, as: UInt16.self)
+            #expect(l2s_f16_to_f32_avx2(buffer, avx2.pointer, 1023) == bad)
+        }
+        if hasAVX2 { _ = l2s_f16_to_f32_avx2(raw + 1, avx2.pointer, n) }
         for i in 0..<n {
             let reference = HalfFloat.float(fromF16: UInt16(i))
-            for (path, value) in [("bulk", bulk.pointer[i]), ("portable", portable.pointer[i])] {
+            var paths = [("bulk", bulk.pointer[i]), ("portable", portable.pointer[i])]
+            if hasAVX2 { paths.append(("avx2", avx2.pointer[i])) }
+            for (path, value) in paths {
                 if reference.isNaN ? !value.isNaN : value.bitPattern != reference.bitPattern {
                     Issue.record("\(path) f16 \(String(i, radix: 16)): \(value) vs \(reference)")
                     return

@@ -20,6 +20,8 @@ void l2s_geglu_backward(const float *h, const float *gy, float *dh, long rows, l
 long l2s_f16_to_f32(const void *src, float *dst, long n);
 /// l2s_f16_to_f32's portable path, whatever the CPU has (so tests cover it on every machine).
 long l2s_f16_to_f32_portable(const void *src, float *dst, long n);
+/// l2s_f16_to_f32's AVX2 + F16C path, whatever the table chose (tests); −2 when the CPU lacks it.
+long l2s_f16_to_f32_avx2(const void *src, float *dst, long n);
 /// The same for little-endian bfloat16.
 long l2s_bf16_to_f32(const void *src, float *dst, long n);
 /// The same for little-endian float32 (a copy).
