@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Seconds per Stable Diffusion UNet step with CFG (batch 2) at 256 and 512 px, and seconds to load the
 whole folder (tokenizer, text encoder, UNet, VAE): diffusers (PyTorch CPU) and `l2s bench unet` on the
-same diffusers folder and thread count, measured in one run; prints our time ÷ PyTorch's. Use a folder from `Scripts/make_sd_fixtures.py --full DIR sd15` (real config,
-random weights) or a real one.
+same diffusers folder and thread count, measured in one run; prints our time ÷ PyTorch's. Use a
+folder from `Scripts/make_sd_fixtures.py --full DIR sd15` (real config, random weights) or a real one.
 
   python3 Scripts/bench_sd_unet.py --folder /work/sdfull/sd15/model --fp16 --threads 2 --repeats 3
 """

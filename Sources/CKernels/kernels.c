@@ -227,6 +227,14 @@ typedef struct {
 #define L2S_IS_AVX512_avx2 0
 #define L2S_IS_AVX512_avx512 1
 
+#if defined(__x86_64__)
+/* What the "avx2" table needs: AVX2, FMA and F16C. */
+static int l2s_cpu_has_avx2_set(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+}
+#endif
+
 static l2s_kernel_table l2s_choose(void) {
 #if defined(__x86_64__)
     __builtin_cpu_init();
@@ -235,7 +243,7 @@ static l2s_kernel_table l2s_choose(void) {
         l2s_kernel_table t = L2S_TABLE(avx512);
         return t;
     }
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c")) {
+    if (l2s_cpu_has_avx2_set()) {
         l2s_kernel_table t = L2S_TABLE(avx2);
         return t;
     }
@@ -264,9 +272,7 @@ long l2s_f16_to_f32(const void *src, float *dst, long n) { return l2s_table()->f
 long l2s_f16_to_f32_portable(const void *src, float *dst, long n) { return f16_to_f32_baseline((const uint16_t *)src, dst, n); }
 long l2s_f16_to_f32_avx2(const void *src, float *dst, long n) {
 #if defined(__x86_64__)
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))
-        return f16_to_f32_avx2((const uint16_t *)src, dst, n);
+    if (l2s_cpu_has_avx2_set()) return f16_to_f32_avx2((const uint16_t *)src, dst, n);
 #endif
     (void)src; (void)dst; (void)n;
     return -2;
@@ -338,10 +344,8 @@ static void scores_nt_avx512(const float *q, long ldq, const float *k, long ldk,
 }
 #endif
 
-
-/* Softmax over each row of x [rows, n] into y (may be x), AVX-512: the same exp as l2s_exp1 (Cephes'
-   polynomial; NaN in, NaN out), 16 lanes at a time with masked tails. A row whose max is −∞ is
-   shifted by 0, as in the Swift version. */
+/* The AVX-512 softmax pieces: l2s_exp16 is l2s_exp1 over 16 lanes (Cephes' polynomial; NaN in, NaN
+   out); l2s_row_max16 and l2s_exp_shift_sum16 are the two passes every softmax here makes over a row. */
 #if defined(__x86_64__)
 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")))
 static inline __m512 l2s_exp16(__m512 v) {
@@ -364,20 +368,50 @@ static inline __m512 l2s_exp16(__m512 v) {
     __mmask16 nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
     return _mm512_mask_mov_ps(e, nan, v);
 }
+
+/* The largest of p[0..n) (−∞ for n = 0). */
+__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")))
+static inline float l2s_row_max16(const float *p, long n) {
+    __m512 mx = _mm512_set1_ps(-__builtin_inff());
+    long i = 0;
+    for (; i + 16 <= n; i += 16) mx = _mm512_max_ps(mx, _mm512_loadu_ps(p + i));
+    float m = _mm512_reduce_max_ps(mx);
+    for (; i < n; i++) m = p[i] > m ? p[i] : m;
+    return m;
+}
+
+/* q[i] = exp(p[i] + shift) for i < n (q may be p), with a masked tail; returns the sum of the q[i]. */
+__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")))
+static inline float l2s_exp_shift_sum16(const float *p, float *q, long n, float shift) {
+    __m512 sh = _mm512_set1_ps(shift), acc = _mm512_setzero_ps();
+    long i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512 e = l2s_exp16(_mm512_add_ps(_mm512_loadu_ps(p + i), sh));
+        _mm512_storeu_ps(q + i, e);
+        acc = _mm512_add_ps(acc, e);
+    }
+    if (i < n) {
+        __mmask16 mk = (__mmask16)((1u << (n - i)) - 1);
+        __m512 e = _mm512_maskz_mov_ps(mk, l2s_exp16(_mm512_add_ps(_mm512_maskz_loadu_ps(mk, p + i), sh)));
+        _mm512_mask_storeu_ps(q + i, mk, e);
+        acc = _mm512_add_ps(acc, e);
+    }
+    return _mm512_reduce_add_ps(acc);
+}
+
+/* Softmax over each row of x [rows, n] into y (may be x). A row whose max is −∞ is shifted by 0, as
+   in the Swift version. */
 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")))
 static void softmax_rows_avx512(const float *x, float *y, long rows, long n) {
     for (long r = 0; r < rows; r++) {
-        const float *p = x + r * n; float *q = y + r * n;
-        __m512 mx = _mm512_set1_ps(-__builtin_inff()); long i = 0;
-        for (; i + 16 <= n; i += 16) mx = _mm512_max_ps(mx, _mm512_loadu_ps(p + i));
-        float m = _mm512_reduce_max_ps(mx);
-        for (; i < n; i++) m = p[i] > m ? p[i] : m;
+        const float *p = x + r * n;
+        float *q = y + r * n;
+        float m = l2s_row_max16(p, n);
         if (m == -__builtin_inff()) m = 0;
-        __m512 sh = _mm512_set1_ps(-m), acc = _mm512_setzero_ps();
-        for (i = 0; i + 16 <= n; i += 16) { __m512 e = l2s_exp16(_mm512_add_ps(_mm512_loadu_ps(p + i), sh)); _mm512_storeu_ps(q + i, e); acc = _mm512_add_ps(acc, e); }
-        if (i < n) { __mmask16 mk = (__mmask16)((1u << (n - i)) - 1); __m512 e = l2s_exp16(_mm512_add_ps(_mm512_maskz_loadu_ps(mk, p + i), sh)); e = _mm512_maskz_mov_ps(mk, e); _mm512_mask_storeu_ps(q + i, mk, e); acc = _mm512_add_ps(acc, e); }
-        float s = _mm512_reduce_add_ps(acc); __m512 inv = _mm512_set1_ps(1.0f / s);
-        for (i = 0; i + 16 <= n; i += 16) _mm512_storeu_ps(q + i, _mm512_mul_ps(_mm512_loadu_ps(q + i), inv));
+        float s = l2s_exp_shift_sum16(p, q, n, -m);
+        __m512 inv = _mm512_set1_ps(1.0f / s);
+        long i = 0;
+        for (; i + 16 <= n; i += 16) _mm512_storeu_ps(q + i, _mm512_mul_ps(_mm512_loadu_ps(q + i), inv));
         for (; i < n; i++) q[i] *= 1.0f / s;
     }
 }
@@ -407,31 +441,16 @@ __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")))
 static void online_softmax_tile_avx512(float *s, long m, long n, float *run_max, float *run_sum, float *alpha) {
     for (long r = 0; r < m; r++) {
         float *p = s + r * n;
-        __m512 mx = _mm512_set1_ps(-__builtin_inff());
-        long i = 0;
-        for (; i + 16 <= n; i += 16) mx = _mm512_max_ps(mx, _mm512_loadu_ps(p + i));
-        float tile_max = _mm512_reduce_max_ps(mx);
-        for (; i < n; i++) tile_max = p[i] > tile_max ? p[i] : tile_max;
+        float tile_max = l2s_row_max16(p, n);
         float new_max = run_max[r] > tile_max ? run_max[r] : tile_max;
         if (new_max == -__builtin_inff()) {
             memset(p, 0, (size_t)n * sizeof(float));
             alpha[r] = 1;
             continue;
         }
-        __m512 sh = _mm512_set1_ps(-new_max), acc = _mm512_setzero_ps();
-        for (i = 0; i + 16 <= n; i += 16) {
-            __m512 e = l2s_exp16(_mm512_add_ps(_mm512_loadu_ps(p + i), sh));
-            _mm512_storeu_ps(p + i, e);
-            acc = _mm512_add_ps(acc, e);
-        }
-        if (i < n) {
-            __mmask16 mk = (__mmask16)((1u << (n - i)) - 1);
-            __m512 e = _mm512_maskz_mov_ps(mk, l2s_exp16(_mm512_add_ps(_mm512_maskz_loadu_ps(mk, p + i), sh)));
-            _mm512_mask_storeu_ps(p + i, mk, e);
-            acc = _mm512_add_ps(acc, e);
-        }
+        float sum = l2s_exp_shift_sum16(p, p, n, -new_max);
         float a = run_max[r] == -__builtin_inff() ? 0 : l2s_exp1(run_max[r] - new_max);
-        run_sum[r] = run_sum[r] * a + _mm512_reduce_add_ps(acc);
+        run_sum[r] = run_sum[r] * a + sum;
         run_max[r] = new_max;
         alpha[r] = a;
     }
@@ -440,16 +459,7 @@ static void online_softmax_tile_avx512(float *s, long m, long n, float *run_max,
 /* p[r][j] ← exp(p[r][j] − shift[r]) for a tile of m rows × n keys (the backward's recomputed P). */
 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")))
 static void exp_rows_shifted_avx512(float *p, long m, long n, const float *shift) {
-    for (long r = 0; r < m; r++) {
-        float *row = p + r * n;
-        __m512 sh = _mm512_set1_ps(-shift[r]);
-        long i = 0;
-        for (; i + 16 <= n; i += 16) _mm512_storeu_ps(row + i, l2s_exp16(_mm512_add_ps(_mm512_loadu_ps(row + i), sh)));
-        if (i < n) {
-            __mmask16 mk = (__mmask16)((1u << (n - i)) - 1);
-            _mm512_mask_storeu_ps(row + i, mk, l2s_exp16(_mm512_add_ps(_mm512_maskz_loadu_ps(mk, row + i), sh)));
-        }
-    }
+    for (long r = 0; r < m; r++) (void)l2s_exp_shift_sum16(p + r * n, p + r * n, n, -shift[r]);
 }
 #endif
 
