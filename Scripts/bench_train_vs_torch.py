@@ -70,7 +70,7 @@ def l2s_step_seconds(args, batch):
         [args.l2s, "bench", "train", "--json", "--threads", str(args.threads), "--batches", str(batch),
          "--repeats", str(args.repeats), "--config", args.config]))
     (result,) = ours["results"]
-    return result["seconds"], ours.get("blas", "?")
+    return result["seconds"], f"{ours.get('blas', '?')}, convolutions {ours.get('convolutions', '?')}"
 
 
 def main():

@@ -81,7 +81,7 @@ def main():
     ours = json.loads(subprocess.check_output(
         [args.l2s, "bench", "engine", "--json", "--threads", str(args.threads), "--repeats", str(args.repeats)]))
     theirs = torch_results(args.repeats)
-    print(f"torch {torch.__version__}, {args.threads} thread(s), median of {args.repeats}, l2s OpenBLAS kernels {ours.get('blas', '?')}")
+    print(f"torch {torch.__version__}, {args.threads} thread(s), median of {args.repeats}, l2s OpenBLAS kernels {ours.get('blas', '?')}, convolutions {ours.get('convolutions', '?')}")
     print(f"{'op':36s} {'l2s ms':>9s} {'torch ms':>9s} {'l2s GFLOP/s':>12s} {'l2s/torch':>10s}")
     for r in ours["results"]:
         t = theirs.get(r["name"])

@@ -58,7 +58,7 @@ struct BenchEngine: ParsableCommand {
             return
         }
         let sgemm = results.first { $0.name.hasPrefix("sgemm") }?.gflops ?? 1
-        print("engine benchmark, \(Threads.count) thread(s), median of \(repeats), OpenBLAS kernels \(blasCoreName), element-wise kernels \(elementwiseKernelISA)")
+        print("engine benchmark, \(Threads.count) thread(s), median of \(repeats), OpenBLAS kernels \(blasCoreName), element-wise kernels \(elementwiseKernelISA), convolutions \(convolutionBackend)")
         print("op".padding(toLength: 36, withPad: " ", startingAt: 0) + "      ms   GFLOP/s   ÷ sgemm")
         for r in results {
             let name = r.name.padding(toLength: 36, withPad: " ", startingAt: 0)
@@ -152,9 +152,9 @@ struct BenchTrain: ParsableCommand {
             if let failure { throw failure }
             results.append(BenchResult(name: "train step B\(batch)", flops: 0, seconds: seconds))
             if !json {
-                print(String(format: "training step, batch %d: %.1f ms (%.2f steps/s, %.0f img/s; median of %d, %d thread(s), OpenBLAS %@, element-wise %@)",
+                print(String(format: "training step, batch %d: %.1f ms (%.2f steps/s, %.0f img/s; median of %d, %d thread(s), OpenBLAS %@, element-wise %@, convolutions %@)",
                              batch, seconds * 1e3, 1 / seconds, Double(batch) / seconds, repeats, Threads.count, blasCoreName,
-                             elementwiseKernelISA))
+                             elementwiseKernelISA, convolutionBackend))
             }
         }
         if json {
@@ -172,6 +172,8 @@ struct EngineReport: Codable {
     var blas: String = blasCoreName
     /// The instruction set of the C element-wise kernels in this run.
     var elementwise: String = elementwiseKernelISA
+    /// What runs the large convolutions in this run (oneDNN or the built-in GEMM paths).
+    var convolutions: String = convolutionBackend
 }
 
 /// The benchmark set (shared names with Scripts/bench_vs_torch.py).

@@ -45,4 +45,22 @@ int l2s_exp_rows_shifted(float *p, long m, long n, const float *shift);
 /// The instruction set the kernels run: "avx512", "avx2" or "baseline".
 const char *l2s_kernel_isa(void);
 
+/// One conv2d call's shapes for the oneDNN entry points (NCHW input [n, cin, h, w], OIHW weights
+/// [cout, cin, kh, kw], equal stride and zero padding on both axes) and the threads oneDNN may use.
+typedef struct {
+    long n, cin, h, w, cout, kh, kw, stride, pad, threads;
+} l2s_conv_shape;
+/// y [n, cout, ho, wo] = conv(x, w) (+ bias when non-NULL) through oneDNN: returns 1; 0 when oneDNN
+/// is absent, has no JIT implementation for the shape or fails (nothing is written; the caller runs
+/// its own convolution). See onednn.c.
+int l2s_dnnl_conv_forward(const l2s_conv_shape *s, const float *x, const float *w, const float *bias, float *y);
+/// dx = the input gradient from dy (overwritten, not accumulated); 1 or 0 as above.
+int l2s_dnnl_conv_backward_data(const l2s_conv_shape *s, const float *dy, const float *w, float *dx);
+/// dw = the weight gradient from dy and x (overwritten); 1 or 0 as above.
+int l2s_dnnl_conv_backward_weights(const l2s_conv_shape *s, const float *dy, const float *x, float *dw);
+/// Whether oneDNN loaded (libdnnl.so.2, and not L2S_CONV=builtin).
+int l2s_dnnl_available(void);
+/// The implementation oneDNN named for the last primitive built (e.g. "jit:avx512_core"), or "".
+const char *l2s_dnnl_last_implementation(void);
+
 #endif

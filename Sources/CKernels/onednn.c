@@ -1,0 +1,346 @@
+/* 2-D convolution through oneDNN's JIT primitives (forward, backward data, backward weights), opened
+   at run time like OpenBLAS: compiled where the headers are (libdnnl-dev), used where libdnnl.so.2
+   loads and gives a JIT implementation for the shape, declined (return 0: the engine's own GEMM
+   convolution runs) everywhere else. The engine's tensors stay NCHW / OIHW; each call reorders into
+   the blocked layouts the primitive chose and back, which costs a copy of each tensor and still
+   measured faster than the GEMM paths on the embedded model's shapes (Sources/Tensors/Ops/Conv.swift).
+
+   Primitives are cached by shape (JIT compilation costs milliseconds); execution is serialised by
+   one lock, since a primitive's library-owned scratchpad must not be shared by two calls at once.
+   oneDNN runs on its own OpenMP threads, set to the engine's thread count on every call. */
+#include "CKernels.h"
+
+#if defined(__has_include)
+#if __has_include(<oneapi/dnnl/dnnl.h>)
+#define L2S_HAVE_DNNL_HEADERS 1
+#endif
+#endif
+
+#ifdef L2S_HAVE_DNNL_HEADERS
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <oneapi/dnnl/dnnl.h>
+
+#define L2S_DNNL_FUNCTIONS(X)                                                                      \
+    X(dnnl_engine_create) X(dnnl_stream_create) X(dnnl_stream_wait) X(dnnl_memory_desc_init_by_tag) \
+    X(dnnl_memory_desc_equal) X(dnnl_memory_desc_get_size) X(dnnl_memory_create) X(dnnl_memory_destroy)                          \
+    X(dnnl_primitive_desc_create) X(dnnl_primitive_desc_destroy) X(dnnl_primitive_desc_query)       \
+    X(dnnl_primitive_desc_query_md) X(dnnl_primitive_create) X(dnnl_primitive_execute)              \
+    X(dnnl_primitive_destroy) X(dnnl_reorder_primitive_desc_create)                                 \
+    X(dnnl_convolution_forward_desc_init) X(dnnl_convolution_backward_data_desc_init)               \
+    X(dnnl_convolution_backward_weights_desc_init)
+
+static struct {
+#define L2S_DNNL_POINTER(name) __typeof__(&name) name;
+    L2S_DNNL_FUNCTIONS(L2S_DNNL_POINTER)
+#undef L2S_DNNL_POINTER
+    void (*omp_set_num_threads)(int);
+    dnnl_engine_t engine;
+    dnnl_stream_t stream;
+    int ready;
+} api;
+
+static pthread_once_t api_once = PTHREAD_ONCE_INIT;
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void load_api(void) {
+    const char *choice = getenv("L2S_CONV");
+    if (choice && strcmp(choice, "builtin") == 0) return;
+    /* libgomp's threads spin for 300,000 iterations after each parallel region by default, taking
+       the cores from the engine's own threads; sleeping at once (PASSIVE) pays a wake-up per call.
+       A short spin measured best on the training step (322–333 ms against 339–347 PASSIVE and
+       345–356 default, batch 32, 2 threads). A user's OMP_WAIT_POLICY or GOMP_SPINCOUNT is kept;
+       libgomp reads them when it loads, with libdnnl. */
+    if (!getenv("OMP_WAIT_POLICY") && !getenv("GOMP_SPINCOUNT")) setenv("GOMP_SPINCOUNT", "10000", 1);
+    void *handle = dlopen("libdnnl.so.2", RTLD_NOW | RTLD_LOCAL);
+    if (!handle) handle = dlopen("libdnnl.so", RTLD_NOW | RTLD_LOCAL);
+    if (!handle) return;
+#define L2S_DNNL_RESOLVE(name)                                          \
+    api.name = (__typeof__(&name))dlsym(handle, #name);                 \
+    if (!api.name) return;
+    L2S_DNNL_FUNCTIONS(L2S_DNNL_RESOLVE)
+#undef L2S_DNNL_RESOLVE
+    api.omp_set_num_threads = (void (*)(int))dlsym(handle, "omp_set_num_threads");
+    if (api.dnnl_engine_create(&api.engine, dnnl_cpu, 0) != dnnl_success) return;
+    if (api.dnnl_stream_create(&api.stream, api.engine, dnnl_stream_default_flags) != dnnl_success) return;
+    api.ready = 1;
+}
+
+enum { KIND_FORWARD, KIND_BACKWARD_DATA, KIND_BACKWARD_WEIGHTS };
+
+typedef struct {
+    long n, cin, h, w, cout, kh, kw, stride, pad;
+    int kind, bias;
+} conv_key;
+
+/* One cached primitive. Its three tensors, by kind: forward (src x, weights w, dst y), backward
+   data (diff_dst dy, weights w, diff_src dx), backward weights (diff_dst dy, src x, diff_weights dw).
+   The first two are read (reordered user → internal), the third written (internal → user);
+   reorder[i] is NULL where the primitive takes the user's layout as it is. */
+typedef struct {
+    conv_key key;
+    int usable;
+    dnnl_primitive_t primitive;
+    dnnl_memory_desc_t user[3], internal[3];
+    dnnl_primitive_t reorder[3];
+    int arg[3];
+} conv_entry;
+
+enum { CACHE_CAPACITY = 512 };
+static conv_entry cache[CACHE_CAPACITY];
+static int cache_count;
+static char last_impl[128] = "";
+
+static int same_key(const conv_key *a, const conv_key *b) {
+    return a->n == b->n && a->cin == b->cin && a->h == b->h && a->w == b->w && a->cout == b->cout &&
+           a->kh == b->kh && a->kw == b->kw && a->stride == b->stride && a->pad == b->pad &&
+           a->kind == b->kind && a->bias == b->bias;
+}
+
+static dnnl_primitive_t make_reorder(const dnnl_memory_desc_t *from, const dnnl_memory_desc_t *to, int *failed) {
+    if (api.dnnl_memory_desc_equal(from, to)) return NULL;
+    dnnl_primitive_desc_t pd;
+    dnnl_primitive_t p = NULL;
+    if (api.dnnl_reorder_primitive_desc_create(&pd, from, api.engine, to, api.engine, NULL) != dnnl_success) {
+        *failed = 1;
+        return NULL;
+    }
+    if (api.dnnl_primitive_create(&p, pd) != dnnl_success) *failed = 1;
+    api.dnnl_primitive_desc_destroy(pd);
+    return p;
+}
+
+/* Builds the entry for `key` (usable = 0 when oneDNN has no JIT implementation or fails). */
+static void build_entry(conv_entry *e, const conv_key *k) {
+    memset(e, 0, sizeof *e);
+    e->key = *k;
+    dnnl_dims_t src_dims = {k->n, k->cin, k->h, k->w};
+    long ho = (k->h + 2 * k->pad - k->kh) / k->stride + 1, wo = (k->w + 2 * k->pad - k->kw) / k->stride + 1;
+    dnnl_dims_t dst_dims = {k->n, k->cout, ho, wo};
+    dnnl_dims_t w_dims = {k->cout, k->cin, k->kh, k->kw};
+    dnnl_dims_t b_dims = {k->cout};
+    dnnl_dims_t strides = {k->stride, k->stride}, padding = {k->pad, k->pad};
+    dnnl_memory_desc_t src_any, dst_any, w_any, src_user, dst_user, w_user, b_user;
+    api.dnnl_memory_desc_init_by_tag(&src_any, 4, src_dims, dnnl_f32, dnnl_format_tag_any);
+    api.dnnl_memory_desc_init_by_tag(&dst_any, 4, dst_dims, dnnl_f32, dnnl_format_tag_any);
+    api.dnnl_memory_desc_init_by_tag(&w_any, 4, w_dims, dnnl_f32, dnnl_format_tag_any);
+    api.dnnl_memory_desc_init_by_tag(&src_user, 4, src_dims, dnnl_f32, dnnl_nchw);
+    api.dnnl_memory_desc_init_by_tag(&dst_user, 4, dst_dims, dnnl_f32, dnnl_nchw);
+    api.dnnl_memory_desc_init_by_tag(&w_user, 4, w_dims, dnnl_f32, dnnl_oihw);
+    api.dnnl_memory_desc_init_by_tag(&b_user, 1, b_dims, dnnl_f32, dnnl_x);
+
+    /* The forward descriptor is the primitive itself for KIND_FORWARD and the hint for the others. */
+    dnnl_convolution_desc_t forward;
+    if (api.dnnl_convolution_forward_desc_init(&forward, dnnl_forward_training, dnnl_convolution_direct, &src_any,
+                                               &w_any, k->bias ? &b_user : NULL, &dst_any, strides, padding,
+                                               padding) != dnnl_success) return;
+    dnnl_primitive_desc_t forward_pd, pd;
+    if (api.dnnl_primitive_desc_create(&forward_pd, &forward, NULL, api.engine, NULL) != dnnl_success) return;
+    pd = forward_pd;
+    if (k->kind == KIND_BACKWARD_DATA) {
+        dnnl_convolution_desc_t d;
+        if (api.dnnl_convolution_backward_data_desc_init(&d, dnnl_convolution_direct, &src_any, &w_any, &dst_any,
+                                                         strides, padding, padding) != dnnl_success ||
+            api.dnnl_primitive_desc_create(&pd, &d, NULL, api.engine, forward_pd) != dnnl_success) {
+            api.dnnl_primitive_desc_destroy(forward_pd);
+            return;
+        }
+    } else if (k->kind == KIND_BACKWARD_WEIGHTS) {
+        dnnl_convolution_desc_t d;
+        if (api.dnnl_convolution_backward_weights_desc_init(&d, dnnl_convolution_direct, &src_any, &w_any, NULL,
+                                                            &dst_any, strides, padding, padding) != dnnl_success ||
+            api.dnnl_primitive_desc_create(&pd, &d, NULL, api.engine, forward_pd) != dnnl_success) {
+            api.dnnl_primitive_desc_destroy(forward_pd);
+            return;
+        }
+    }
+    const char *impl = NULL;
+    int jit = api.dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) == dnnl_success && impl &&
+              strncmp(impl, "jit", 3) == 0;
+    if (impl) {
+        strncpy(last_impl, impl, sizeof last_impl - 1);
+        last_impl[sizeof last_impl - 1] = 0;
+    }
+    int failed = !jit;
+    if (!failed) {
+        dnnl_query_t queries[3];
+        const dnnl_memory_desc_t *users[3];
+        if (k->kind == KIND_FORWARD) {
+            queries[0] = dnnl_query_src_md; queries[1] = dnnl_query_weights_md; queries[2] = dnnl_query_dst_md;
+            users[0] = &src_user; users[1] = &w_user; users[2] = &dst_user;
+            e->arg[0] = DNNL_ARG_SRC; e->arg[1] = DNNL_ARG_WEIGHTS; e->arg[2] = DNNL_ARG_DST;
+        } else if (k->kind == KIND_BACKWARD_DATA) {
+            queries[0] = dnnl_query_diff_dst_md; queries[1] = dnnl_query_weights_md; queries[2] = dnnl_query_diff_src_md;
+            users[0] = &dst_user; users[1] = &w_user; users[2] = &src_user;
+            e->arg[0] = DNNL_ARG_DIFF_DST; e->arg[1] = DNNL_ARG_WEIGHTS; e->arg[2] = DNNL_ARG_DIFF_SRC;
+        } else {
+            queries[0] = dnnl_query_diff_dst_md; queries[1] = dnnl_query_src_md; queries[2] = dnnl_query_diff_weights_md;
+            users[0] = &dst_user; users[1] = &src_user; users[2] = &w_user;
+            e->arg[0] = DNNL_ARG_DIFF_DST; e->arg[1] = DNNL_ARG_SRC; e->arg[2] = DNNL_ARG_DIFF_WEIGHTS;
+        }
+        for (int i = 0; i < 3 && !failed; i++) {
+            const dnnl_memory_desc_t *md = api.dnnl_primitive_desc_query_md(pd, queries[i], 0);
+            if (!md) { failed = 1; break; }
+            e->user[i] = *users[i];
+            e->internal[i] = *md;
+            e->reorder[i] = i < 2 ? make_reorder(&e->user[i], &e->internal[i], &failed)
+                                  : make_reorder(&e->internal[i], &e->user[i], &failed);
+        }
+        if (!failed && api.dnnl_primitive_create(&e->primitive, pd) != dnnl_success) failed = 1;
+    }
+    if (pd != forward_pd) api.dnnl_primitive_desc_destroy(pd);
+    api.dnnl_primitive_desc_destroy(forward_pd);
+    e->usable = !failed;
+}
+
+/* Looks up or builds the entry; NULL when the cache is full (the caller declines). Under `lock`. */
+static conv_entry *entry_for(const conv_key *k) {
+    for (int i = 0; i < cache_count; i++)
+        if (same_key(&cache[i].key, k)) return &cache[i];
+    if (cache_count == CACHE_CAPACITY) return NULL;
+    build_entry(&cache[cache_count], k);
+    return &cache[cache_count++];
+}
+
+static dnnl_memory_t wrap(const dnnl_memory_desc_t *md, void *data) {
+    dnnl_memory_t m = NULL;
+    if (api.dnnl_memory_create(&m, md, api.engine, data) != dnnl_success) return NULL;
+    return m;
+}
+
+static int run_reorder(dnnl_primitive_t r, dnnl_memory_t from, dnnl_memory_t to) {
+    dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}};
+    return api.dnnl_primitive_execute(r, api.stream, 2, args) == dnnl_success;
+}
+
+/* The blocked copies live in three buffers reused from call to call (calls are serialised): fresh
+   multi-megabyte allocations each call cost page faults. One over SCRATCH_KEEP bytes (a VAE decoder
+   at 512²) is released after its call. */
+enum { SCRATCH_KEEP = 64 << 20 };
+static void *scratch[3];
+static size_t scratch_size[3];
+
+static void *scratch_buffer(int i, size_t size) {
+    if (scratch_size[i] < size) {
+        free(scratch[i]);
+        scratch[i] = NULL;
+        scratch_size[i] = 0;
+        if (posix_memalign(&scratch[i], 64, size) != 0) return NULL;
+        scratch_size[i] = size;
+    }
+    return scratch[i];
+}
+
+static void trim_scratch(void) {
+    for (int i = 0; i < 3; i++)
+        if (scratch_size[i] > SCRATCH_KEEP) {
+            free(scratch[i]);
+            scratch[i] = NULL;
+            scratch_size[i] = 0;
+        }
+}
+
+/* Runs entry e on user buffers a, b (read) and c (written), plus the forward's bias. */
+static int run_entry(conv_entry *e, const float *a, const float *b, float *c, const float *bias) {
+    const void *data[3] = {a, b, c};
+    dnnl_memory_t user[3] = {NULL, NULL, NULL}, internal[3] = {NULL, NULL, NULL}, bias_memory = NULL;
+    int ok = 1;
+    for (int i = 0; i < 3 && ok; i++) {
+        user[i] = wrap(&e->user[i], (void *)data[i]);
+        if (!user[i]) { ok = 0; break; }
+        if (e->reorder[i]) {
+            void *buffer = scratch_buffer(i, api.dnnl_memory_desc_get_size(&e->internal[i]));
+            internal[i] = buffer ? wrap(&e->internal[i], buffer) : NULL;
+            if (!internal[i]) { ok = 0; break; }
+            if (i < 2) ok = run_reorder(e->reorder[i], user[i], internal[i]);
+        }
+    }
+    if (ok && e->key.bias) {
+        dnnl_dims_t dims = {e->key.cout};
+        dnnl_memory_desc_t md;
+        api.dnnl_memory_desc_init_by_tag(&md, 1, dims, dnnl_f32, dnnl_x);
+        bias_memory = wrap(&md, (void *)bias);
+        ok = bias_memory != NULL;
+    }
+    if (ok) {
+        dnnl_exec_arg_t args[4];
+        int count = 0;
+        for (int i = 0; i < 3; i++) {
+            args[count].arg = e->arg[i];
+            args[count].memory = internal[i] ? internal[i] : user[i];
+            count++;
+        }
+        if (bias_memory) {
+            args[count].arg = DNNL_ARG_BIAS;
+            args[count].memory = bias_memory;
+            count++;
+        }
+        ok = api.dnnl_primitive_execute(e->primitive, api.stream, count, args) == dnnl_success;
+    }
+    if (ok && e->reorder[2]) ok = run_reorder(e->reorder[2], internal[2], user[2]);
+    if (ok) ok = api.dnnl_stream_wait(api.stream) == dnnl_success;
+    else api.dnnl_stream_wait(api.stream);
+    for (int i = 0; i < 3; i++) {
+        if (user[i]) api.dnnl_memory_destroy(user[i]);
+        if (internal[i]) api.dnnl_memory_destroy(internal[i]);
+    }
+    if (bias_memory) api.dnnl_memory_destroy(bias_memory);
+    trim_scratch();
+    return ok;
+}
+
+static int conv_call(int kind, const l2s_conv_shape *s, const float *a, const float *b, float *c,
+                     const float *bias) {
+    pthread_once(&api_once, load_api);
+    if (!api.ready) return 0;
+    conv_key k = {s->n, s->cin, s->h, s->w, s->cout, s->kh, s->kw, s->stride, s->pad, kind, bias != NULL};
+    pthread_mutex_lock(&lock);
+    conv_entry *e = entry_for(&k);
+    int ok = 0;
+    if (e && e->usable) {
+        if (api.omp_set_num_threads) api.omp_set_num_threads(s->threads > 0 ? (int)s->threads : 1);
+        ok = run_entry(e, a, b, c, bias);
+    }
+    pthread_mutex_unlock(&lock);
+    return ok;
+}
+
+int l2s_dnnl_conv_forward(const l2s_conv_shape *s, const float *x, const float *w, const float *bias, float *y) {
+    return conv_call(KIND_FORWARD, s, x, w, y, bias);
+}
+
+int l2s_dnnl_conv_backward_data(const l2s_conv_shape *s, const float *dy, const float *w, float *dx) {
+    return conv_call(KIND_BACKWARD_DATA, s, dy, w, dx, NULL);
+}
+
+int l2s_dnnl_conv_backward_weights(const l2s_conv_shape *s, const float *dy, const float *x, float *dw) {
+    return conv_call(KIND_BACKWARD_WEIGHTS, s, dy, x, dw, NULL);
+}
+
+int l2s_dnnl_available(void) {
+    pthread_once(&api_once, load_api);
+    return api.ready;
+}
+
+const char *l2s_dnnl_last_implementation(void) { return last_impl; }
+
+#else  /* built without oneDNN's headers: every call declines */
+
+int l2s_dnnl_conv_forward(const l2s_conv_shape *s, const float *x, const float *w, const float *bias, float *y) {
+    (void)s; (void)x; (void)w; (void)bias; (void)y;
+    return 0;
+}
+int l2s_dnnl_conv_backward_data(const l2s_conv_shape *s, const float *dy, const float *w, float *dx) {
+    (void)s; (void)dy; (void)w; (void)dx;
+    return 0;
+}
+int l2s_dnnl_conv_backward_weights(const l2s_conv_shape *s, const float *dy, const float *x, float *dw) {
+    (void)s; (void)dy; (void)x; (void)dw;
+    return 0;
+}
+int l2s_dnnl_available(void) { return 0; }
+const char *l2s_dnnl_last_implementation(void) { return ""; }
+
+#endif
