@@ -5,9 +5,10 @@
    the blocked layouts the primitive chose and back, which costs a copy of each tensor and still
    measured faster than the GEMM paths on the embedded model's shapes (Sources/Tensors/Ops/Conv.swift).
 
-   Primitives are cached by shape (JIT compilation costs milliseconds); execution is serialised by
-   one lock, since a primitive's library-owned scratchpad must not be shared by two calls at once.
-   oneDNN runs on its own OpenMP threads, set to the engine's thread count on every call. */
+   Primitives are cached by shape (JIT compilation costs milliseconds) behind one lock; they run
+   without it, each calling thread with its own stream, scratchpad (user-managed) and buffers, so the
+   engine's threads may each run oneDNN on a block of images with one OpenMP thread (the caller
+   itself: no OpenMP workers to wake). A call with more threads uses oneDNN's OpenMP threads. */
 #include "CKernels.h"
 
 #if defined(__has_include)
@@ -30,7 +31,8 @@
     X(dnnl_primitive_desc_query_md) X(dnnl_primitive_create) X(dnnl_primitive_execute)              \
     X(dnnl_primitive_destroy) X(dnnl_reorder_primitive_desc_create)                                 \
     X(dnnl_convolution_forward_desc_init) X(dnnl_convolution_backward_data_desc_init)               \
-    X(dnnl_convolution_backward_weights_desc_init)
+    X(dnnl_convolution_backward_weights_desc_init) X(dnnl_primitive_attr_create)                    \
+    X(dnnl_primitive_attr_set_scratchpad_mode) X(dnnl_primitive_attr_destroy) X(dnnl_stream_destroy)
 
 static struct {
 #define L2S_DNNL_POINTER(name) __typeof__(&name) name;
@@ -38,7 +40,7 @@ static struct {
 #undef L2S_DNNL_POINTER
     void (*omp_set_num_threads)(int);
     dnnl_engine_t engine;
-    dnnl_stream_t stream;
+    dnnl_primitive_attr_t attr;  /* user-managed scratchpad: primitives may run on several threads at once */
     int ready;
 } api;
 
@@ -64,7 +66,8 @@ static void load_api(void) {
 #undef L2S_DNNL_RESOLVE
     api.omp_set_num_threads = (void (*)(int))dlsym(handle, "omp_set_num_threads");
     if (api.dnnl_engine_create(&api.engine, dnnl_cpu, 0) != dnnl_success) return;
-    if (api.dnnl_stream_create(&api.stream, api.engine, dnnl_stream_default_flags) != dnnl_success) return;
+    if (api.dnnl_primitive_attr_create(&api.attr) != dnnl_success ||
+        api.dnnl_primitive_attr_set_scratchpad_mode(api.attr, dnnl_scratchpad_mode_user) != dnnl_success) return;
     api.ready = 1;
 }
 
@@ -86,6 +89,7 @@ typedef struct {
     dnnl_memory_desc_t user[3], internal[3];
     dnnl_primitive_t reorder[3];
     int arg[3];
+    dnnl_memory_desc_t scratchpad;
 } conv_entry;
 
 enum { CACHE_CAPACITY = 512 };
@@ -103,11 +107,13 @@ static dnnl_primitive_t make_reorder(const dnnl_memory_desc_t *from, const dnnl_
     if (api.dnnl_memory_desc_equal(from, to)) return NULL;
     dnnl_primitive_desc_t pd;
     dnnl_primitive_t p = NULL;
-    if (api.dnnl_reorder_primitive_desc_create(&pd, from, api.engine, to, api.engine, NULL) != dnnl_success) {
+    if (api.dnnl_reorder_primitive_desc_create(&pd, from, api.engine, to, api.engine, api.attr) != dnnl_success) {
         *failed = 1;
         return NULL;
     }
-    if (api.dnnl_primitive_create(&p, pd) != dnnl_success) *failed = 1;
+    /* A reorder that needs a scratchpad is not expected between plain and blocked f32 layouts. */
+    const dnnl_memory_desc_t *pad = api.dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+    if ((pad && api.dnnl_memory_desc_get_size(pad) > 0) || api.dnnl_primitive_create(&p, pd) != dnnl_success) *failed = 1;
     api.dnnl_primitive_desc_destroy(pd);
     return p;
 }
@@ -137,13 +143,13 @@ static void build_entry(conv_entry *e, const conv_key *k) {
                                                &w_any, k->bias ? &b_user : NULL, &dst_any, strides, padding,
                                                padding) != dnnl_success) return;
     dnnl_primitive_desc_t forward_pd, pd;
-    if (api.dnnl_primitive_desc_create(&forward_pd, &forward, NULL, api.engine, NULL) != dnnl_success) return;
+    if (api.dnnl_primitive_desc_create(&forward_pd, &forward, api.attr, api.engine, NULL) != dnnl_success) return;
     pd = forward_pd;
     if (k->kind == KIND_BACKWARD_DATA) {
         dnnl_convolution_desc_t d;
         if (api.dnnl_convolution_backward_data_desc_init(&d, dnnl_convolution_direct, &src_any, &w_any, &dst_any,
                                                          strides, padding, padding) != dnnl_success ||
-            api.dnnl_primitive_desc_create(&pd, &d, NULL, api.engine, forward_pd) != dnnl_success) {
+            api.dnnl_primitive_desc_create(&pd, &d, api.attr, api.engine, forward_pd) != dnnl_success) {
             api.dnnl_primitive_desc_destroy(forward_pd);
             return;
         }
@@ -151,7 +157,7 @@ static void build_entry(conv_entry *e, const conv_key *k) {
         dnnl_convolution_desc_t d;
         if (api.dnnl_convolution_backward_weights_desc_init(&d, dnnl_convolution_direct, &src_any, &w_any, NULL,
                                                             &dst_any, strides, padding, padding) != dnnl_success ||
-            api.dnnl_primitive_desc_create(&pd, &d, NULL, api.engine, forward_pd) != dnnl_success) {
+            api.dnnl_primitive_desc_create(&pd, &d, api.attr, api.engine, forward_pd) != dnnl_success) {
             api.dnnl_primitive_desc_destroy(forward_pd);
             return;
         }
@@ -188,6 +194,8 @@ static void build_entry(conv_entry *e, const conv_key *k) {
             e->reorder[i] = i < 2 ? make_reorder(&e->user[i], &e->internal[i], &failed)
                                   : make_reorder(&e->internal[i], &e->user[i], &failed);
         }
+        const dnnl_memory_desc_t *pad = api.dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+        if (pad) e->scratchpad = *pad;
         if (!failed && api.dnnl_primitive_create(&e->primitive, pd) != dnnl_success) failed = 1;
     }
     if (pd != forward_pd) api.dnnl_primitive_desc_destroy(pd);
@@ -195,13 +203,19 @@ static void build_entry(conv_entry *e, const conv_key *k) {
     e->usable = !failed;
 }
 
-/* Looks up or builds the entry; NULL when the cache is full (the caller declines). Under `lock`. */
+/* Looks up or builds the entry; NULL when the cache is full (the caller declines). Entries are
+   immutable once built and never move, so the pointer stays valid after the lock is released. */
 static conv_entry *entry_for(const conv_key *k) {
-    for (int i = 0; i < cache_count; i++)
-        if (same_key(&cache[i].key, k)) return &cache[i];
-    if (cache_count == CACHE_CAPACITY) return NULL;
-    build_entry(&cache[cache_count], k);
-    return &cache[cache_count++];
+    pthread_mutex_lock(&lock);
+    conv_entry *found = NULL;
+    for (int i = 0; i < cache_count && !found; i++)
+        if (same_key(&cache[i].key, k)) found = &cache[i];
+    if (!found && cache_count < CACHE_CAPACITY) {
+        build_entry(&cache[cache_count], k);
+        found = &cache[cache_count++];
+    }
+    pthread_mutex_unlock(&lock);
+    return found;
 }
 
 static dnnl_memory_t wrap(const dnnl_memory_desc_t *md, void *data) {
@@ -210,42 +224,75 @@ static dnnl_memory_t wrap(const dnnl_memory_desc_t *md, void *data) {
     return m;
 }
 
-static int run_reorder(dnnl_primitive_t r, dnnl_memory_t from, dnnl_memory_t to) {
-    dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}};
-    return api.dnnl_primitive_execute(r, api.stream, 2, args) == dnnl_success;
+/* Per calling thread: a stream, and the blocked copies of the three tensors plus the scratchpad in
+   buffers reused from call to call (fresh multi-megabyte allocations each call cost page faults).
+   One over SCRATCH_KEEP bytes (a VAE decoder at 512²) is released after its call. */
+enum { SCRATCH_KEEP = 64 << 20, SCRATCH_SLOTS = 4 };
+typedef struct {
+    dnnl_stream_t stream;
+    void *buffer[SCRATCH_SLOTS];
+    size_t size[SCRATCH_SLOTS];
+} thread_state;
+static __thread thread_state local;
+static pthread_key_t local_key;
+static pthread_once_t local_key_once = PTHREAD_ONCE_INIT;
+
+static void release_local(void *unused) {
+    (void)unused;
+    for (int i = 0; i < SCRATCH_SLOTS; i++) {
+        free(local.buffer[i]);
+        local.buffer[i] = NULL;
+        local.size[i] = 0;
+    }
+    if (local.stream) api.dnnl_stream_destroy(local.stream);
+    local.stream = NULL;
 }
 
-/* The blocked copies live in three buffers reused from call to call (calls are serialised): fresh
-   multi-megabyte allocations each call cost page faults. One over SCRATCH_KEEP bytes (a VAE decoder
-   at 512²) is released after its call. */
-enum { SCRATCH_KEEP = 64 << 20 };
-static void *scratch[3];
-static size_t scratch_size[3];
+static void make_local_key(void) { pthread_key_create(&local_key, release_local); }
+
+static dnnl_stream_t local_stream(void) {
+    if (!local.stream) {
+        pthread_once(&local_key_once, make_local_key);
+        if (api.dnnl_stream_create(&local.stream, api.engine, dnnl_stream_default_flags) != dnnl_success) {
+            local.stream = NULL;
+            return NULL;
+        }
+        pthread_setspecific(local_key, &local);  /* frees the buffers when the thread ends */
+    }
+    return local.stream;
+}
 
 static void *scratch_buffer(int i, size_t size) {
-    if (scratch_size[i] < size) {
-        free(scratch[i]);
-        scratch[i] = NULL;
-        scratch_size[i] = 0;
-        if (posix_memalign(&scratch[i], 64, size) != 0) return NULL;
-        scratch_size[i] = size;
+    if (local.size[i] < size) {
+        free(local.buffer[i]);
+        local.buffer[i] = NULL;
+        local.size[i] = 0;
+        if (posix_memalign(&local.buffer[i], 64, size) != 0) return NULL;
+        local.size[i] = size;
     }
-    return scratch[i];
+    return local.buffer[i];
 }
 
 static void trim_scratch(void) {
-    for (int i = 0; i < 3; i++)
-        if (scratch_size[i] > SCRATCH_KEEP) {
-            free(scratch[i]);
-            scratch[i] = NULL;
-            scratch_size[i] = 0;
+    for (int i = 0; i < SCRATCH_SLOTS; i++)
+        if (local.size[i] > SCRATCH_KEEP) {
+            free(local.buffer[i]);
+            local.buffer[i] = NULL;
+            local.size[i] = 0;
         }
 }
 
+static int run_reorder(dnnl_primitive_t r, dnnl_stream_t stream, dnnl_memory_t from, dnnl_memory_t to) {
+    dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}};
+    return api.dnnl_primitive_execute(r, stream, 2, args) == dnnl_success;
+}
+
 /* Runs entry e on user buffers a, b (read) and c (written), plus the forward's bias. */
-static int run_entry(conv_entry *e, const float *a, const float *b, float *c, const float *bias) {
+static int run_entry(const conv_entry *e, const float *a, const float *b, float *c, const float *bias) {
+    dnnl_stream_t stream = local_stream();
+    if (!stream) return 0;
     const void *data[3] = {a, b, c};
-    dnnl_memory_t user[3] = {NULL, NULL, NULL}, internal[3] = {NULL, NULL, NULL}, bias_memory = NULL;
+    dnnl_memory_t user[3] = {NULL, NULL, NULL}, internal[3] = {NULL, NULL, NULL}, bias_memory = NULL, pad = NULL;
     int ok = 1;
     for (int i = 0; i < 3 && ok; i++) {
         user[i] = wrap(&e->user[i], (void *)data[i]);
@@ -254,8 +301,14 @@ static int run_entry(conv_entry *e, const float *a, const float *b, float *c, co
             void *buffer = scratch_buffer(i, api.dnnl_memory_desc_get_size(&e->internal[i]));
             internal[i] = buffer ? wrap(&e->internal[i], buffer) : NULL;
             if (!internal[i]) { ok = 0; break; }
-            if (i < 2) ok = run_reorder(e->reorder[i], user[i], internal[i]);
+            if (i < 2) ok = run_reorder(e->reorder[i], stream, user[i], internal[i]);
         }
+    }
+    size_t pad_size = api.dnnl_memory_desc_get_size(&e->scratchpad);
+    if (ok && pad_size > 0) {
+        void *buffer = scratch_buffer(3, pad_size);
+        pad = buffer ? wrap(&e->scratchpad, buffer) : NULL;
+        ok = pad != NULL;
     }
     if (ok && e->key.bias) {
         dnnl_dims_t dims = {e->key.cout};
@@ -265,7 +318,7 @@ static int run_entry(conv_entry *e, const float *a, const float *b, float *c, co
         ok = bias_memory != NULL;
     }
     if (ok) {
-        dnnl_exec_arg_t args[4];
+        dnnl_exec_arg_t args[5];
         int count = 0;
         for (int i = 0; i < 3; i++) {
             args[count].arg = e->arg[i];
@@ -277,16 +330,22 @@ static int run_entry(conv_entry *e, const float *a, const float *b, float *c, co
             args[count].memory = bias_memory;
             count++;
         }
-        ok = api.dnnl_primitive_execute(e->primitive, api.stream, count, args) == dnnl_success;
+        if (pad) {
+            args[count].arg = DNNL_ARG_SCRATCHPAD;
+            args[count].memory = pad;
+            count++;
+        }
+        ok = api.dnnl_primitive_execute(e->primitive, stream, count, args) == dnnl_success;
     }
-    if (ok && e->reorder[2]) ok = run_reorder(e->reorder[2], internal[2], user[2]);
-    if (ok) ok = api.dnnl_stream_wait(api.stream) == dnnl_success;
-    else api.dnnl_stream_wait(api.stream);
+    if (ok && e->reorder[2]) ok = run_reorder(e->reorder[2], stream, internal[2], user[2]);
+    if (ok) ok = api.dnnl_stream_wait(stream) == dnnl_success;
+    else api.dnnl_stream_wait(stream);
     for (int i = 0; i < 3; i++) {
         if (user[i]) api.dnnl_memory_destroy(user[i]);
         if (internal[i]) api.dnnl_memory_destroy(internal[i]);
     }
     if (bias_memory) api.dnnl_memory_destroy(bias_memory);
+    if (pad) api.dnnl_memory_destroy(pad);
     trim_scratch();
     return ok;
 }
@@ -296,15 +355,10 @@ static int conv_call(int kind, const l2s_conv_shape *s, const float *a, const fl
     pthread_once(&api_once, load_api);
     if (!api.ready) return 0;
     conv_key k = {s->n, s->cin, s->h, s->w, s->cout, s->kh, s->kw, s->stride, s->pad, kind, bias != NULL};
-    pthread_mutex_lock(&lock);
-    conv_entry *e = entry_for(&k);
-    int ok = 0;
-    if (e && e->usable) {
-        if (api.omp_set_num_threads) api.omp_set_num_threads(s->threads > 0 ? (int)s->threads : 1);
-        ok = run_entry(e, a, b, c, bias);
-    }
-    pthread_mutex_unlock(&lock);
-    return ok;
+    const conv_entry *e = entry_for(&k);
+    if (!e || !e->usable) return 0;
+    if (api.omp_set_num_threads) api.omp_set_num_threads(s->threads > 0 ? (int)s->threads : 1);
+    return run_entry(e, a, b, c, bias);
 }
 
 int l2s_dnnl_conv_forward(const l2s_conv_shape *s, const float *x, const float *w, const float *bias, float *y) {

@@ -31,6 +31,8 @@ struct TrainBase: ParsableCommand {
     @Flag(help: "Print the checkpoint's ε-prediction error per noise level on a held-out batch, then exit.") var diagnose = false
     @Option(help: "Start from the weights of an exported model folder (its config.json and safetensors) instead of random ones: fine-tuning. Ignored when a checkpoint is resumed.")
     var initFrom: String?
+    @Option(help: "UNet widths per resolution level, comma-separated (default: the shipped 32,64,64; each a multiple of the 16 norm groups, at most 512). Ignored with --init-from; give the same value to resume.")
+    var blockChannels: String?
     @Flag(help: "v1 captions: a single-object caption may name one object of several (the ablation; default: every caption names every object).")
     var partialCaptions = false
 
@@ -40,6 +42,18 @@ struct TrainBase: ParsableCommand {
         guard batchSize >= 1 && batchSize <= 1024 else { throw ValidationError("--batch-size must be in 1…1024") }
         guard lr > 0 && lr < 1 else { throw ValidationError("--lr must be in (0, 1)") }
         guard checkpointEvery >= 1 else { throw ValidationError("--checkpoint-every must be ≥ 1") }
+        if let blockChannels { _ = try TrainBase.parseBlockChannels(blockChannels, levels: ToyModelConfig.small.unet.block_out_channels.count) }
+    }
+
+    /// The widths of `--block-channels`: `levels` whole numbers, multiples of the 16 norm groups, in 16…512.
+    static func parseBlockChannels(_ text: String, levels: Int) throws -> [Int] {
+        let parts = text.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+        let groups = ToyModelConfig.small.unet.norm_num_groups
+        let widths = parts.compactMap { Int($0) }
+        guard parts.count == levels, widths.count == levels, widths.allSatisfy({ $0 >= groups && $0 <= 512 && $0 % groups == 0 }) else {
+            throw ValidationError("--block-channels \(text): give \(levels) comma-separated widths, each a multiple of \(groups) in \(groups)…512 (the shipped model: 32,64,64)")
+        }
+        return widths
     }
 
     func run() throws {
@@ -47,6 +61,9 @@ struct TrainBase: ParsableCommand {
         var modelConfig = ToyModelConfig.small
         modelConfig.image_size = size
         modelConfig.unet.sample_size = size
+        if let blockChannels {
+            modelConfig.unet.block_out_channels = try TrainBase.parseBlockChannels(blockChannels, levels: modelConfig.unet.block_out_channels.count)
+        }
         var config = BaseTrainingConfig()
         config.steps = steps; config.batchSize = batchSize; config.learningRate = lr; config.warmupSteps = warmup
         config.seed = seed; config.checkpointEvery = checkpointEvery

@@ -139,6 +139,44 @@ struct ConvTests {
         }
     }
 
+    /// Which convs go to oneDNN: the training batches' and SD's large latents, not a sampling step of the
+    /// embedded model, SD's 16×16 and 8×8 levels, 1×1 convs or a 4-channel input conv.
+    @Test func oneDNNPolicy() {
+        func g(_ n: Int, _ cin: Int, _ cout: Int, _ h: Int, _ k: Int = 3, _ s: Int = 1) -> ConvGeometry {
+            let ho = (h + 2 * (k / 2) - k) / s + 1
+            return ConvGeometry(n: n, cin: cin, h: h, w: h, cout: cout, kh: k, kw: k, stride: s, pad: k / 2, ho: ho, wo: ho)
+        }
+        #expect(OneDNNConv.offered(g(32, 64, 64, 16)) && OneDNNConv.offered(g(32, 64, 64, 8)))
+        #expect(OneDNNConv.offered(g(2, 320, 320, 64)) && OneDNNConv.offered(g(2, 640, 640, 32)))
+        #expect(!OneDNNConv.offered(g(2, 32, 32, 32)) && !OneDNNConv.offered(g(2, 64, 64, 16)))
+        #expect(!OneDNNConv.offered(g(2, 1280, 1280, 16)) && !OneDNNConv.offered(g(2, 640, 640, 32, 3, 2)))
+        #expect(!OneDNNConv.offered(g(2, 320, 320, 64, 1)) && !OneDNNConv.offered(g(2, 4, 320, 64)))
+    }
+
+    /// Several threads calling oneDNN at once (each with its own stream, scratchpad and buffers) get
+    /// what the built-in path computes.
+    @Test func oneDNNConcurrentCalls() {
+        guard OneDNNConv.isAvailable else { return }
+        let g = ConvGeometry(n: 4, cin: 32, h: 16, w: 16, cout: 48, kh: 3, kw: 3, stride: 1, pad: 1, ho: 16, wo: 16)
+        let x = randomTensor([4, 32, 16, 16], seed: 41), wt = randomTensor([48, 32, 3, 3], seed: 42, std: 0.2)
+        let b = randomTensor([48], seed: 43)
+        let expected = Tensor(uninitialized: [4, 48, 16, 16])
+        convForwardBuiltin(x.pointer, wt.pointer, b.pointer, expected.pointer, g)
+        let outs = (0..<6).map { _ in Tensor(uninitialized: [4, 48, 16, 16]) }
+        let took = Storage(count: 6, repeating: 0)
+        DispatchQueue.concurrentPerform(iterations: 6) { i in
+            ParallelRegion.run {
+                for _ in 0..<5 {
+                    if OneDNNConv.forward(x.pointer, wt.pointer, b.pointer, outs[i].pointer, g, always: true) { took.pointer[i] += 1 }
+                }
+            }
+        }
+        for i in 0..<6 {
+            #expect(took.pointer[i] == 5)
+            #expect(maxDifference(outs[i].array, expected.array) < 1e-4)
+        }
+    }
+
     /// The shifted-tap path (stride 1, ≥ 16 input channels, ≥ 1024 output pixels) against the unfolded
     /// one on the same data: forward, dx and dW, with both thread splits (one image; whole images per
     /// thread) and several kernels and paddings.

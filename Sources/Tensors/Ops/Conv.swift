@@ -348,47 +348,61 @@ func convBackward(_ gy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ wt: U
 
 /// oneDNN's JIT convolutions (Sources/CKernels/onednn.c), opened at run time where libdnnl.so.2 is
 /// installed (Debian's libdnnl2). Each call returns false where oneDNN is absent, `L2S_CONV=builtin`
-/// is set, or it has no JIT implementation for the shape; the engine's own paths then run. Measured
-/// on the embedded model's shapes (32 images, 2 threads, Zen 5): 3×3 C128 16×16 forward 5.0 ms
-/// against 6.8 by shifted taps (PyTorch 5.5), forward + backward 16.2 against 21.1.
+/// is set, or it has no JIT implementation for the shape; the engine's own paths then run.
+///
+/// Offered only where it measured faster (Zen 5, 2 threads; forward, oneDNN ÷ built-in): every call
+/// reorders the weights into oneDNN's blocked layout, which pays off only over enough output pixels
+/// — SD 1.5's 64×64 and 32×32 latents at batch 2 0.81–0.94×, its 16×16 and 8×8 levels (≤ 512 output
+/// pixels, up to 2560 × 1280 × 9 weights) 1.07–2.20×; 1×1 convs 1.13–1.17× and the 4-channel input
+/// conv 5.4× lose too. Small calls (a sampling step of the embedded model) hand work to OpenMP threads
+/// that have gone to sleep between them: its 100-step generation took 2.00 s against 1.35 s when
+/// every conv went to oneDNN. The training batches' convs (75 M multiply-adds and up) gain: bench_vs_torch's
+/// C128 16×16 forward 6.8 → 5.5 ms. Splitting the batch over the engine's threads (one OpenMP
+/// thread each) instead of handing calls to OpenMP measured slower on both the training step
+/// (374–380 against 314–350 ms) and SD 512².
 enum OneDNNConv {
-    /// Multiply-adds per call from which oneDNN is asked: alone, oneDNN is faster on every shape the
-    /// models have (even batch 2 at 8×8), but a call hands the work to its OpenMP threads, and between
-    /// the small convs of a sampling step they have gone to sleep: the embedded model's 100-step
-    /// generation took 2.00 s against 1.35 s with the built-in path on every conv. Its convs are at most
-    /// 19 M multiply-adds (batch 2); a training batch's are 75 M and more.
+    /// Multiply-adds per call from which oneDNN is asked.
     static let minMultiplyAdds = 50_000_000
+    /// Output pixels per call (over the batch) from which oneDNN is asked.
+    static let minOutputPixels = 2048
+    /// `L2S_CONV=onednn`: every conv is offered to oneDNN (for measuring the policy below).
+    static let everyCall = ProcessInfo.processInfo.environment["L2S_CONV"] == "onednn"
 
-    /// Whether a conv of geometry `g` is offered to oneDNN (`always`: whatever its size, for tests).
+    /// Whether a conv of geometry `g` is offered to oneDNN: a spatial kernel over ≥ 16 input channels,
+    /// ≥ `minOutputPixels` output pixels and ≥ `minMultiplyAdds` multiply-adds.
     @inline(__always)
     static func offered(_ g: ConvGeometry) -> Bool {
-        g.n * g.cout * g.k * g.spatialOut >= minMultiplyAdds
+        everyCall || g.kh * g.kw > 1 && g.cin >= 16 && g.n * g.spatialOut >= minOutputPixels
+            && g.n * g.cout * g.k * g.spatialOut >= minMultiplyAdds
     }
 
     @inline(__always)
-    static func shape(_ g: ConvGeometry) -> l2s_conv_shape {
-        l2s_conv_shape(n: g.n, cin: g.cin, h: g.h, w: g.w, cout: g.cout, kh: g.kh, kw: g.kw, stride: g.stride,
-                       pad: g.pad, threads: ParallelRegion.isInside ? 1 : Threads.count)
+    static func shape(_ g: ConvGeometry, images: Int, threads: Int) -> l2s_conv_shape {
+        l2s_conv_shape(n: images, cin: g.cin, h: g.h, w: g.w, cout: g.cout, kh: g.kh, kw: g.kw, stride: g.stride,
+                       pad: g.pad, threads: threads)
     }
+
+    @inline(__always)
+    static var threads: Int { ParallelRegion.isInside ? 1 : Threads.count }
 
     static func forward(_ x: UnsafePointer<Float>, _ wt: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?,
                         _ out: UnsafeMutablePointer<Float>, _ g: ConvGeometry, always: Bool = false) -> Bool {
         guard always || offered(g) else { return false }
-        var s = shape(g)
+        var s = shape(g, images: g.n, threads: threads)
         return l2s_dnnl_conv_forward(&s, x, wt, bias, out) == 1
     }
 
     static func backwardData(_ gy: UnsafePointer<Float>, _ wt: UnsafePointer<Float>,
                              _ gx: UnsafeMutablePointer<Float>, _ g: ConvGeometry, always: Bool = false) -> Bool {
         guard always || offered(g) else { return false }
-        var s = shape(g)
+        var s = shape(g, images: g.n, threads: threads)
         return l2s_dnnl_conv_backward_data(&s, gy, wt, gx) == 1
     }
 
     static func backwardWeights(_ gy: UnsafePointer<Float>, _ x: UnsafePointer<Float>,
                                 _ gw: UnsafeMutablePointer<Float>, _ g: ConvGeometry, always: Bool = false) -> Bool {
         guard always || offered(g) else { return false }
-        var s = shape(g)
+        var s = shape(g, images: g.n, threads: threads)
         return l2s_dnnl_conv_backward_weights(&s, gy, x, gw) == 1
     }
 
@@ -398,7 +412,10 @@ enum OneDNNConv {
 
 /// The convolution backend, for benchmark reports.
 public var convolutionBackend: String {
-    if OneDNNConv.isAvailable { return "oneDNN from \(OneDNNConv.minMultiplyAdds / 1_000_000) M multiply-adds, built-in below" }
+    if OneDNNConv.isAvailable {
+        if OneDNNConv.everyCall { return "oneDNN for every conv it takes (L2S_CONV=onednn)" }
+        return "oneDNN for spatial convs of ≥ \(OneDNNConv.minOutputPixels) output pixels and \(OneDNNConv.minMultiplyAdds / 1_000_000) M multiply-adds, built-in otherwise"
+    }
     if ProcessInfo.processInfo.environment["L2S_CONV"] == "builtin" { return "built-in (L2S_CONV=builtin)" }
     return "built-in (libdnnl.so.2 not found: apt-get install libdnnl-dev)"
 }
