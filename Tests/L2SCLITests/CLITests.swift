@@ -71,6 +71,8 @@ import Tensors
             (["eval", "--shard", "3/2"], "shard"),
             (["bench", "engine", "--repeats", "0"], "repeats"),
             (["train-base", "--size", "40"], "size"),
+            (["train-base", "--block-channels", "30,64,64"], "multiple of 16"),
+            (["train-base", "--block-channels", "64,128"], "3 comma-separated widths"),
             (["generate", "--prompt", "x", "--model", "/nonexistent/sd"], "not found"),
             (["eval", "--model", "/nonexistent/sd"], "embedded model only"),
             (["invert", "--image", "/nonexistent.png", "--prompt", "a red circle"], "cannot read"),
