@@ -163,8 +163,9 @@ static void build_entry(conv_entry *e, const conv_key *k) {
         }
     }
     const char *impl = NULL;
+    /* "jit:avx512_core", "jit_1x1:avx2", "gemm:jit" and the like; never "ref:any" (plain loops). */
     int jit = api.dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) == dnnl_success && impl &&
-              strncmp(impl, "jit", 3) == 0;
+              strstr(impl, "jit") != NULL && strstr(impl, "ref") == NULL;
     if (impl) {
         strncpy(last_impl, impl, sizeof last_impl - 1);
         last_impl[sizeof last_impl - 1] = 0;
