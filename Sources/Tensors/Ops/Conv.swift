@@ -1,7 +1,8 @@
 import CKernels
 import Foundation
 
-// 2-D convolution (NCHW, PyTorch weight layout [Cout, Cin, kh, kw], zero padding), two ways.
+// 2-D convolution (NCHW, PyTorch weight layout [Cout, Cin, kh, kw], zero padding), two built-in ways
+// and oneDNN's.
 //
 // Shifted taps (stride 1, kernel > 1×1, Cin ≥ 16, ≥ 1024 output pixels per call: the 3×3 convs inside
 // the UNets and the VAE at training batches and larger latents): per image the input is zero-padded
@@ -17,6 +18,9 @@ import Foundation
 // (bias pre-filled, beta = 1), so no output permute is needed. A 1×1 kernel with stride 1 and no
 // padding skips the unfolding: the image itself is the [Cin, H·W] column matrix. Backward, per image:
 // dW += dY[n] · colᵀ, dcol = Wᵀ · dY[n] folded back onto dx (col2im), db = Σ dY over batch and space.
+//
+// oneDNN (where libdnnl.so.2 is installed): the large spatial convs go to its JIT primitives first
+// (`OneDNNConv`, which says which and why); the two paths above run wherever it declines.
 //
 // Threading: when there are at least as many images as threads, each thread takes whole images and
 // runs its unfolding and single-threaded GEMMs on its own buffers (dW partials are summed at the
@@ -376,33 +380,32 @@ enum OneDNNConv {
             && g.n * g.cout * g.k * g.spatialOut >= minMultiplyAdds
     }
 
+    /// The call's shapes, with the engine's thread count for oneDNN's OpenMP threads (one inside a
+    /// parallel region).
     @inline(__always)
-    static func shape(_ g: ConvGeometry, images: Int, threads: Int) -> l2s_conv_shape {
-        l2s_conv_shape(n: images, cin: g.cin, h: g.h, w: g.w, cout: g.cout, kh: g.kh, kw: g.kw, stride: g.stride,
-                       pad: g.pad, threads: threads)
+    static func shape(_ g: ConvGeometry) -> l2s_conv_shape {
+        l2s_conv_shape(n: g.n, cin: g.cin, h: g.h, w: g.w, cout: g.cout, kh: g.kh, kw: g.kw, stride: g.stride,
+                       pad: g.pad, threads: ParallelRegion.isInside ? 1 : Threads.count)
     }
-
-    @inline(__always)
-    static var threads: Int { ParallelRegion.isInside ? 1 : Threads.count }
 
     static func forward(_ x: UnsafePointer<Float>, _ wt: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?,
                         _ out: UnsafeMutablePointer<Float>, _ g: ConvGeometry, always: Bool = false) -> Bool {
         guard always || offered(g) else { return false }
-        var s = shape(g, images: g.n, threads: threads)
+        var s = shape(g)
         return l2s_dnnl_conv_forward(&s, x, wt, bias, out) == 1
     }
 
     static func backwardData(_ gy: UnsafePointer<Float>, _ wt: UnsafePointer<Float>,
                              _ gx: UnsafeMutablePointer<Float>, _ g: ConvGeometry, always: Bool = false) -> Bool {
         guard always || offered(g) else { return false }
-        var s = shape(g, images: g.n, threads: threads)
+        var s = shape(g)
         return l2s_dnnl_conv_backward_data(&s, gy, wt, gx) == 1
     }
 
     static func backwardWeights(_ gy: UnsafePointer<Float>, _ x: UnsafePointer<Float>,
                                 _ gw: UnsafeMutablePointer<Float>, _ g: ConvGeometry, always: Bool = false) -> Bool {
         guard always || offered(g) else { return false }
-        var s = shape(g, images: g.n, threads: threads)
+        var s = shape(g)
         return l2s_dnnl_conv_backward_weights(&s, gy, x, gw) == 1
     }
 
