@@ -484,3 +484,124 @@ int l2s_scores_nt(const float *q, long ldq, const float *k, long ldk, float *s, 
     return 0;
 }
 
+
+/* Group norm over rows [lo, hi) of (image, group), each group cpg channels × spatial values, as the
+   Swift loops in Sources/Tensors/Ops/Norm.swift (AVX-512; elsewhere those loops run). Statistics: sums
+   of (x − x₀) and (x − x₀)² (x₀ = the group's first value) in 16 float lanes over blocks of 512 values,
+   block sums added in double. */
+#if defined(__x86_64__)
+__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")))
+static void group_norm_forward_avx512(const float *x, float *out, float *mean, float *rstd, long lo, long hi,
+                                      long groups, long cpg, long spatial, const float *weight, const float *bias,
+                                      float eps) {
+    long size = cpg * spatial;
+    for (long r = lo; r < hi; r++) {
+        const float *p = x + r * size;
+        float *q = out + r * size;
+        float shift = size > 0 ? p[0] : 0;
+        __m512 sv = _mm512_set1_ps(shift);
+        double sum = 0, squares = 0;
+        long i = 0;
+        while (i + 16 <= size) {
+            long end = size - (size - i) % 16;
+            if (end > i + 512) end = i + 512;
+            __m512 s = _mm512_setzero_ps(), sq = _mm512_setzero_ps();
+            for (; i < end; i += 16) {
+                __m512 d = _mm512_sub_ps(_mm512_loadu_ps(p + i), sv);
+                s = _mm512_add_ps(s, d);
+                sq = _mm512_fmadd_ps(d, d, sq);
+            }
+            sum += _mm512_reduce_add_ps(s);
+            squares += _mm512_reduce_add_ps(sq);
+        }
+        for (; i < size; i++) {
+            double d = (double)(p[i] - shift);
+            sum += d;
+            squares += d * d;
+        }
+        double m = size > 0 ? sum / (double)size : 0, v = size > 0 ? squares / (double)size - m * m : 0;
+        if (v < 0) v = 0;
+        float mf = (float)((double)shift + m), sf = (float)(1.0 / __builtin_sqrt(v + (double)eps));
+        mean[r] = mf;
+        rstd[r] = sf;
+        for (long cc = 0; cc < cpg; cc++) {
+            long ch = (r % groups) * cpg + cc;
+            float scale = sf * (weight ? weight[ch] : 1), offset = (bias ? bias[ch] : 0) - mf * scale;
+            const float *src = p + cc * spatial;
+            float *dst = q + cc * spatial;
+            __m512 a = _mm512_set1_ps(scale), b = _mm512_set1_ps(offset);
+            long j = 0;
+            for (; j + 16 <= spatial; j += 16) _mm512_storeu_ps(dst + j, _mm512_fmadd_ps(_mm512_loadu_ps(src + j), a, b));
+            for (; j < spatial; j++) dst[j] = src[j] * scale + offset;
+        }
+    }
+}
+
+__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")))
+static void group_norm_backward_avx512(const float *x, const float *gy, float *gx, const float *mean,
+                                       const float *rstd, long lo, long hi, long groups, long cpg, long spatial,
+                                       const float *weight, float *sum_dy, float *sum_dy_xhat) {
+    long size = cpg * spatial, channels = groups * cpg;
+    for (long r = lo; r < hi; r++) {
+        long base = r * size, img = r / groups;
+        float m = mean[r], s = rstd[r];
+        __m512 mv = _mm512_set1_ps(m);
+        double a = 0, b = 0;
+        for (long cc = 0; cc < cpg; cc++) {
+            long ch = (r % groups) * cpg + cc;
+            float gamma = weight ? weight[ch] : 1;
+            const float *src = x + base + cc * spatial, *g = gy + base + cc * spatial;
+            __m512 va = _mm512_setzero_ps(), vb = _mm512_setzero_ps();
+            long j = 0;
+            for (; j + 16 <= spatial; j += 16) {
+                __m512 gv = _mm512_loadu_ps(g + j);
+                va = _mm512_add_ps(va, gv);
+                vb = _mm512_fmadd_ps(gv, _mm512_sub_ps(_mm512_loadu_ps(src + j), mv), vb);
+            }
+            float sd = _mm512_reduce_add_ps(va), centred = _mm512_reduce_add_ps(vb);
+            for (; j < spatial; j++) {
+                sd += g[j];
+                centred += g[j] * (src[j] - m);
+            }
+            float sdx = centred * s;
+            if (sum_dy) sum_dy[img * channels + ch] = sd;
+            if (sum_dy_xhat) sum_dy_xhat[img * channels + ch] = sdx;
+            a += (double)(sd * gamma);
+            b += (double)(sdx * gamma);
+        }
+        if (!gx) continue;
+        float mean_g = (float)(a / (double)size), mean_gx = (float)(b / (double)size);
+        for (long cc = 0; cc < cpg; cc++) {
+            long ch = (r % groups) * cpg + cc;
+            float gamma = weight ? weight[ch] : 1;
+            const float *src = x + base + cc * spatial, *g = gy + base + cc * spatial;
+            float *dst = gx + base + cc * spatial;
+            /* dx = s·(g·γ − mean_g − (x − m)·s·mean_gx) = g·(s·γ) + x·k + c0 with k = −s²·mean_gx. */
+            float k = -s * s * mean_gx, c0 = -s * mean_g - m * k, sg = s * gamma;
+            __m512 vk = _mm512_set1_ps(k), vc = _mm512_set1_ps(c0), vs = _mm512_set1_ps(sg);
+            long j = 0;
+            for (; j + 16 <= spatial; j += 16)
+                _mm512_storeu_ps(dst + j, _mm512_fmadd_ps(_mm512_loadu_ps(g + j), vs,
+                                                          _mm512_fmadd_ps(_mm512_loadu_ps(src + j), vk, vc)));
+            for (; j < spatial; j++) {
+                float xh = (src[j] - m) * s;
+                dst[j] = s * (g[j] * gamma - mean_g - xh * mean_gx);
+            }
+        }
+    }
+}
+#endif
+
+int l2s_group_norm_forward(const float *x, float *out, float *mean, float *rstd, long lo, long hi, long groups,
+                           long cpg, long spatial, const float *weight, const float *bias, float eps) {
+    L2S_AVX512_OR_DECLINE(group_norm_forward_avx512(x, out, mean, rstd, lo, hi, groups, cpg, spatial, weight, bias, eps));
+    return 0;
+}
+
+int l2s_group_norm_backward(const float *x, const float *gy, float *gx, const float *mean, const float *rstd,
+                            long lo, long hi, long groups, long cpg, long spatial, const float *weight, float *sum_dy,
+                            float *sum_dy_xhat) {
+    L2S_AVX512_OR_DECLINE(group_norm_backward_avx512(x, gy, gx, mean, rstd, lo, hi, groups, cpg, spatial, weight,
+                                                     sum_dy, sum_dy_xhat));
+    return 0;
+}

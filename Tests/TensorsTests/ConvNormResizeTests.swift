@@ -278,6 +278,43 @@ struct NormTests {
         #expect(worst < 2e-3)  // x ≈ 1000 is stored to float32 precision (≈6e-5), scaled by 1/σ ≈ 1/3
     }
 
+    /// Groups large enough for the vector loops and the 512-value statistics blocks (odd spatial sizes,
+    /// groups of 646 and 1,024 values): forward and backward against the formulas in Double.
+    @Test("groupNorm on vector-sized groups", arguments: [([2, 8, 17, 19], 4), ([3, 32, 16, 16], 8), ([2, 4, 33], 2)])
+    func groupNormLargeGroups(shape: [Int], groups: Int) {
+        let n = shape[0], c = shape[1], spatial = shape.dropFirst(2).reduce(1, *), cpg = c / groups
+        let x = randomTensor(shape, seed: 11) * 2 + 5, w = randomTensor([c], seed: 12) + 1, b = randomTensor([c], seed: 13)
+        let dy = randomTensor(shape, seed: 14)
+        x.requiresGrad = true; w.requiresGrad = true; b.requiresGrad = true
+        let y = groupNorm(x, groups: groups, weight: w, bias: b)
+        y.backward(seed: dy)
+        var worstY = 0.0, worstDx = 0.0
+        var dw = [Double](repeating: 0, count: c), db = [Double](repeating: 0, count: c)
+        for img in 0..<n {
+            for gi in 0..<groups {
+                let base = (img * c + gi * cpg) * spatial, size = cpg * spatial
+                let xs = (0..<size).map { Double(x.pointer[base + $0]) }
+                let m = xs.reduce(0, +) / Double(size)
+                let r = 1 / ((xs.map { ($0 - m) * ($0 - m) }.reduce(0, +) / Double(size)) + 1e-5).squareRoot()
+                let xh = xs.map { ($0 - m) * r }
+                let gh = (0..<size).map { Double(dy.pointer[base + $0]) * Double(w.pointer[gi * cpg + $0 / spatial]) }
+                let meanG = gh.reduce(0, +) / Double(size)
+                let meanGX = zip(gh, xh).map { $0 * $1 }.reduce(0, +) / Double(size)
+                for i in 0..<size {
+                    let ch = gi * cpg + i / spatial
+                    worstY = max(worstY, abs(Double(y.pointer[base + i]) - (xh[i] * Double(w.pointer[ch]) + Double(b.pointer[ch]))))
+                    worstDx = max(worstDx, abs(Double(x.grad!.pointer[base + i]) - r * (gh[i] - meanG - xh[i] * meanGX)))
+                    dw[ch] += Double(dy.pointer[base + i]) * xh[i]
+                    db[ch] += Double(dy.pointer[base + i])
+                }
+            }
+        }
+        #expect(worstY < 1e-4 && worstDx < 1e-4, "y \(worstY), dx \(worstDx)")
+        let worstW = (0..<c).map { abs(Double(w.grad!.pointer[$0]) - dw[$0]) }.max()!
+        let worstB = (0..<c).map { abs(Double(b.grad!.pointer[$0]) - db[$0]) }.max()!
+        #expect(worstW < 1e-3 && worstB < 1e-3, "dW \(worstW), dB \(worstB)")
+    }
+
     @Test("layerNorm gradients", arguments: [[3, 5], [2, 3, 6], [7]])
     func layerNormGradients(shape: [Int]) {
         let x = randomTensor(shape, seed: 7)

@@ -42,6 +42,15 @@ int l2s_softmax_rows(const float *x, float *y, long rows, long n);
 int l2s_online_softmax_tile(float *s, long m, long n, float *run_max, float *run_sum, float *alpha);
 /// p[r][j] = exp(p[r][j] − shift[r]) over a tile p [m, n] (AVX-512: returns 1, else 0).
 int l2s_exp_rows_shifted(float *p, long m, long n, const float *shift);
+/// Group norm forward over rows [lo, hi) of (image, group) of x [rows, cpg·spatial] (AVX-512: returns
+/// 1; else 0, nothing done): out, and each row's mean and 1/√(var + eps), as groupNorm in Norm.swift.
+int l2s_group_norm_forward(const float *x, float *out, float *mean, float *rstd, long lo, long hi, long groups,
+                           long cpg, long spatial, const float *weight, const float *bias, float eps);
+/// Its backward over rows [lo, hi): gx (if non-NULL) and the per (image, channel) Σ dy and Σ dy·x̂ (if
+/// non-NULL, [n, groups·cpg]); weight may be NULL (γ = 1). 1, or 0 without AVX-512.
+int l2s_group_norm_backward(const float *x, const float *gy, float *gx, const float *mean, const float *rstd,
+                            long lo, long hi, long groups, long cpg, long spatial, const float *weight, float *sum_dy,
+                            float *sum_dy_xhat);
 /// The instruction set the kernels run: "avx512", "avx2" or "baseline".
 const char *l2s_kernel_isa(void);
 

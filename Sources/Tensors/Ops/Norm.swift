@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 
 // Normalisation layers: GroupNorm over [N, C, ...spatial] and LayerNorm over the last axis, both with
@@ -70,6 +71,9 @@ public func groupNorm(_ x: Tensor, groups: Int, weight: Tensor?, bias: Tensor?, 
     let px = x.pointer, po = out.pointer, mean = stats.pointer, rstd = stats.pointer + rows
     let pw = weight?.pointer, pb = bias?.pointer
     parallelFor(rows, costPerItem: groupSize * 3, grain: 1 << 15) { range in
+        // The same loops in C with AVX-512 where the CPU has it (CKernels).
+        if l2s_group_norm_forward(px, po, mean, rstd, range.lowerBound, range.upperBound, groups, cpg, spatial,
+                                  pw, pb, eps) == 1 { return }
         for r in range {
             let base = r * groupSize
             let (m, s) = meanAndInverseStd(px + base, groupSize, eps: eps)
@@ -94,6 +98,8 @@ public func groupNorm(_ x: Tensor, groups: Int, weight: Tensor?, bias: Tensor?, 
         let partial = (needW || needB) ? Storage(uninitializedCount: 2 * n * c) : nil
         let sumDyXhat = partial?.pointer, sumDy = partial.map { $0.pointer + n * c }
         parallelFor(rows, costPerItem: groupSize * 4, grain: 1 << 15) { range in
+            if l2s_group_norm_backward(px, pg, pgx, mean, rstd, range.lowerBound, range.upperBound, groups, cpg,
+                                       spatial, pw, sumDy, sumDyXhat) == 1 { return }
             for r in range {
                 let base = r * groupSize, m = mean[r], s = rstd[r]
                 let img = r / groups
