@@ -2,13 +2,13 @@
    at run time like OpenBLAS: compiled where the headers are (libdnnl-dev), used where libdnnl.so.2
    loads and gives a JIT implementation for the shape, declined (return 0: the engine's own GEMM
    convolution runs) everywhere else. The engine's tensors stay NCHW / OIHW; each call reorders into
-   the blocked layouts the primitive chose and back, which costs a copy of each tensor and still
-   measured faster than the GEMM paths on the embedded model's shapes (Sources/Tensors/Ops/Conv.swift).
+   the blocked layouts the primitive chose and back, a copy of each tensor (which convs pay for it:
+   `OneDNNConv` in Sources/Tensors/Ops/Conv.swift).
 
    Primitives are cached by shape (JIT compilation costs milliseconds) behind one lock; they run
-   without it, each calling thread with its own stream, scratchpad (user-managed) and buffers, so the
-   engine's threads may each run oneDNN on a block of images with one OpenMP thread (the caller
-   itself: no OpenMP workers to wake). A call with more threads uses oneDNN's OpenMP threads. */
+   without it, each calling thread with its own stream, scratchpad (user-managed) and buffers, so
+   calls from several threads may run at once. Each call runs on oneDNN's OpenMP threads, as many as
+   the caller asks for (one: on the calling thread itself). */
 #include "CKernels.h"
 
 #if defined(__has_include)
@@ -26,13 +26,13 @@
 
 #define L2S_DNNL_FUNCTIONS(X)                                                                      \
     X(dnnl_engine_create) X(dnnl_stream_create) X(dnnl_stream_wait) X(dnnl_memory_desc_init_by_tag) \
-    X(dnnl_memory_desc_equal) X(dnnl_memory_desc_get_size) X(dnnl_memory_create) X(dnnl_memory_destroy)                          \
-    X(dnnl_primitive_desc_create) X(dnnl_primitive_desc_destroy) X(dnnl_primitive_desc_query)       \
-    X(dnnl_primitive_desc_query_md) X(dnnl_primitive_create) X(dnnl_primitive_execute)              \
-    X(dnnl_primitive_destroy) X(dnnl_reorder_primitive_desc_create)                                 \
+    X(dnnl_memory_desc_equal) X(dnnl_memory_desc_get_size) X(dnnl_memory_create)                    \
+    X(dnnl_memory_destroy) X(dnnl_primitive_desc_create) X(dnnl_primitive_desc_destroy)             \
+    X(dnnl_primitive_desc_query) X(dnnl_primitive_desc_query_md) X(dnnl_primitive_create)           \
+    X(dnnl_primitive_execute) X(dnnl_reorder_primitive_desc_create)                                 \
     X(dnnl_convolution_forward_desc_init) X(dnnl_convolution_backward_data_desc_init)               \
     X(dnnl_convolution_backward_weights_desc_init) X(dnnl_primitive_attr_create)                    \
-    X(dnnl_primitive_attr_set_scratchpad_mode) X(dnnl_primitive_attr_destroy) X(dnnl_stream_destroy)
+    X(dnnl_primitive_attr_set_scratchpad_mode) X(dnnl_stream_destroy)
 
 static struct {
 #define L2S_DNNL_POINTER(name) __typeof__(&name) name;
@@ -89,13 +89,12 @@ typedef struct {
     dnnl_memory_desc_t user[3], internal[3];
     dnnl_primitive_t reorder[3];
     int arg[3];
-    dnnl_memory_desc_t scratchpad;
+    dnnl_memory_desc_t scratchpad, bias;
 } conv_entry;
 
 enum { CACHE_CAPACITY = 512 };
 static conv_entry cache[CACHE_CAPACITY];
 static int cache_count;
-static char last_impl[128] = "";
 
 static int same_key(const conv_key *a, const conv_key *b) {
     return a->n == b->n && a->cin == b->cin && a->h == b->h && a->w == b->w && a->cout == b->cout &&
@@ -136,6 +135,7 @@ static void build_entry(conv_entry *e, const conv_key *k) {
     api.dnnl_memory_desc_init_by_tag(&dst_user, 4, dst_dims, dnnl_f32, dnnl_nchw);
     api.dnnl_memory_desc_init_by_tag(&w_user, 4, w_dims, dnnl_f32, dnnl_oihw);
     api.dnnl_memory_desc_init_by_tag(&b_user, 1, b_dims, dnnl_f32, dnnl_x);
+    e->bias = b_user;
 
     /* The forward descriptor is the primitive itself for KIND_FORWARD and the hint for the others. */
     dnnl_convolution_desc_t forward;
@@ -166,10 +166,6 @@ static void build_entry(conv_entry *e, const conv_key *k) {
     /* "jit:avx512_core", "jit_1x1:avx2", "gemm:jit" and the like; never "ref:any" (plain loops). */
     int jit = api.dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) == dnnl_success && impl &&
               strstr(impl, "jit") != NULL && strstr(impl, "ref") == NULL;
-    if (impl) {
-        strncpy(last_impl, impl, sizeof last_impl - 1);
-        last_impl[sizeof last_impl - 1] = 0;
-    }
     int failed = !jit;
     if (!failed) {
         dnnl_query_t queries[3];
@@ -205,7 +201,8 @@ static void build_entry(conv_entry *e, const conv_key *k) {
 }
 
 /* Looks up or builds the entry; NULL when the cache is full (the caller declines). Entries are
-   immutable once built and never move, so the pointer stays valid after the lock is released. */
+   immutable once built and never move, so the pointer stays valid after the lock is released; they
+   (and their primitives) live as long as the process. */
 static conv_entry *entry_for(const conv_key *k) {
     pthread_mutex_lock(&lock);
     conv_entry *found = NULL;
@@ -312,10 +309,7 @@ static int run_entry(const conv_entry *e, const float *a, const float *b, float 
         ok = pad != NULL;
     }
     if (ok && e->key.bias) {
-        dnnl_dims_t dims = {e->key.cout};
-        dnnl_memory_desc_t md;
-        api.dnnl_memory_desc_init_by_tag(&md, 1, dims, dnnl_f32, dnnl_x);
-        bias_memory = wrap(&md, (void *)bias);
+        bias_memory = wrap(&e->bias, (void *)bias);
         ok = bias_memory != NULL;
     }
     if (ok) {
@@ -379,8 +373,6 @@ int l2s_dnnl_available(void) {
     return api.ready;
 }
 
-const char *l2s_dnnl_last_implementation(void) { return last_impl; }
-
 #else  /* built without oneDNN's headers: every call declines */
 
 int l2s_dnnl_conv_forward(const l2s_conv_shape *s, const float *x, const float *w, const float *bias, float *y) {
@@ -396,6 +388,5 @@ int l2s_dnnl_conv_backward_weights(const l2s_conv_shape *s, const float *dy, con
     return 0;
 }
 int l2s_dnnl_available(void) { return 0; }
-const char *l2s_dnnl_last_implementation(void) { return ""; }
 
 #endif

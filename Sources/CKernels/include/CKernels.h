@@ -69,7 +69,5 @@ int l2s_dnnl_conv_backward_data(const l2s_conv_shape *s, const float *dy, const 
 int l2s_dnnl_conv_backward_weights(const l2s_conv_shape *s, const float *dy, const float *x, float *dw);
 /// Whether oneDNN loaded (libdnnl.so.2, and not L2S_CONV=builtin).
 int l2s_dnnl_available(void);
-/// The implementation oneDNN named for the last primitive built (e.g. "jit:avx512_core"), or "".
-const char *l2s_dnnl_last_implementation(void);
 
 #endif
