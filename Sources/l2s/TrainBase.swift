@@ -42,6 +42,7 @@ struct TrainBase: ParsableCommand {
         guard batchSize >= 1 && batchSize <= 1024 else { throw ValidationError("--batch-size must be in 1…1024") }
         guard lr > 0 && lr < 1 else { throw ValidationError("--lr must be in (0, 1)") }
         guard checkpointEvery >= 1 else { throw ValidationError("--checkpoint-every must be ≥ 1") }
+        guard warmup >= 0 && warmup <= steps else { throw ValidationError("--warmup must be in 0…\(steps) (--steps)") }
         if let blockChannels { _ = try TrainBase.parseBlockChannels(blockChannels, levels: ToyModelConfig.small.unet.block_out_channels.count) }
     }
 
@@ -81,7 +82,10 @@ struct TrainBase: ParsableCommand {
         }
         if fresh { try? FileManager.default.removeItem(atPath: runDir + "/checkpoint.safetensors") }
         let trainer = try BaseTrainer(model: model, config: config, runDirectory: runDir)
-        let resumed = try trainer.resumeIfPossible()
+        let resumed: Int
+        do { resumed = try trainer.resumeIfPossible() } catch {
+            throw ValidationError("cannot resume the checkpoint in \(runDir): \(error); give the --block-channels and --size it was started with, or --fresh to start over")
+        }
         if diagnose {
             guard resumed > 0 else { throw ValidationError("no checkpoint in \(runDir) to diagnose") }
             if !raw { trainer.applyEMA() }

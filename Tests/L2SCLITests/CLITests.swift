@@ -73,6 +73,7 @@ import Tensors
             (["train-base", "--size", "40"], "size"),
             (["train-base", "--block-channels", "30,64,64"], "multiple of 16"),
             (["train-base", "--block-channels", "64,128"], "3 comma-separated widths"),
+            (["train-base", "--steps", "10"], "--warmup must be in 0…10"),   // was a precondition trap (default warmup 200)
             (["generate", "--prompt", "x", "--model", "/nonexistent/sd"], "not found"),
             (["eval", "--model", "/nonexistent/sd"], "embedded model only"),
             (["invert", "--image", "/nonexistent.png", "--prompt", "a red circle"], "cannot read"),
@@ -114,6 +115,25 @@ import Tensors
         }
         let eval = try Self.run(["eval", "--assets", Self.tinyAssets, "--seeds", "-2"])
         #expect(eval.status == 64 && eval.stderr.contains("--seeds must be in 1…10000") && eval.stderr.contains("see 'l2s eval"), "\(eval.stderr)")
+    }
+
+    /// Resuming a run with other UNet widths than it was started with: one line naming the flag, and the
+    /// checkpoint is left as it was (was a bare state-dict error).
+    @Test func resumingWithOtherWidthsSaysWhichFlag() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("l2s-widths-\(getpid())").path
+        try? FileManager.default.removeItem(atPath: dir)
+        let common = ["train-base", "--run-dir", dir, "--steps", "1", "--warmup", "0", "--batch-size", "2", "--threads", "1",
+                      "--export", dir + "/export"]
+        let first = try Self.run(common + ["--block-channels", "16,32,32"])
+        #expect(first.status == 0, "\(first.stderr)")
+        let checkpoint = try Data(contentsOf: URL(fileURLWithPath: dir + "/checkpoint.safetensors"))
+        var again = common
+        again[again.firstIndex(of: "--steps")! + 1] = "2"
+        let r = try Self.run(again)
+        #expect(r.status != 0)
+        #expect(r.stderr.contains("give the --block-channels and --size it was started with"), "\(r.stderr)")
+        #expect(r.stderr.split(separator: "\n").count == 1, "\(r.stderr)")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: dir + "/checkpoint.safetensors")) == checkpoint)
     }
 
     /// A directory where the sidecar goes: nothing is written (the PNG used to be left without a sidecar),
