@@ -266,11 +266,17 @@ extension EndToEndTests {
                                                  "--trace", dir + "/run.trace.json", "--out", dir + "/run.png"])
         try #require(status == 0, "generate failed: \(out)")
         let t = TmuxSession(tmux: Products.tmux!, name: "replay", width: 120, height: 40, args: ["replay", dir + "/run.trace.json"])
-        let done = try #require(t.waitFor("the recorded run") { $0.contains("DONE") && classifierStep($0) == 6 })
+        // Each wait covers every pane it checks: the panes of one step are drawn over more than one
+        // frame, and a capture between them failed this test under load.
+        let done = try #require(t.waitFor("the recorded run") {
+            $0.contains("DONE") && classifierStep($0) == 6 && $0.contains("final (steered)")
+        })
+        let logged = Date(timeIntervalSinceNow: 10)
+        while !t.log.contains("replay of run.trace.json: 6 steps recorded") && Date() < logged { Thread.sleep(forTimeInterval: 0.1) }
         #expect(t.log.contains("replay of run.trace.json: 6 steps recorded"))
         #expect(done.contains("red circle —left of→ blue square") && done.contains("final (steered)"))
         t.sendKeys(",")
-        let back = try #require(t.waitFor("step 5") { classifierStep($0) == 5 })
+        let back = try #require(t.waitFor("step 5") { classifierStep($0) == 5 && $0.contains("x̂₀ at step 5/6") })
         #expect(back.contains("x̂₀ at step 5/6"))
         t.sendKeys("<")
         try #require(t.waitFor("step 1") { classifierStep($0) == 1 } != nil)
