@@ -58,7 +58,7 @@ let package = Package(
         .testTarget(name: "TensorsTests", dependencies: ["Tensors", "Formats", "CKernels"], resources: [.copy("Fixtures")]),
         .testTarget(name: "DiffusionTests", dependencies: ["Diffusion", "Formats", "Tensors"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SteeringTests", dependencies: ["Relations", "Steering", "Diffusion", "Tensors"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "ToyWorldTests", dependencies: ["ToyWorld", "Relations", "Imaging", "Formats", "Diffusion", "Tensors"]),
+        .testTarget(name: "ToyWorldTests", dependencies: ["ToyWorld", "Relations", "Imaging", "Formats", "Diffusion", "Tensors", "Steering", "ToyBench"]),
         .testTarget(name: "WorkbenchTests", dependencies: ["Workbench", "Imaging", "Formats", "Relations", "Steering", "ToyWorld", "ToyBench"]),
         .testTarget(name: "L2SCLITests", dependencies: ["l2s", "Imaging", "Relations", "Steering", "ToyWorld", "Tensors"]),
     ],

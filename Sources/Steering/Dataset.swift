@@ -26,6 +26,13 @@ public enum DatasetSource: String, Codable, Sendable, CaseIterable {
     case inversion
     /// x_t = √ᾱ·x₀ + √(1−ᾱ)·ε with fresh noise, one conditional UNet pass per recorded step (~25× cheaper).
     case forwardNoising = "forward-noising"
+    /// The model's own sampling from noise under the example's true-relation prompt (CFG at
+    /// `DatasetConfig.guidance`), maps recorded on the way; each trajectory is labelled with the
+    /// relation a judge (the toy detector) reads on the final image. Where that differs from the
+    /// prompt's word the sample is a wrong-word (negative) sample; images the judge cannot read
+    /// (an object missing or duplicated, no single clear offset) are dropped. The example's image
+    /// is not used, only its prompt.
+    case sampling
 }
 
 /// Settings of a dataset build.
@@ -41,6 +48,8 @@ public struct DatasetConfig: Codable, Equatable, Sendable {
     /// Fixed-point iterations per inversion step (0 = plain DDIM inversion).
     public var fixedPointIterations: Int = 0
     public var seed: UInt64 = 0
+    /// Classifier-free guidance of the sampling source's trajectories.
+    public var guidance: Float = 1.5
     public init() {}
 }
 
@@ -59,11 +68,18 @@ public struct RelationSample {
 public final class DatasetBuilder {
     public let model: TextToImageModel
     public let config: DatasetConfig
+    /// The sampling source's labeller: the relation of the prompt's subject to its object that it
+    /// reads on a final image [1, 3, H, W] (nil: the image cannot be read; the sample is dropped).
+    public typealias Judge = (_ image: Tensor, _ prompt: String) -> SpatialRelation?
+    let judge: Judge?
     let generator: SteeredGenerator
 
-    public init(model: TextToImageModel, config: DatasetConfig) {
+    /// `judge` is required by the sampling source and unused by the others.
+    public init(model: TextToImageModel, config: DatasetConfig, judge: Judge? = nil) {
+        precondition(config.source != .sampling || judge != nil, "the sampling source needs a judge")
         self.model = model
         self.config = config
+        self.judge = judge
         generator = SteeredGenerator(model: model, classifier: nil)
     }
 
@@ -96,13 +112,56 @@ public final class DatasetBuilder {
         return (eps, maps)
     }
 
-    /// Samples for a batch of examples (both prompts each unless `single`), run as one UNet batch per
-    /// recorded step; `log` hears about skipped or dropped ones.
+    /// The sampling source: every job's trajectory from its own seeded noise (CFG, the batch as one
+    /// UNet pass of 2B), conditional maps at the recorded steps, labelled by the judge's reading of
+    /// the final image.
+    func sampled(_ jobs: [Job], steps: [Int], scheduler: DDIMScheduler, context: Tensor, log: ((String) -> Void)?) -> [RelationSample] {
+        let b = jobs.count
+        let noise = jobs.map { j -> Tensor in
+            var rng = RNG(seed: config.seed &* 1_000_003 &+ UInt64(j.example.id))
+            return Tensor.randn([1] + model.latentShape, rng: &rng)
+        }
+        let uncond = model.encode(Array(repeating: "", count: b))
+        let both = Tensor.concat([uncond, context], axis: 0)
+        var scheduler = scheduler
+        var recorded: [[(Int, Tensor)]] = Array(repeating: [], count: b)
+        let final = Sampler.denoise(Tensor.concat(noise, axis: 0), scheduler: &scheduler, predict: { x, step, t in
+            let record = steps.contains(step)
+            let capture = record ? AttentionCapture(keepOnTape: false, conditionalHalfOnly: false) : nil
+            let eps = model.unet(Tensor.concat([x, x], axis: 0), timesteps: [Float(t)], context: both, capture: capture)
+            if let capture {
+                for (i, j) in jobs.enumerated() {
+                    recorded[i].append((step, Tensor.stack([AttentionMaps.maps(capture.layers, tokenSpan: j.subject, item: b + i),
+                                                            AttentionMaps.maps(capture.layers, tokenSpan: j.object, item: b + i)], axis: 0)))
+                }
+            }
+            let halves = eps.chunked(2, axis: 0)
+            return halves[0] + (halves[1] - halves[0]) * config.guidance
+        })
+        let images = model.decode(final)
+        var out: [RelationSample] = []
+        for (i, j) in jobs.enumerated() {
+            guard let read = judge?(images.sliced(axis: 0, i..<i + 1), j.prompt) else {
+                log?("example \(j.example.id): the judge cannot read the sampled image of \"\(j.prompt)\"; dropped")
+                continue
+            }
+            for (step, maps) in recorded[i] {
+                out.append(RelationSample(maps: maps, label: read.classIndex, step: step, negative: read != j.stated,
+                                          promptLabel: j.stated.classIndex, exampleID: j.example.id))
+            }
+        }
+        return out
+    }
+
+    /// Samples for a batch of examples (both prompts each unless `single`; the sampling source runs the
+    /// positive prompt only), run as one UNet batch per recorded step; `log` hears about skipped or
+    /// dropped ones.
     public func samples(for examples: [RelationExample], log: ((String) -> Void)? = nil) -> [RelationSample] {
         noGrad {
             var jobs: [Job] = []
             for example in examples {
-                let prompts = config.single ? [(example.positivePrompt, false)] : [(example.positivePrompt, false), (example.negativePrompt, true)]
+                let prompts = config.single || config.source == .sampling
+                    ? [(example.positivePrompt, false)] : [(example.positivePrompt, false), (example.negativePrompt, true)]
                 for (prompt, negative) in prompts {
                     guard let (subject, object, stated) = spans(prompt) else {
                         log?("example \(example.id): no steerable relation in \"\(prompt)\"; skipped")
@@ -155,6 +214,8 @@ public final class DatasetBuilder {
                     }
                     out += recorded[i]
                 }
+            case .sampling:
+                out = sampled(jobs, steps: steps, scheduler: scheduler, context: context, log: log)
             }
             return out
         }

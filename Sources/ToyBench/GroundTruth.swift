@@ -36,3 +36,17 @@ extension DetectorReading {
         self = r
     }
 }
+
+extension DetectorReading {
+    /// The relation the detector reads of a prompt's first relation's subject to its object on an
+    /// image ([1, 3, H, W] or [3, H, W], values in [−1, 1]) — the label of a sampled trajectory
+    /// (`DatasetSource.sampling`). Nil unless both objects are found exactly once and the GenEval
+    /// rule reads exactly one relation between them (a diagonal offset reads two; a tiny one none).
+    public static func relationLabel(image: Tensor, prompt: String, parser: PromptParser) -> SpatialRelation? {
+        guard let graph = try? parser.parse(prompt), let request = Request(graph: graph), let edge = request.edges.first else { return nil }
+        let reading = read(image: image, asked: request)
+        guard let r = reading.relation(edge: edge.edge), r.read.count == 1,
+              reading.object(r.subject)?.status == .found, reading.object(r.object)?.status == .found else { return nil }
+        return r.read[0]
+    }
+}

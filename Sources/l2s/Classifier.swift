@@ -32,7 +32,8 @@ struct BuildDataset: ParsableCommand {
     @Option(help: "Directory of your images (with --annotations).") var images: String?
     @Option(help: "JSON-lines file of (image, subject, relation, object) records (with --images).") var annotations: String?
     @Option(help: "Where the shards go.") var out = "runs/dataset"
-    @Option(help: "inversion or forward-noising.") var source: DatasetSource = .forwardNoising
+    @Option(help: "inversion, forward-noising or sampling (the embedded model's own trajectories from noise, labelled by the detector on the final image).") var source: DatasetSource = .forwardNoising
+    @Option(parsing: .unconditional, help: "Classifier-free guidance of --source sampling (default: the model's).") var guidance: Float?
     @Flag(help: "Positive prompts only (the single-prompt ablation).") var single = false
     @Option(help: "Denoising step indices to record, comma-separated.") var steps = "5,10,15,20,25,49"
     @Option(parsing: .unconditional, help: "Fixed-point iterations per inversion step (1 lifts the embedded model's reconstructions from a median 35.5 dB, some < 20, to ≥ 45 dB; `l2s invert` measures it).") var fixedPoint = 1
@@ -43,6 +44,7 @@ struct BuildDataset: ParsableCommand {
     @Option(help: "Build only shard files i, i+n, … (i/n), or auto (Slurm array / Kubernetes Indexed Job task).") var shard: String?
 
     func validate() throws {
+        if let guidance, !SamplerSettings.guidanceRange.contains(guidance) { throw ValidationError("--guidance must be in \(SamplerSettings.guidanceRange.spelled)") }
         if let shard {
             do { _ = try EvalGrid.resolveShard(shard, environment: ProcessInfo.processInfo.environment) } catch let e as ShardError {
                 throw ValidationError(e.message)
@@ -84,7 +86,16 @@ struct BuildDataset: ParsableCommand {
         var config = DatasetConfig()
         config.source = source; config.single = single; config.recordSteps = recordSteps; config.steps = loaded.defaults.steps
         config.fixedPointIterations = fixedPoint; config.psnrGate = psnrGate; config.seed = seed
-        let builder = DatasetBuilder(model: model, config: config)
+        config.guidance = guidance ?? loaded.defaults.guidance
+        var judge: DatasetBuilder.Judge? = nil
+        if source == .sampling {
+            guard loaded.toy != nil, images == nil else {
+                throw ValidationError("--source sampling labels images with the embedded model's detector: use it with rendered scenes (no --model, --images)")
+            }
+            let parser = PromptParser(vocabulary: loaded.vocabulary)
+            judge = { image, prompt in DetectorReading.relationLabel(image: image, prompt: prompt, parser: parser) }
+        }
+        let builder = DatasetBuilder(model: model, config: config, judge: judge)
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
         let shards = (total + shardSize - 1) / shardSize
         let (task, tasks) = try shard.map { try EvalGrid.resolveShard($0, environment: ProcessInfo.processInfo.environment) } ?? (0, 1)
@@ -116,8 +127,9 @@ struct BuildDataset: ParsableCommand {
                                                  Double(total - skipped) / Date().timeIntervalSince(start)))
             }
             samples += data.count
-            let meta = ["source": source.rawValue, "single": "\(single)", "steps": steps, "model_hash": model.weightsHash,
+            var meta = ["source": source.rawValue, "single": "\(single)", "steps": steps, "model_hash": model.weightsHash,
                         "images": annotations ?? "rendered scenes"]
+            if source == .sampling { meta["guidance"] = "\(config.guidance)" }
             try data.write(to: path, metadata: meta)
         }
         note(String(format: "dataset in %@: %d samples this run, %d dropped, %.0f s", out, samples, dropped, Date().timeIntervalSince(start)))
@@ -151,6 +163,24 @@ struct TrainClassifier: ParsableCommand {
     @Flag(help: "Train on positive-prompt samples only (the single-prompt ablation).") var positiveOnly = false
     @Flag(help: "Mirror training maps at random (left–right swaps left of/right of, top–bottom swaps above/below).") var flips = false
     @Option(parsing: .unconditional, help: "Seed.") var seed: UInt64 = 0
+    @Option(help: "Shard directories of a separate test set (comma-separated), e.g. another source's or seed's: the best epoch is also scored on it, per step.") var test: String?
+
+    /// Every sample in the shards of comma-separated directories.
+    func readShards(_ dirs: String) throws -> RelationDataset {
+        var all = RelationDataset()
+        for dir in dirs.split(separator: ",").map(String.init) {
+            guard let files = try? FileManager.default.contentsOfDirectory(atPath: dir) else { throw ValidationError("cannot read \(dir)") }
+            for f in files.sorted() where f.hasSuffix(".safetensors") { all.append(contentsOf: try RelationDataset.read(dir + "/" + f)) }
+        }
+        return all
+    }
+
+    /// The report's lines: overall, by prompt type, leakage, then per step.
+    func printReport(_ title: String, _ r: ClassifierReport) {
+        print(String(format: "%@: held-out accuracy %.3f (positive %.3f, negative %.3f), leakage %.3f",
+                     title, r.accuracy, r.accuracyPositive, r.accuracyNegative, r.leakage))
+        for (s, a) in r.accuracyByStep.sorted(by: { $0.key < $1.key }) { print(String(format: "  step %2d: %.3f", s, a)) }
+    }
 
     func run() throws {
         try common.apply()
@@ -164,12 +194,15 @@ struct TrainClassifier: ParsableCommand {
             let build = try BuildDataset.parse(args)
             try build.run()
         }
-        var all = RelationDataset()  // every shard, before the split
-        for dir in data.split(separator: ",").map(String.init) {
-            guard let files = try? FileManager.default.contentsOfDirectory(atPath: dir) else { throw ValidationError("cannot read \(dir)") }
-            for f in files.sorted() where f.hasSuffix(".safetensors") { all.append(contentsOf: try RelationDataset.read(dir + "/" + f)) }
-        }
+        let all = try readShards(data)  // every shard, before the split
         guard all.count > 0 else { throw ValidationError("no samples in \(data); run `l2s build-dataset` first") }
+        let testSet = try test.map(readShards)
+        if let testSet, let test {
+            guard testSet.count > 0 else { throw ValidationError("no samples in --test \(test)") }
+            guard testSet.maps[0].shape == all.maps[0].shape else {
+                throw ValidationError("--test maps are \(testSet.maps[0].shape), the training maps \(all.maps[0].shape): record both with the same model")
+            }
+        }
         var (trainSet, validation) = all.split(validationEvery: 10)
         // The single-prompt ablation trains on positives only but is judged on the same held-out set
         // (negatives included), so its leakage is measured the same way.
@@ -193,9 +226,8 @@ struct TrainClassifier: ParsableCommand {
         guard let best else { throw ValidationError("no epoch finished") }
         try classifier.saveClassifier(to: out, metadata: ["heldout_accuracy": String(format: "%.4f", best.accuracy),
                                                           "positive_only": "\(positiveOnly)"])
-        print(String(format: "best epoch %d: held-out accuracy %.3f (positive %.3f, negative %.3f), leakage %.3f",
-                     best.epoch, best.accuracy, best.accuracyPositive, best.accuracyNegative, best.leakage))
-        for (s, a) in best.accuracyByStep.sorted(by: { $0.key < $1.key }) { print(String(format: "  step %2d: %.3f", s, a)) }
+        printReport("best epoch \(best.epoch)", best)
+        if let testSet { printReport("test set (\(testSet.count) samples)", trainer.evaluate(testSet, epoch: best.epoch)) }
         note("wrote \(out)")
     }
 }

@@ -448,4 +448,27 @@ import Tensors
         #expect(zero.status == 0, "\(zero.stderr)")
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir).count == 4)
     }
+
+    /// `build-dataset --source sampling` runs the model's own trajectories and labels them with the
+    /// detector (a random model draws nothing readable, so every image is dropped, with a count);
+    /// a guidance out of range is one line; `train-classifier --test` scores the best epoch on
+    /// another set, per step.
+    @Test func samplingSourceAndTestSet() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("l2s-sampling-\(getpid())").path
+        try? FileManager.default.removeItem(atPath: dir)
+        let base = ["build-dataset", "--assets", Self.tinyAssets, "--scenes", "3", "--shard-size", "3", "--steps", "5"]
+        let sampled = try Self.run(base + ["--source", "sampling", "--out", dir + "/s"])
+        #expect(sampled.status == 0, "\(sampled.stderr)")
+        #expect(sampled.stderr.contains("the judge cannot read the sampled image") && sampled.stderr.contains("3 dropped"), "\(sampled.stderr)")
+        let badGuidance = try Self.run(base + ["--source", "sampling", "--guidance", "99", "--out", dir + "/g"])
+        #expect(badGuidance.status == 64 && badGuidance.stderr.contains("--guidance must be in"), "\(badGuidance.stderr)")
+        let fn = try Self.run(base + ["--scenes", "10", "--out", dir + "/fn"])
+        #expect(fn.status == 0, "\(fn.stderr)")
+        let trained = try Self.run(["train-classifier", "--data", dir + "/fn", "--test", dir + "/fn", "--epochs", "1", "--d-model", "16",
+                                    "--out", dir + "/c.safetensors"])
+        #expect(trained.status == 0, "\(trained.stderr)")
+        #expect(trained.stdout.contains("test set (20 samples): held-out accuracy") && trained.stdout.contains("  step  5: "), "\(trained.stdout)")
+        let missing = try Self.run(["train-classifier", "--data", dir + "/fn", "--test", dir + "/nope", "--epochs", "1", "--out", dir + "/c2.safetensors"])
+        #expect(missing.status == 64 && missing.stderr.contains("cannot read \(dir)/nope"), "\(missing.stderr)")
+    }
 }
