@@ -108,6 +108,7 @@ struct BuildDataset: ParsableCommand {
             let count = min(shardSize, total - shard * shardSize)
             if FileManager.default.fileExists(atPath: path) {
                 skipped += count
+                bar.skipped(count)
                 bar.update(shard * shardSize + count, detail: "shard \(shard) exists")
                 continue
             }

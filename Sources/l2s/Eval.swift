@@ -97,7 +97,7 @@ struct EvalRun: ParsableCommand {
             return h
         }
         let generator = SteeredGenerator(model: model, classifier: classifier, vocabulary: ModelProfile.toyVocabulary)
-        let bar = ProgressBar(total: cases.count * modes.count, label: "eval")
+        let bar = ProgressBar(total: cases.count * modes.count, label: "eval", alreadyDone: records.count)
         installInterruptHandler()
         for c in cases {
             for (mode, steer) in modes {

@@ -104,7 +104,7 @@ struct TrainBase: ParsableCommand {
              + "(UNet \(model.unet.parameterCount), text \(model.textEncoder.parameterCount)), batch \(batchSize), "
              + "\(steps) steps, \(Threads.count) thread(s)" + (resumed > 0 ? ", resuming at step \(resumed)" : ""))
         installInterruptHandler()
-        let bar = ProgressBar(total: stopAt ?? steps, label: "train-base")
+        let bar = ProgressBar(total: stopAt ?? steps, label: "train-base", alreadyDone: resumed)
         if let stopAt, !(1...steps).contains(stopAt) { throw ValidationError("--stop-at must be in 1…\(steps)") }
         let end = stopAt ?? steps
         try trainer.run(stopAt: end, shouldStop: { interruptRequested != 0 }) { p in
