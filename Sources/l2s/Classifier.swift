@@ -164,7 +164,7 @@ struct TrainClassifier: ParsableCommand {
     @Flag(help: "Train on positive-prompt samples only (the single-prompt ablation).") var positiveOnly = false
     @Flag(help: "Mirror training maps at random (left–right swaps left of/right of, top–bottom swaps above/below).") var flips = false
     @Option(parsing: .unconditional, help: "Seed.") var seed: UInt64 = 0
-    @Option(help: "Shard directories of a separate test set (comma-separated), e.g. another source's or seed's: the best epoch is also scored on it, per step.") var test: String?
+    @Option(help: "Shard directories of a separate test set (comma-separated), e.g. another source's or seed's: the best epoch is also scored on it, per step. Repeat for several sets, each reported on its own.") var test: [String] = []
 
     /// Every sample in the shards of comma-separated directories.
     func readShards(_ dirs: String) throws -> RelationDataset {
@@ -197,12 +197,13 @@ struct TrainClassifier: ParsableCommand {
         }
         let all = try readShards(data)  // every shard, before the split
         guard all.count > 0 else { throw ValidationError("no samples in \(data); run `l2s build-dataset` first") }
-        let testSet = try test.map(readShards)
-        if let testSet, let test {
-            guard testSet.count > 0 else { throw ValidationError("no samples in --test \(test)") }
-            guard testSet.maps[0].shape == all.maps[0].shape else {
-                throw ValidationError("--test maps are \(testSet.maps[0].shape), the training maps \(all.maps[0].shape): record both with the same model")
+        let testSets = try test.map { dirs -> (String, RelationDataset) in
+            let set = try readShards(dirs)
+            guard set.count > 0 else { throw ValidationError("no samples in --test \(dirs)") }
+            guard set.maps[0].shape == all.maps[0].shape else {
+                throw ValidationError("--test \(dirs) maps are \(set.maps[0].shape), the training maps \(all.maps[0].shape): record both with the same model")
             }
+            return (dirs, set)
         }
         var (trainSet, validation) = all.split(validationEvery: 10)
         // The single-prompt ablation trains on positives only but is judged on the same held-out set
@@ -228,7 +229,7 @@ struct TrainClassifier: ParsableCommand {
         try classifier.saveClassifier(to: out, metadata: ["heldout_accuracy": String(format: "%.4f", best.accuracy),
                                                           "positive_only": "\(positiveOnly)"])
         printReport("best epoch \(best.epoch)", best)
-        if let testSet { printReport("test set (\(testSet.count) samples)", trainer.evaluate(testSet, epoch: best.epoch)) }
+        for (dirs, set) in testSets { printReport("test set \(dirs) (\(set.count) samples)", trainer.evaluate(set, epoch: best.epoch)) }
         note("wrote \(out)")
     }
 }

@@ -467,7 +467,7 @@ import Tensors
         let trained = try Self.run(["train-classifier", "--data", dir + "/fn", "--test", dir + "/fn", "--epochs", "1", "--d-model", "16",
                                     "--out", dir + "/c.safetensors"])
         #expect(trained.status == 0, "\(trained.stderr)")
-        #expect(trained.stdout.contains("test set (20 samples): held-out accuracy") && trained.stdout.contains("  step  5: "), "\(trained.stdout)")
+        #expect(trained.stdout.contains("test set \(dir)/fn (20 samples): held-out accuracy") && trained.stdout.contains("  step  5: "), "\(trained.stdout)")
         let missing = try Self.run(["train-classifier", "--data", dir + "/fn", "--test", dir + "/nope", "--epochs", "1", "--out", dir + "/c2.safetensors"])
         #expect(missing.status == 64 && missing.stderr.contains("cannot read \(dir)/nope"), "\(missing.stderr)")
     }
