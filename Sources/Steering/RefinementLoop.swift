@@ -28,8 +28,10 @@ extension RelationScore {
 public protocol RelationEvaluator {
     associatedtype Evaluation: RelationScore
     /// Scores the relation of graph edge `edge` at the current latent at denoising step `step`; nil
-    /// when the loss or the gradient is not finite.
-    mutating func evaluate(edge: Int, step: Int) -> Evaluation?
+    /// when the loss or the gradient is not finite. `needsGradient` is false when the loop will not
+    /// descend along this evaluation (`.observe`): the evaluator may then skip ∇ (and report a zero
+    /// gradient norm).
+    mutating func evaluate(edge: Int, step: Int, needsGradient: Bool) -> Evaluation?
     /// Moves the latent by −scale · gradient of `evaluation`.
     mutating func descend(along evaluation: Evaluation, scale: Float)
 }
@@ -87,7 +89,7 @@ public struct RefinementLoop: Sendable {
             let edge = active[turn % active.count]
             turn += 1
             let start = Date()
-            guard let result = evaluator.evaluate(edge: edge, step: step) else {
+            guard let result = evaluator.evaluate(edge: edge, step: step, needsGradient: !observing) else {
                 onLog?("step \(step) iteration \(k): non-finite loss or gradient, iteration skipped")
                 continue
             }

@@ -234,9 +234,9 @@ public final class Steerer: StepHook {
         let totalSteps: Int
         let context: Tensor
 
-        func evaluate(edge: Int, step: Int) -> Evaluation? {
+        func evaluate(edge: Int, step: Int, needsGradient: Bool) -> Evaluation? {
             steerer.evaluate(latents, step: step, timestep: timestep, totalSteps: totalSteps, context: context,
-                             target: steerer.targets[edge]!)
+                             target: steerer.targets[edge]!, needsGradient: needsGradient)
         }
 
         mutating func descend(along evaluation: Evaluation, scale: Float) {
@@ -263,12 +263,14 @@ public final class Steerer: StepHook {
     }
 
     /// Loss, class probabilities and ∂loss/∂z for one relation at latent z; nil if anything is non-finite.
-    func evaluate(_ z: Tensor, step: Int, timestep: Int, totalSteps: Int, context: Tensor, target: SteeringTarget) -> Evaluation? {
+    /// Without `needsGradient` (observing) the pass runs off the tape and ∂loss/∂z is reported as zero.
+    func evaluate(_ z: Tensor, step: Int, timestep: Int, totalSteps: Int, context: Tensor, target: SteeringTarget,
+                  needsGradient: Bool = true) -> Evaluation? {
         var probs: [Float] = []
         var mapsOut: (Tensor, Tensor)? = nil
         var mapLayers: [MapLayer] = []
         var peaks: [Float] = []
-        let (value, grads) = valueAndGradients(at: [z]) { inputs in
+        func loss(_ inputs: [Tensor]) -> Tensor {
             let captured = unet.crossAttention(inputs[0], timesteps: [Float(timestep)], context: context)
             let subject = AttentionMaps.maps(captured, tokenSpan: target.subjectTokens)
             let object = AttentionMaps.maps(captured, tokenSpan: target.objectTokens)
@@ -304,7 +306,13 @@ public final class Steerer: StepHook {
             }
             return presence.map { relation + $0 * schedule.presenceWeight } ?? relation
         }
-        let g = grads[0]
+        let (value, g): (Tensor, Tensor)
+        if needsGradient {
+            let (v, grads) = valueAndGradients(at: [z], loss)
+            (value, g) = (v, grads[0])
+        } else {
+            (value, g) = (noGrad { loss([z]) }, Tensor(zeros: z.shape))
+        }
         var sq: Double = 0
         for i in 0..<g.count { sq += Double(g.pointer[i]) * Double(g.pointer[i]) }
         let norm = Float(sq.squareRoot())

@@ -94,7 +94,7 @@ struct ScriptedRun: Sendable {
         var run: ScriptedRun
         let progress: Double
 
-        mutating func evaluate(edge: Int, step: Int) -> IterationRecord? {
+        mutating func evaluate(edge: Int, step: Int, needsGradient: Bool) -> IterationRecord? {
             run.evaluate(edge: edge, step: step, iteration: 0, progress: progress)
         }
 

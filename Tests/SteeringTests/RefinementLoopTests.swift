@@ -17,12 +17,15 @@ struct FakeEvaluator: RelationEvaluator {
     var gradientCount = 4
     var nonFiniteCalls: Set<Int> = []
     private(set) var judged: [Int] = []
+    /// `needsGradient` of every call.
+    private(set) var gradientAsked: [Bool] = []
     private(set) var descents: [(target: Int, scale: Float)] = []
 
     init(base: [Float], rise: Float = 0) { self.base = base; self.rise = rise }
 
-    mutating func evaluate(edge target: Int, step: Int) -> Score? {
+    mutating func evaluate(edge target: Int, step: Int, needsGradient: Bool) -> Score? {
         judged.append(target)
+        gradientAsked.append(needsGradient)
         if nonFiniteCalls.contains(judged.count - 1) { return nil }
         let p = base[target] + rise * Float(descents.filter { $0.target == target }.count)
         return Score(target: target, targetProbability: p, gradientNorm: gradientNorm, gradientCount: gradientCount,
@@ -53,6 +56,10 @@ func schedule(iterations: Int, pTarget: Float = 0.9, update: SteeringUpdate = .p
         #expect(e.judged == [2, 0, 1, 2, 0, 1])
         #expect(e.descents.isEmpty && notes.allSatisfy { $0 == nil })
         #expect(loop.turn == 6)
+        #expect(e.gradientAsked == Array(repeating: false, count: 6), "observing never asks for ∇")
+        var steered = FakeEvaluator(base: [0.1])
+        loop.refine(&steered, step: 0, active: [0], schedule: schedule(iterations: 2))
+        #expect(steered.gradientAsked == [true, true])
     }
 
     @Test func theTurnIsKeptAcrossSteps() {

@@ -387,6 +387,34 @@ final class TinyModel: TextToImageModel {
         #expect(steerer.turn == 3)
     }
 
+    /// Observing (the unsteered half of an A/B pair) reads the same loss and probabilities as a
+    /// steered run's first iteration at the same latent, but off the tape: no gradient is computed
+    /// (its norm reads 0) and the latent is returned as it was.
+    @Test func observingReadsTheClassifierWithoutAGradient() throws {
+        let model = try TinyModel(seed: 4)
+        let context = model.encode(["a red circle to the left of a blue square"])
+        var schedule = SteeringSettings()
+        schedule.loss = .handcrafted; schedule.startStep = 0; schedule.endStep = 1; schedule.maxIterations = 1
+        schedule.stepSizes = [0.3]; schedule.probabilityTarget = 1.01; schedule.lossTarget = -1
+        let target = SteeringTarget(edge: 0, subject: "red circle", object: "blue square", relation: .leftOf,
+                                    subjectTokens: 2..<4, objectTokens: 9..<11)
+        var rng = RNG(seed: 9)
+        let z = Tensor.randn([1] + model.latentShape, rng: &rng)
+        var seen: [SteeringIteration] = []
+        for mode in [SteeringMode.steer, .observe] {
+            schedule.mode = mode
+            let steerer = Steerer(unet: model.unet, classifier: nil, targets: [target], schedule: schedule)
+            steerer.onIteration = { seen.append($0) }
+            let out = steerer.refine(latents: z, step: 0, timestep: 900, totalSteps: 4, context: context)
+            #expect((out.array == z.array) == (mode == .observe))
+        }
+        #expect(seen.count == 2)
+        #expect(seen[0].gradientNorm > 0 && seen[1].gradientNorm == 0)
+        #expect(abs(seen[0].loss - seen[1].loss) < 1e-6)
+        // (The tape and the plain forward may take different kernels: equal to rounding.)
+        #expect(zip(seen[0].probabilities, seen[1].probabilities).allSatisfy { abs($0 - $1) < 1e-5 } && seen[1].probabilities.count == 5)
+    }
+
     /// The presence loss raises the objects' attention peaks; with a floor no peak reaches, every
     /// iteration runs (the step never counts as done while an object looks absent).
     @Test func presenceSteeringRaisesTheObjectsPeaks() throws {

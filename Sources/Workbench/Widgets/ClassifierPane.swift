@@ -87,7 +87,10 @@ extension Widgets {
             }
             let used = atStep.filter { $0.edge == e }.count
             // Shorten "iterations at this step" first, then drop the note, then the iterations.
-            let parts = [Flex(["  loss \(Fmt.loss(it.loss))  |grad| \(Fmt.sci(it.gradientNorm))"], t.dim),
+            // An observed (unsteered) run computes no gradient: its norm reads 0 and is left out (a
+            // steered iteration with a zero gradient says so in its note).
+            let grad = it.gradientNorm == 0 ? "" : "  |grad| \(Fmt.sci(it.gradientNorm))"
+            let parts = [Flex(["  loss \(Fmt.loss(it.loss))" + grad], t.dim),
                          Flex(["  iterations at this step: \(used)", "  iters \(used)", ""], t.dim),
                          Flex(it.note.map { ["  (\($0))", ""] } ?? [""], t.dim)]
             out.append(Flex.fit(parts, width: inner.width, shrinkOrder: [1, 2, 1]))
