@@ -227,7 +227,8 @@ struct TrainClassifier: ParsableCommand {
         }
         guard let best else { throw ValidationError("no epoch finished") }
         try classifier.saveClassifier(to: out, metadata: ["heldout_accuracy": String(format: "%.4f", best.accuracy),
-                                                          "positive_only": "\(positiveOnly)"])
+                                                          "positive_only": "\(positiveOnly)", "flips": "\(flips)",
+                                                          "data": data, "best_epoch": "\(best.epoch)"])
         printReport("best epoch \(best.epoch)", best)
         for (dirs, set) in testSets { printReport("test set \(dirs) (\(set.count) samples)", trainer.evaluate(set, epoch: best.epoch)) }
         note("wrote \(out)")
