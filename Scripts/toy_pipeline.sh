@@ -2,7 +2,7 @@
 # The embedded model's whole pipeline, in order, as it produced the numbers in README.md.
 # Each step is resumable or cheap to repeat; logs and results go to runs/ (not committed).
 #   bash Scripts/toy_pipeline.sh [from-step]
-#   steps: base data classifiers steered single handcrafted paper chains table
+#   steps: base data classifiers steered single handcrafted paper chains sources table
 # (The README's numbers came from these commands run one by one; the paper row's eval ran as 8 shards.)
 # Evaluations run as two one-thread shards side by side (the machine has 2 cores) and are merged.
 set -euo pipefail
@@ -59,6 +59,27 @@ fi
 if step handcrafted; then eval2 handcrafted --seeds 1 --steer --loss handcrafted $S --label steered-handcrafted; fi
 if step paper; then eval2 paper --seeds 1 --steer --paper --label steered-paper; fi   # the paper's plain step: ~7× base time
 if step chains; then eval2 chains --preset chains --seeds 1 --compare $S --label steered-dual; fi
+# 4. Classifier data sources at equal CPU time on the shipped weights (README "Classifier data sources"):
+#    ~600 s of 2 threads each (scene counts from a 32-scene probe of each source), two common test sets
+#    (sampled trajectories, seed 77; inversions, seed 78), classifiers with --flips, then each one steering
+#    the tuning set (56 "to the right of" prompts × 3 seeds from 50,000; runs/tune/tune56.txt).
+if step sources; then
+  for spec in "inversion 270" "forward-noising 4500" "sampling 850"; do set -- $spec
+    $L2S build-dataset --source $1 --scenes $2 --shard-size 50 --steps $STEPS --out runs/src/$1 --seed 1 --threads 2 2>&1 | tail -1; done
+  $L2S build-dataset --source sampling --scenes 300 --shard-size 50 --steps $STEPS --out runs/src/test-sampling --seed 77 --threads 2 2>&1 | tail -1
+  $L2S build-dataset --source inversion --scenes 60 --shard-size 30 --steps $STEPS --out runs/src/test-inversion --seed 78 --threads 2 2>&1 | tail -1
+  srctrain() { local name=$1; shift; $L2S train-classifier --epochs 16 --lr 1e-3 --flips "$@" --test runs/src/test-sampling --test runs/src/test-inversion \
+               --out runs/src/classifier-$name.safetensors --threads 2 2>runs/src/classifier-$name.log | tee runs/src/classifier-$name.txt; }
+  srctrain inversion --data runs/src/inversion
+  srctrain sampling --data runs/src/sampling
+  srctrain fn --data runs/src/forward-noising
+  srctrain inversion-single --data runs/src/inversion --positive-only
+  srctrain sampling-single --data runs/src/sampling --positive-only
+  srctrain all --data runs/src/inversion,runs/src/forward-noising,runs/src/sampling
+  for c in inversion sampling fn all; do
+    $L2S eval --prompts runs/tune/tune56.txt --seeds 3 --first-seed 50000 --steer --threads 2 --label $c \
+      --classifier runs/src/classifier-$c.safetensors --out runs/src/tune-$c.jsonl | tee runs/src/tune-$c.txt; done
+fi
 if step table; then
   $L2S eval merge runs/eval/base.jsonl runs/eval/steered-dual.jsonl runs/eval/steered-single.jsonl runs/eval/handcrafted.jsonl runs/eval/paper.jsonl
 fi
