@@ -363,14 +363,21 @@ final class TinyModel: TextToImageModel {
         #expect(try mode("{}") == .steer)
     }
 
-    /// The Steerer runs `RefinementLoop`'s policy: with two relations and one iteration per step, the
-    /// relations alternate across steps (the turn is kept), and a step is skipped outside the range.
-    @Test func steererTakesTurnsAcrossSteps() throws {
+    /// A tiny model, the context of "a red circle to the left of a blue square", and a handcrafted-loss
+    /// schedule over steps [0, endStep) of one iteration whose target is never reached.
+    func handcraftedFixture(endStep: Int) throws -> (TinyModel, Tensor, SteeringSettings) {
         let model = try TinyModel(seed: 4)
         let context = model.encode(["a red circle to the left of a blue square"])
         var schedule = SteeringSettings()
-        schedule.loss = .handcrafted; schedule.startStep = 0; schedule.endStep = 3; schedule.maxIterations = 1
+        schedule.loss = .handcrafted; schedule.startStep = 0; schedule.endStep = endStep; schedule.maxIterations = 1
         schedule.stepSizes = [0.3]; schedule.probabilityTarget = 1.01; schedule.lossTarget = -1
+        return (model, context, schedule)
+    }
+
+    /// The Steerer runs `RefinementLoop`'s policy: with two relations and one iteration per step, the
+    /// relations alternate across steps (the turn is kept), and a step is skipped outside the range.
+    @Test func steererTakesTurnsAcrossSteps() throws {
+        let (model, context, schedule) = try handcraftedFixture(endStep: 3)
         let targets = [SteeringTarget(edge: 0, subject: "red circle", object: "blue square", relation: .leftOf, subjectTokens: 2..<4, objectTokens: 9..<11),
                        SteeringTarget(edge: 1, subject: "blue square", object: "red circle", relation: .above, subjectTokens: 9..<11, objectTokens: 2..<4)]
         let steerer = Steerer(unet: model.unet, classifier: nil, targets: targets, schedule: schedule)
@@ -391,11 +398,8 @@ final class TinyModel: TextToImageModel {
     /// steered run's first iteration at the same latent, but off the tape: no gradient is computed
     /// (its norm reads 0) and the latent is returned as it was.
     @Test func observingReadsTheClassifierWithoutAGradient() throws {
-        let model = try TinyModel(seed: 4)
-        let context = model.encode(["a red circle to the left of a blue square"])
-        var schedule = SteeringSettings()
-        schedule.loss = .handcrafted; schedule.startStep = 0; schedule.endStep = 1; schedule.maxIterations = 1
-        schedule.stepSizes = [0.3]; schedule.probabilityTarget = 1.01; schedule.lossTarget = -1
+        let (model, context, fixture) = try handcraftedFixture(endStep: 1)
+        var schedule = fixture
         let target = SteeringTarget(edge: 0, subject: "red circle", object: "blue square", relation: .leftOf,
                                     subjectTokens: 2..<4, objectTokens: 9..<11)
         var rng = RNG(seed: 9)
