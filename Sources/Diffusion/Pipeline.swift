@@ -115,17 +115,22 @@ public final class Sampler {
         return Tensor.randn([batch] + model.latentShape, rng: &rng)
     }
 
-    /// ε̂ with CFG for one latent [1, C, H, W]: uncond + s·(cond − uncond); s = 1 runs the conditional
-    /// branch only.
-    public func guidedPrediction(_ x: Tensor, timestep: Int, cond: Tensor, uncond: Tensor, guidance: Float) -> Tensor {
+    /// ε̂ with CFG for latents [B, C, H, W] (contexts [B, T, D]): uncond + s·(cond − uncond); s = 1
+    /// runs the conditional branch only. `capture` records the pass's attention: the conditional
+    /// item i is at batch index `conditionalOffset(guidance:batch:) + i`.
+    public func guidedPrediction(_ x: Tensor, timestep: Int, cond: Tensor, uncond: Tensor, guidance: Float,
+                                 capture: AttentionCapture? = nil) -> Tensor {
         if guidance == 1 {
-            return model.unet(x, timesteps: [Float(timestep)], context: cond)
+            return model.unet(x, timesteps: [Float(timestep)], context: cond, capture: capture)
         }
         let both = model.unet(Tensor.concat([x, x], axis: 0), timesteps: [Float(timestep)],
-                              context: Tensor.concat([uncond, cond], axis: 0))
+                              context: Tensor.concat([uncond, cond], axis: 0), capture: capture)
         let halves = both.chunked(2, axis: 0)
         return halves[0] + (halves[1] - halves[0]) * guidance
     }
+
+    /// Where `guidedPrediction`'s conditional items start in its UNet batch of `batch` latents.
+    public static func conditionalOffset(guidance: Float, batch: Int) -> Int { guidance == 1 ? 0 : batch }
 
     /// Runs the denoising loop from step index `stepIndex` (0: the whole run) to the end and returns the
     /// final latent. `startLatents` is where it starts: at step 0 the initial noise (default: the seed's),

@@ -116,27 +116,22 @@ public final class DatasetBuilder {
     /// UNet pass of 2B), conditional maps at the recorded steps, labelled by the judge's reading of
     /// the final image.
     func sampled(_ jobs: [Job], steps: [Int], scheduler: DDIMScheduler, context: Tensor, log: ((String) -> Void)?) -> [RelationSample] {
-        let b = jobs.count
-        let noise = jobs.map { j -> Tensor in
-            var rng = RNG(seed: config.seed &* 1_000_003 &+ UInt64(j.example.id))
-            return Tensor.randn([1] + model.latentShape, rng: &rng)
-        }
-        let uncond = model.encode(Array(repeating: "", count: b))
-        let both = Tensor.concat([uncond, context], axis: 0)
+        let sampler = Sampler(model: model)
+        let noise = jobs.map { sampler.initialNoise(seed: config.seed &* 1_000_003 &+ UInt64($0.example.id)) }
+        let uncond = model.encode(Array(repeating: "", count: jobs.count))
+        let offset = Sampler.conditionalOffset(guidance: config.guidance, batch: jobs.count)
         var scheduler = scheduler
-        var recorded: [[(Int, Tensor)]] = Array(repeating: [], count: b)
+        var recorded: [[(Int, Tensor)]] = Array(repeating: [], count: jobs.count)
         let final = Sampler.denoise(Tensor.concat(noise, axis: 0), scheduler: &scheduler, predict: { x, step, t in
-            let record = steps.contains(step)
-            let capture = record ? AttentionCapture(keepOnTape: false, conditionalHalfOnly: false) : nil
-            let eps = model.unet(Tensor.concat([x, x], axis: 0), timesteps: [Float(t)], context: both, capture: capture)
+            let capture = steps.contains(step) ? AttentionCapture(keepOnTape: false, conditionalHalfOnly: false) : nil
+            let eps = sampler.guidedPrediction(x, timestep: t, cond: context, uncond: uncond, guidance: config.guidance, capture: capture)
             if let capture {
                 for (i, j) in jobs.enumerated() {
-                    recorded[i].append((step, Tensor.stack([AttentionMaps.maps(capture.layers, tokenSpan: j.subject, item: b + i),
-                                                            AttentionMaps.maps(capture.layers, tokenSpan: j.object, item: b + i)], axis: 0)))
+                    recorded[i].append((step, Tensor.stack([AttentionMaps.maps(capture.layers, tokenSpan: j.subject, item: offset + i),
+                                                            AttentionMaps.maps(capture.layers, tokenSpan: j.object, item: offset + i)], axis: 0)))
                 }
             }
-            let halves = eps.chunked(2, axis: 0)
-            return halves[0] + (halves[1] - halves[0]) * config.guidance
+            return eps
         })
         let images = model.decode(final)
         var out: [RelationSample] = []

@@ -45,6 +45,9 @@ struct BuildDataset: ParsableCommand {
 
     func validate() throws {
         if let guidance, !SamplerSettings.guidanceRange.contains(guidance) { throw ValidationError("--guidance must be in \(SamplerSettings.guidanceRange.spelled)") }
+        if source == .sampling && (models.model != nil || images != nil || annotations != nil) {
+            throw ValidationError("--source sampling labels images with the embedded model's detector: use it with rendered scenes (no --model, --images)")
+        }
         if let shard {
             do { _ = try EvalGrid.resolveShard(shard, environment: ProcessInfo.processInfo.environment) } catch let e as ShardError {
                 throw ValidationError(e.message)
@@ -89,9 +92,6 @@ struct BuildDataset: ParsableCommand {
         config.guidance = guidance ?? loaded.defaults.guidance
         var judge: DatasetBuilder.Judge? = nil
         if source == .sampling {
-            guard loaded.toy != nil, images == nil else {
-                throw ValidationError("--source sampling labels images with the embedded model's detector: use it with rendered scenes (no --model, --images)")
-            }
             let parser = PromptParser(vocabulary: loaded.vocabulary)
             judge = { image, prompt in DetectorReading.relationLabel(image: image, prompt: prompt, parser: parser) }
         }

@@ -462,6 +462,9 @@ import Tensors
         #expect(sampled.stderr.contains("the judge cannot read the sampled image") && sampled.stderr.contains("3 dropped"), "\(sampled.stderr)")
         let badGuidance = try Self.run(base + ["--source", "sampling", "--guidance", "99", "--out", dir + "/g"])
         #expect(badGuidance.status == 64 && badGuidance.stderr.contains("--guidance must be in"), "\(badGuidance.stderr)")
+        let ownImages = try Self.run(base + ["--source", "sampling", "--images", dir, "--annotations", dir + "/a.jsonl", "--out", dir + "/i"])
+        #expect(ownImages.status == 64 && ownImages.stderr.contains("--source sampling labels images with the embedded model's detector"),
+                "\(ownImages.stderr)")
         let fn = try Self.run(base + ["--scenes", "10", "--out", dir + "/fn"])
         #expect(fn.status == 0, "\(fn.stderr)")
         let trained = try Self.run(["train-classifier", "--data", dir + "/fn", "--test", dir + "/fn", "--epochs", "1", "--d-model", "16",

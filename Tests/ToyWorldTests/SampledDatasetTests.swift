@@ -51,6 +51,17 @@ import ToyWorld
             let diff = zip(seen[k].0.array, reference.array).map { abs($0 - $1) }.max() ?? 1
             #expect(diff < 1e-3, "sampled image differs from Sampler.run by \(diff)")
         }
+        // Guidance 1 runs the conditional branch alone (its maps are items 0…B−1 of the pass): still
+        // the sampler's own trajectory, and maps recorded for every step asked.
+        config.guidance = 1
+        var plain: [Tensor] = []
+        let unguided = DatasetBuilder(model: model, config: config) { image, _ in plain.append(image.copy()); return .below }
+        let unguidedSamples = unguided.samples(for: [examples[0]])
+        #expect(unguidedSamples.map(\.step) == config.recordSteps && unguidedSamples.allSatisfy { $0.maps.array.allSatisfy { $0.isFinite } })
+        let settings = SamplerSettings(prompt: examples[0].positivePrompt, seed: config.seed &* 1_000_003 &+ UInt64(examples[0].id),
+                                       steps: config.steps, guidanceScale: 1)
+        let reference = noGrad { model.decode(try! Sampler(model: model).run(settings)) }
+        #expect(zip(plain[0].array, reference.array).allSatisfy { abs($0 - $1) < 1e-3 })
     }
 
     /// The detector's label of a rendered scene is the scene's relation (or nil when it reads two,
