@@ -14,6 +14,16 @@ from=${1:-base}
 started=0
 step() { [ "$1" = "$from" ] && started=1; [ $started = 1 ]; }
 
+# The tuning list (never the held-out set): the 56 ordered pairs of distinct classes, in catalogue
+# order, with "to the right of" — runs/tune/tune56.txt, rebuilt here on a machine that lacks it.
+mkdir -p runs/tune
+if [ ! -s runs/tune/tune56.txt ]; then
+  classes=("red circle" "blue square" "green triangle" "yellow star" "purple diamond" "orange ring" "white cross" "cyan bar")
+  article() { case $1 in [aeiou]*) echo an;; *) echo a;; esac; }
+  for a in "${classes[@]}"; do for b in "${classes[@]}"; do [ "$a" = "$b" ] && continue
+    echo "$(article "$a") $a to the right of $(article "$b") $b"; done; done > runs/tune/tune56.txt
+fi
+
 # Two shards of one evaluation in parallel, then merged: eval2 NAME ARGS...
 eval2() {
   local name=$1; shift

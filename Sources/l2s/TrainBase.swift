@@ -33,6 +33,8 @@ struct TrainBase: ParsableCommand {
     var initFrom: String?
     @Option(help: "UNet widths per resolution level, comma-separated (default: the shipped 32,64,64; each a multiple of the 16 norm groups, at most 512). Ignored with --init-from; give the same value to resume.")
     var blockChannels: String?
+    @Flag(help: "With --init-from: start from its UNet made twice as wide at every level, computing the same function (each channel split into two copies that training separates; ToyModel.widened).")
+    var widen = false
     @Flag(help: "v1 captions: a single-object caption may name one object of several (the ablation; default: every caption names every object).")
     var partialCaptions = false
 
@@ -43,6 +45,8 @@ struct TrainBase: ParsableCommand {
         guard lr > 0 && lr < 1 else { throw ValidationError("--lr must be in (0, 1)") }
         guard checkpointEvery >= 1 else { throw ValidationError("--checkpoint-every must be ≥ 1") }
         guard warmup >= 0 && warmup <= steps else { throw ValidationError("--warmup must be in 0…\(steps) (--steps)") }
+        if widen && initFrom == nil { throw ValidationError("--widen widens the model of --init-from; give --init-from DIR") }
+        if widen && blockChannels != nil { throw ValidationError("--widen sets the widths (twice --init-from's); leave out --block-channels") }
         if let blockChannels { _ = try TrainBase.parseBlockChannels(blockChannels, levels: ToyModelConfig.small.unet.block_out_channels.count) }
     }
 
@@ -71,11 +75,20 @@ struct TrainBase: ParsableCommand {
         config.partialCaptions = partialCaptions ? true : nil
         let model: ToyModel
         if let initFrom {
-            do { model = try ToyModel.load(directory: initFrom) } catch {
+            let loaded: ToyModel
+            do { loaded = try ToyModel.load(directory: initFrom) } catch {
                 throw ValidationError("--init-from \(initFrom): \(error)")
             }
-            guard model.config.image_size == size else {
-                throw ValidationError("--init-from \(initFrom) is a \(model.config.image_size)-px model; pass --size \(model.config.image_size)")
+            guard loaded.config.image_size == size else {
+                throw ValidationError("--init-from \(initFrom) is a \(loaded.config.image_size)-px model; pass --size \(loaded.config.image_size)")
+            }
+            if widen {
+                guard loaded.config.unet.block_out_channels.allSatisfy({ $0 <= 256 }) else {
+                    throw ValidationError("--widen: \(initFrom)'s widths \(loaded.config.unet.block_out_channels) would pass 512")
+                }
+                model = try loaded.widened(seed: seed)
+            } else {
+                model = loaded
             }
         } else {
             model = try ToyModel(config: modelConfig, seed: seed)
@@ -119,7 +132,7 @@ struct TrainBase: ParsableCommand {
         }
         trainer.applyEMA()
         try model.save(directory: export, metadata: ["seed": "\(seed)", "steps": "\(end)", "schedule_steps": "\(steps)",
-                                                     "batch_size": "\(batchSize)", "lr": "\(lr)", "init_from": initFrom ?? "random",
+                                                     "batch_size": "\(batchSize)", "lr": "\(lr)", "init_from": (initFrom ?? "random") + (widen ? " (widened 2×)" : ""),
                                                      "captions": partialCaptions ? "v1" : "every-object"])
         note("exported EMA weights of step \(end) to \(export)")
     }

@@ -73,7 +73,9 @@ import Tensors
             (["train-base", "--size", "40"], "size"),
             (["train-base", "--block-channels", "30,64,64"], "multiple of 16"),
             (["train-base", "--block-channels", "64,128"], "3 comma-separated widths"),
-            (["train-base", "--steps", "10"], "--warmup must be in 0…10"),   // was a precondition trap (default warmup 200)
+            (["train-base", "--steps", "10"], "--warmup must be in 0…10"),
+            (["train-base", "--widen"], "--widen widens the model of --init-from"),
+            (["train-base", "--widen", "--init-from", "/nonexistent", "--block-channels", "64,128,128"], "leave out --block-channels"),   // was a precondition trap (default warmup 200)
             (["generate", "--prompt", "x", "--model", "/nonexistent/sd"], "not found"),
             (["eval", "--model", "/nonexistent/sd"], "embedded model only"),
             (["invert", "--image", "/nonexistent.png", "--prompt", "a red circle"], "cannot read"),
@@ -134,6 +136,24 @@ import Tensors
         #expect(r.stderr.contains("give the --block-channels and --size it was started with"), "\(r.stderr)")
         #expect(r.stderr.split(separator: "\n").count == 1, "\(r.stderr)")
         #expect(try Data(contentsOf: URL(fileURLWithPath: dir + "/checkpoint.safetensors")) == checkpoint)
+    }
+
+    /// `--widen`: training starts from --init-from's model made twice as wide (the export's config says
+    /// so), and the same command resumes the widened run's checkpoint.
+    @Test func widenTrainsTheWidenedModelAndResumes() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("l2s-widen-\(getpid())").path
+        try? FileManager.default.removeItem(atPath: dir)
+        var config = ToyModelConfig.small
+        config.unet.block_out_channels = [16, 32, 32]
+        try ToyModel(config: config, seed: 2).save(directory: dir + "/narrow")
+        let command = ["train-base", "--init-from", dir + "/narrow", "--widen", "--run-dir", dir + "/run", "--steps", "2",
+                       "--warmup", "0", "--batch-size", "2", "--threads", "1", "--export", dir + "/wide"]
+        let first = try Self.run(command + ["--stop-at", "1"])
+        #expect(first.status == 0, "\(first.stderr)")
+        let exported = try ToyModelConfig.load(jsonFile: dir + "/wide/config.json")
+        #expect(exported.unet.block_out_channels == [32, 64, 64])
+        let second = try Self.run(command)
+        #expect(second.status == 0 && second.stderr.contains("resuming at step 1"), "\(second.stderr)")
     }
 
     /// A directory where the sidecar goes: nothing is written (the PNG used to be left without a sidecar),
