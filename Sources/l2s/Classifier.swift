@@ -166,6 +166,14 @@ struct TrainClassifier: ParsableCommand {
     @Option(parsing: .unconditional, help: "Seed.") var seed: UInt64 = 0
     @Option(help: "Shard directories of a separate test set (comma-separated), e.g. another source's or seed's: the best epoch is also scored on it, per step. Repeat for several sets, each reported on its own.") var test: [String] = []
 
+    func validate() throws {
+        // An empty value read as a set with no name ("no samples in --test ").
+        if data.trimmingCharacters(in: .whitespaces).isEmpty { throw ValidationError("--data needs a shard directory; an empty value was given") }
+        if test.contains(where: { $0.trimmingCharacters(in: .whitespaces).isEmpty }) {
+            throw ValidationError("--test needs a shard directory; an empty value was given")
+        }
+    }
+
     /// Every sample in the shards of comma-separated directories.
     func readShards(_ dirs: String) throws -> RelationDataset {
         var all = RelationDataset()

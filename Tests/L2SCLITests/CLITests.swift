@@ -74,6 +74,8 @@ import Tensors
             (["train-base", "--block-channels", "30,64,64"], "multiple of 16"),
             (["train-base", "--block-channels", "64,128"], "3 comma-separated widths"),
             (["train-base", "--steps", "10"], "--warmup must be in 0…10"),
+            (["train-classifier", "--test", ""], "--test needs a shard directory"),   // said "no samples in --test " (no name)
+            (["train-classifier", "--data", " "], "--data needs a shard directory"),
             (["train-base", "--widen"], "--widen widens the model of --init-from"),
             (["train-base", "--widen", "--init-from", "/nonexistent", "--block-channels", "64,128,128"], "leave out --block-channels"),   // was a precondition trap (default warmup 200)
             (["generate", "--prompt", "x", "--model", "/nonexistent/sd"], "not found"),
