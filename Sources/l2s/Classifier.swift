@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Formats
 import Relations
 import ToyBench
 import Imaging
@@ -106,7 +107,9 @@ struct BuildDataset: ParsableCommand {
         for shard in 0..<shards where shard % tasks == task {
             let path = "\(out)/shard-\(String(format: "%04d", shard)).safetensors"
             let count = min(shardSize, total - shard * shardSize)
-            if FileManager.default.fileExists(atPath: path) {
+            // A shard whose every sample was dropped leaves a marker instead, so it counts as done too.
+            let emptyMarker = "\(out)/shard-\(String(format: "%04d", shard)).empty"
+            if FileManager.default.fileExists(atPath: path) || FileManager.default.fileExists(atPath: emptyMarker) {
                 skipped += count
                 bar.skipped(count)
                 bar.update(shard * shardSize + count, detail: "shard \(shard) exists")
@@ -131,7 +134,11 @@ struct BuildDataset: ParsableCommand {
             var meta = ["source": source.rawValue, "single": "\(single)", "steps": steps, "model_hash": model.weightsHash,
                         "images": annotations ?? "rendered scenes"]
             if source == .sampling { meta["guidance"] = "\(config.guidance)" }
-            try data.write(to: path, metadata: meta)
+            if data.count == 0 {
+                try writeFilesAtomically([(emptyMarker, Data("every sample of this shard was dropped\n".utf8))])
+            } else {
+                try data.write(to: path, metadata: meta)
+            }
         }
         note(String(format: "dataset in %@: %d samples this run, %d dropped, %.0f s", out, samples, dropped, Date().timeIntervalSince(start)))
     }

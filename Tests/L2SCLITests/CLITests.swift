@@ -482,6 +482,9 @@ import Tensors
         let sampled = try Self.run(base + ["--source", "sampling", "--out", dir + "/s"])
         #expect(sampled.status == 0, "\(sampled.stderr)")
         #expect(sampled.stderr.contains("the judge cannot read the sampled image") && sampled.stderr.contains("3 dropped"), "\(sampled.stderr)")
+        // A shard whose every sample was dropped counts as done: a rerun does not sample it again (it did).
+        let again = try Self.run(base + ["--source", "sampling", "--out", dir + "/s"])
+        #expect(again.status == 0 && again.stderr.contains("0 samples this run, 0 dropped"), "\(again.stderr)")
         let badGuidance = try Self.run(base + ["--source", "sampling", "--guidance", "99", "--out", dir + "/g"])
         #expect(badGuidance.status == 64 && badGuidance.stderr.contains("--guidance must be in"), "\(badGuidance.stderr)")
         let ownImages = try Self.run(base + ["--source", "sampling", "--images", dir, "--annotations", dir + "/a.jsonl", "--out", dir + "/i"])
