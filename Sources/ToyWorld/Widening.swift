@@ -67,14 +67,11 @@ extension ToyModel {
             let variance = src.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Float(src.count)
             return noise * variance.squareRoot() * 0.5
         }()
-        // Row-major strides of both shapes.
-        func strides(_ shape: [Int]) -> [Int] {
-            var s = [Int](repeating: 1, count: shape.count)
-            for d in stride(from: shape.count - 2, through: 0, by: -1) { s[d] = s[d + 1] * shape[d + 1] }
-            return s
-        }
-        let tStrides = strides(target.shape), sStrides = strides(source.shape)
-        // ε per (target index with the input dimension's pair collapsed): the even copy gets +ε, the odd −ε.
+        let tStrides = contiguousStrides(target.shape), sStrides = contiguousStrides(source.shape)
+        // ε per element of the target with each input pair collapsed to one index: the even copy gets +ε, the odd −ε.
+        var pairShape = target.shape
+        if inWidened { pairShape[1] /= 2 }
+        let pStrides = contiguousStrides(pairShape)
         var epsilon = [Float](repeating: 0, count: std > 0 ? n / 2 : 0)
         if std > 0 { epsilon.withUnsafeMutableBufferPointer { rng.fillNormal($0.baseAddress!, $0.count, std: std) } }
         for j in 0..<n {
@@ -90,7 +87,7 @@ extension ToyModel {
                     if d == 1 { parity = idx % 2 }
                 }
                 s += sourceIdx * sStrides[d]
-                pairIndex = pairIndex * (d == 1 && inWidened ? target.shape[d] / 2 : target.shape[d]) + (d == 1 && inWidened ? idx / 2 : idx)
+                pairIndex += (d == 1 && inWidened ? idx / 2 : idx) * pStrides[d]
             }
             if skip { out[j] = 0; continue }
             var value = src[s] * queryScale

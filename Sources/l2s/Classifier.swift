@@ -105,10 +105,11 @@ struct BuildDataset: ParsableCommand {
         var dropped = 0, samples = 0, skipped = 0
         let start = Date()
         for shard in 0..<shards where shard % tasks == task {
-            let path = "\(out)/shard-\(String(format: "%04d", shard)).safetensors"
-            let count = min(shardSize, total - shard * shardSize)
+            let stem = "\(out)/shard-\(String(format: "%04d", shard))"
+            let path = stem + ".safetensors"
             // A shard whose every sample was dropped leaves a marker instead, so it counts as done too.
-            let emptyMarker = "\(out)/shard-\(String(format: "%04d", shard)).empty"
+            let emptyMarker = stem + ".empty"
+            let count = min(shardSize, total - shard * shardSize)
             if FileManager.default.fileExists(atPath: path) || FileManager.default.fileExists(atPath: emptyMarker) {
                 skipped += count
                 bar.skipped(count)

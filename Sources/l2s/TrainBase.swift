@@ -50,13 +50,16 @@ struct TrainBase: ParsableCommand {
         if let blockChannels { _ = try TrainBase.parseBlockChannels(blockChannels, levels: ToyModelConfig.small.unet.block_out_channels.count) }
     }
 
+    /// The widest UNet level `--block-channels` and `--widen` allow.
+    static let maxWidth = 512
+
     /// The widths of `--block-channels`: `levels` whole numbers, multiples of the 16 norm groups, in 16…512.
     static func parseBlockChannels(_ text: String, levels: Int) throws -> [Int] {
         let parts = text.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
         let groups = ToyModelConfig.small.unet.norm_num_groups
         let widths = parts.compactMap { Int($0) }
-        guard parts.count == levels, widths.count == levels, widths.allSatisfy({ $0 >= groups && $0 <= 512 && $0 % groups == 0 }) else {
-            throw ValidationError("--block-channels \(text): give \(levels) comma-separated widths, each a multiple of \(groups) in \(groups)…512 (the shipped model: 32,64,64)")
+        guard parts.count == levels, widths.count == levels, widths.allSatisfy({ $0 >= groups && $0 <= maxWidth && $0 % groups == 0 }) else {
+            throw ValidationError("--block-channels \(text): give \(levels) comma-separated widths, each a multiple of \(groups) in \(groups)…\(maxWidth) (the shipped model: 32,64,64)")
         }
         return widths
     }
@@ -83,8 +86,8 @@ struct TrainBase: ParsableCommand {
                 throw ValidationError("--init-from \(initFrom) is a \(loaded.config.image_size)-px model; pass --size \(loaded.config.image_size)")
             }
             if widen {
-                guard loaded.config.unet.block_out_channels.allSatisfy({ $0 <= 256 }) else {
-                    throw ValidationError("--widen: \(initFrom)'s widths \(loaded.config.unet.block_out_channels) would pass 512")
+                guard loaded.config.unet.block_out_channels.allSatisfy({ 2 * $0 <= TrainBase.maxWidth }) else {
+                    throw ValidationError("--widen: \(initFrom)'s widths \(loaded.config.unet.block_out_channels) would pass \(TrainBase.maxWidth)")
                 }
                 model = try loaded.widened(seed: seed)
             } else {
