@@ -69,5 +69,8 @@ int l2s_dnnl_conv_backward_data(const l2s_conv_shape *s, const float *dy, const 
 int l2s_dnnl_conv_backward_weights(const l2s_conv_shape *s, const float *dy, const float *x, float *dw);
 /// Whether oneDNN loaded (libdnnl.so.2, and not L2S_CONV=builtin).
 int l2s_dnnl_available(void);
+/// The algorithm oneDNN runs for `s` without bias (kind 0 forward, 1 backward data, 2 backward
+/// weights; the primitive is built and cached if it was not): 0 none (declined), 1 direct, 2 Winograd.
+int l2s_dnnl_conv_algorithm(const l2s_conv_shape *s, int kind);
 
 #endif

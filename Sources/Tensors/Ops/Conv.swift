@@ -411,13 +411,28 @@ enum OneDNNConv {
 
     /// Whether oneDNN is loaded and enabled.
     static var isAvailable: Bool { l2s_dnnl_available() == 1 }
+
+    /// Whether 3×3 stride-1 convolutions may take oneDNN's Winograd (not under L2S_CONV_ALGO=direct).
+    static var winogradAllowed: Bool { ProcessInfo.processInfo.environment["L2S_CONV_ALGO"] != "direct" }
+
+    /// The algorithm oneDNN runs for `g` (built and cached if it was not), ignoring the policy.
+    enum Algorithm: Equatable { case declined, direct, winograd }
+    static func algorithm(_ g: ConvGeometry, kind: Int) -> Algorithm {
+        var s = shape(g)
+        switch l2s_dnnl_conv_algorithm(&s, Int32(kind)) {
+        case 1: return .direct
+        case 2: return .winograd
+        default: return .declined
+        }
+    }
 }
 
 /// The convolution backend, for benchmark reports.
 public var convolutionBackend: String {
     if OneDNNConv.isAvailable {
         if OneDNNConv.everyCall { return "oneDNN for every conv it takes (L2S_CONV=onednn)" }
-        return "oneDNN for spatial convs of ≥ \(OneDNNConv.minOutputPixels) output pixels and \(OneDNNConv.minMultiplyAdds / 1_000_000) M multiply-adds, built-in otherwise"
+        let algorithm = OneDNNConv.winogradAllowed ? "Winograd F(4×4,3×3) for 3×3 stride 1 where it has one, direct otherwise" : "direct (L2S_CONV_ALGO=direct)"
+        return "oneDNN for spatial convs of ≥ \(OneDNNConv.minOutputPixels) output pixels and \(OneDNNConv.minMultiplyAdds / 1_000_000) M multiply-adds (\(algorithm)), built-in otherwise"
     }
     if ProcessInfo.processInfo.environment["L2S_CONV"] == "builtin" { return "built-in (L2S_CONV=builtin)" }
     return "built-in (libdnnl.so.2 not found: apt-get install libdnnl-dev)"
