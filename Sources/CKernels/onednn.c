@@ -220,9 +220,13 @@ static void discard_entry(conv_entry *e) {
    against the engine's own conv, over the output's scale: 2.5e-6 forward, 2.1e-6 dx for C128 16×16,
    against 4.4e-7 and 3.9e-7 direct). `l2s bench engine`, 2 threads, batch 32, Zen 5, alternated 3×: C128 16×16
    fwd 3.8–4.8 ms against 5.9–6.6 direct, fwd+bwd 11.6–16.0 against 18.6–19.8; C64 32×32 fwd
-   4.0–6.5 against 6.8–8.1, fwd+bwd 15.5–23.0 against 22.3–25.6. */
+   4.0–6.5 against 6.8–8.1, fwd+bwd 15.5–23.0 against 22.3–25.6; training step 330–336 ms against
+   345–350. Only from batch WINOGRAD_MIN_BATCH: Stable Diffusion's CFG batch of 2 measured slower
+   with it (`l2s bench unet --fp16`, alternated twice: 256² 1.39 / 1.44 s against 1.26 / 1.35 direct,
+   512² 5.25 / 4.73 s against 5.02 / 4.61). */
+enum { WINOGRAD_MIN_BATCH = 8 };
 static void build_entry(conv_entry *e, const conv_key *k) {
-    if (api.winograd && k->kh == 3 && k->kw == 3 && k->stride == 1) {
+    if (api.winograd && k->kh == 3 && k->kw == 3 && k->stride == 1 && k->n >= WINOGRAD_MIN_BATCH) {
         build_entry_with(e, k, dnnl_convolution_winograd);
         if (e->usable) return;
         discard_entry(e);

@@ -364,6 +364,10 @@ func convBackward(_ gy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ wt: U
 /// C128 16×16 forward 6.8 → 5.5 ms. Splitting the batch over the engine's threads (one OpenMP
 /// thread each) instead of handing calls to OpenMP measured slower on both the training step
 /// (374–380 against 314–350 ms) and SD 512².
+///
+/// Within the policy, 3×3 stride-1 calls of batches ≥ 8 run oneDNN's Winograd F(4×4, 3×3) where it has a JIT one
+/// (onednn.c `build_entry`; `L2S_CONV_ALGO=direct` keeps them direct). The thresholds above were
+/// measured with direct convolutions and have not been re-measured with Winograd.
 enum OneDNNConv {
     /// Multiply-adds per call from which oneDNN is asked.
     static let minMultiplyAdds = 50_000_000
@@ -431,7 +435,7 @@ enum OneDNNConv {
 public var convolutionBackend: String {
     if OneDNNConv.isAvailable {
         if OneDNNConv.everyCall { return "oneDNN for every conv it takes (L2S_CONV=onednn)" }
-        let algorithm = OneDNNConv.winogradAllowed ? "Winograd F(4×4,3×3) for 3×3 stride 1 where it has one, direct otherwise" : "direct (L2S_CONV_ALGO=direct)"
+        let algorithm = OneDNNConv.winogradAllowed ? "Winograd F(4×4,3×3) for 3×3 stride 1 at batch ≥ 8 where it has one, direct otherwise" : "direct (L2S_CONV_ALGO=direct)"
         return "oneDNN for spatial convs of ≥ \(OneDNNConv.minOutputPixels) output pixels and \(OneDNNConv.minMultiplyAdds / 1_000_000) M multiply-adds (\(algorithm)), built-in otherwise"
     }
     if ProcessInfo.processInfo.environment["L2S_CONV"] == "builtin" { return "built-in (L2S_CONV=builtin)" }
