@@ -72,10 +72,12 @@ public enum HalfFloat {
 
     /// Converts `count` little-endian binary16 values at `source` (any alignment) to Float32 and
     /// returns the index of the first NaN/±Inf among them, or nil (the C kernel: F16C where the CPU
-    /// has it; every value is converted either way).
+    /// has it; every value is converted either way). `prefault`: back the destination's pages first,
+    /// for fresh memory (see `backPages`).
     @discardableResult
-    public static func f16ToFloat(_ source: UnsafeRawPointer, _ destination: UnsafeMutablePointer<Float>, count: Int) -> Int? {
-        convertInBlocks(source, destination, count: count, sourceWidth: 2, l2s_f16_to_f32)
+    public static func f16ToFloat(_ source: UnsafeRawPointer, _ destination: UnsafeMutablePointer<Float>, count: Int,
+                                  prefault: Bool = false) -> Int? {
+        convertInBlocks(source, destination, count: count, sourceWidth: 2, prefault: prefault, l2s_f16_to_f32)
     }
 
     /// Converts `count` Float32 values to little-endian binary16 at `destination` (any alignment).
@@ -90,8 +92,9 @@ public enum HalfFloat {
     /// Converts `count` little-endian bfloat16 values at `source` (any alignment) to Float32; returns
     /// the index of the first NaN/±Inf, or nil.
     @discardableResult
-    public static func bf16ToFloat(_ source: UnsafeRawPointer, _ destination: UnsafeMutablePointer<Float>, count: Int) -> Int? {
-        convertInBlocks(source, destination, count: count, sourceWidth: 2, l2s_bf16_to_f32)
+    public static func bf16ToFloat(_ source: UnsafeRawPointer, _ destination: UnsafeMutablePointer<Float>, count: Int,
+                                   prefault: Bool = false) -> Int? {
+        convertInBlocks(source, destination, count: count, sourceWidth: 2, prefault: prefault, l2s_bf16_to_f32)
     }
 
     /// Converts `count` Float32 values to little-endian bfloat16 at `destination` (any alignment).
@@ -106,9 +109,10 @@ public enum HalfFloat {
     /// Copies `count` little-endian Float32 values at `source` (any alignment) to `destination`;
     /// returns the index of the first NaN/±Inf, or nil.
     @discardableResult
-    public static func f32ToFloat(_ source: UnsafeRawPointer, _ destination: UnsafeMutablePointer<Float>, count: Int) -> Int? {
+    public static func f32ToFloat(_ source: UnsafeRawPointer, _ destination: UnsafeMutablePointer<Float>, count: Int,
+                                  prefault: Bool = false) -> Int? {
         #if _endian(little)
-        return convertInBlocks(source, destination, count: count, sourceWidth: 4, l2s_f32_copy)
+        return convertInBlocks(source, destination, count: count, sourceWidth: 4, prefault: prefault, l2s_f32_copy)
         #else
         fatalError("big-endian hosts are not supported")
         #endif
@@ -125,12 +129,26 @@ public enum HalfFloat {
 
     private static let block = 1 << 16
 
+    /// Asks the kernel to back the whole pages of `count` floats at `p` in one call
+    /// (MADV_POPULATE_WRITE, Linux 5.14+), instead of one trap per page as the conversion first
+    /// writes them. Best effort: where the kernel refuses, the writes fault the pages in as before.
+    static func backPages(_ p: UnsafeMutablePointer<Float>, count: Int) {
+        let page = 4096
+        let start = (Int(bitPattern: p) + page - 1) & ~(page - 1)
+        let end = (Int(bitPattern: p) + 4 * count) & ~(page - 1)
+        guard end > start else { return }
+        #if os(Linux)
+        _ = madvise(UnsafeMutableRawPointer(bitPattern: start), end - start, 23 /* MADV_POPULATE_WRITE */)
+        #endif
+    }
+
     /// Runs a C conversion over blocks of `block` values on the worker threads; the first flagged index wins.
     private static func convertInBlocks(_ source: UnsafeRawPointer, _ destination: UnsafeMutablePointer<Float>, count: Int,
-                                        sourceWidth: Int, _ kernel: (UnsafeRawPointer?, UnsafeMutablePointer<Float>?, Int) -> Int) -> Int? {
+                                        sourceWidth: Int, prefault: Bool, _ kernel: (UnsafeRawPointer?, UnsafeMutablePointer<Float>?, Int) -> Int) -> Int? {
         let blocks = (count + block - 1) / block
         return firstFlagged(blocks) { b in
             let lo = b * block
+            if prefault { backPages(destination + lo, count: min(block, count - lo)) }
             return kernel(source + lo * sourceWidth, destination + lo, min(block, count - lo))
         }
     }

@@ -96,9 +96,11 @@ public final class SafetensorsFile: @unchecked Sendable {
         let source = UnsafeRawPointer(base) + dataStart + e.begin
         let count = e.shape.reduce(1, *)
         switch e.dtype {
-        case .f32: return HalfFloat.f32ToFloat(source, destination, count: count)
-        case .f16: return HalfFloat.f16ToFloat(source, destination, count: count)
-        case .bf16: return HalfFloat.bf16ToFloat(source, destination, count: count)
+        // The destination is usually fresh memory (a model's parameters): backing its pages in one
+        // call per block costs less than a trap per page (SD 1.5's folder: 4.3 GB, 1.06 M pages).
+        case .f32: return HalfFloat.f32ToFloat(source, destination, count: count, prefault: true)
+        case .f16: return HalfFloat.f16ToFloat(source, destination, count: count, prefault: true)
+        case .bf16: return HalfFloat.bf16ToFloat(source, destination, count: count, prefault: true)
         }
     }
 

@@ -96,6 +96,29 @@ struct HalfFloatTests {
         }
     }
 
+    /// Backing the destination's pages first (the weight loader's path) changes nothing but speed:
+    /// the same values and non-finite index as without, in fresh anonymous memory at an unaligned
+    /// offset across several pages and conversion blocks, and the floats around it keep their values.
+    @Test func prefaultedConversionMatchesAndLeavesNeighboursAlone() {
+        let n = 3 * (1 << 16) + 1234, pad = 3
+        let bytes = 4 * (n + 2 * pad) + 8192
+        let fresh = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)!
+        #expect(fresh != MAP_FAILED)
+        defer { munmap(fresh, bytes) }
+        let out = fresh.bindMemory(to: Float.self, capacity: bytes / 4) + 1000  // neither end page-aligned
+        for i in 0..<pad { out[i] = 7; out[pad + n + i] = 7 }
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: 2 * n, alignment: 8)
+        defer { raw.deallocate() }
+        for i in 0..<n { raw.storeBytes(of: HalfFloat.f16(Float(i % 977) / 8 - 60).littleEndian, toByteOffset: 2 * i, as: UInt16.self) }
+        raw.storeBytes(of: UInt16(0x7C00).littleEndian, toByteOffset: 2 * (n - 5), as: UInt16.self)
+        let plain = Tensor(zeros: [n])
+        #expect(HalfFloat.f16ToFloat(raw, plain.pointer, count: n) == n - 5)
+        #expect(HalfFloat.f16ToFloat(raw, out + pad, count: n, prefault: true) == n - 5)
+        #expect((0..<n).allSatisfy { out[pad + $0].bitPattern == plain.pointer[$0].bitPattern })
+        #expect((0..<pad).allSatisfy { out[$0] == 7 && out[pad + n + $0] == 7 })
+        #expect(HalfFloat.f32ToFloat(UnsafeRawPointer(plain.pointer), out + pad, count: 10, prefault: true) == nil)
+    }
+
     /// Every binary16 pattern through the bulk kernel (the CPU's path and the portable one) gives the
     /// scalar conversion's value, and the first non-finite pattern (0x7C00, +Inf) is the one reported.
     @Test func bulkF16MatchesScalarForAllPatternsAndFindsTheFirstNonFinite() {
