@@ -34,7 +34,7 @@ public enum SteeringMode: String, Codable, Sendable, CaseIterable {
 /// The steering part of the settings: one value, editable between steps.
 public struct SteeringSettings: Codable, Equatable, Sendable {
     public var mode: SteeringMode = .steer
-    /// Steps [startStep, endStep) are steered.
+    /// Steps [startStep, endStep) are steered (default: the first half of a 50-step run; see `defaultEnd`).
     public var startStep: Int = 0
     public var endStep: Int = 25
     /// Step size per step (the last value repeats); with `.normalized` it is the update RMS.
@@ -57,6 +57,10 @@ public struct SteeringSettings: Codable, Equatable, Sendable {
     public var presenceFloor: Float = 0.3
 
     public init() {}
+
+    /// The default end of the steered range for a run of `steps` steps: its first half (rounded up),
+    /// the paper's 25 of 50 — the early steps, where the layout forms.
+    public static func defaultEnd(steps: Int) -> Int { (max(steps, 0) + 1) / 2 }
 
     /// Whether the presence term is in the loss and the stop rule.
     public var steersPresence: Bool { loss == .presence || presenceWeight > 0 }

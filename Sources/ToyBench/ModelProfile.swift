@@ -70,6 +70,7 @@ public struct ModelProfile {
         var d = GenerationSettings()
         d.steps = steps
         d.guidance = guidance
+        d.steering.endStep = SteeringSettings.defaultEnd(steps: steps)
         d.seed = 1
         return d
     }

@@ -57,8 +57,8 @@ struct EvalRun: ParsableCommand {
 
     func run() throws {
         try common.apply()
-        var schedule = try steering.schedule()
         let model = try models.loadToy(for: "eval")
+        var schedule = try steering.schedule(steps: steps ?? model.config.default_steps)
         let wantsSteer = steering.steer || compare
         if compare { schedule.mode = .steer }
         let classifier = wantsSteer && schedule.loss == .learned ? try models.loadClassifier(required: true) : nil

@@ -47,9 +47,9 @@ struct Generate: ParsableCommand {
 
     func run() throws {
         try common.apply()
-        let schedule = try steering.schedule()
         let loaded = try models.load()
         let model = loaded.model
+        let schedule = try steering.schedule(steps: steps ?? loaded.defaults.steps)
         let classifier = steering.steer && steering.loss == .learned ? try models.loadClassifier(required: true) : nil
         let seed = self.seed ?? UInt64.random(in: 0..<1_000_000)
         let settings = GenerationSettings(

@@ -63,7 +63,7 @@ struct SteeringOptions: ParsableArguments {
     @Flag(help: "Steer toward the prompt's relations (Learn-to-Steer).") var steer = false
     @Option(help: "Loss that judges the arrangement: learned (the relation classifier), handcrafted (map centroids) or presence (only the objects' attention peaks, no relation term).")
     var loss: SteeringLoss = .learned
-    @Option(parsing: .unconditional, help: "Steered steps as start:end (end exclusive), e.g. 0:25.") var steerSteps = "0:25"
+    @Option(parsing: .unconditional, help: "Steered steps as start:end (end exclusive), e.g. 0:25 (default: the first half of the steps, 0:8 of 15).") var steerSteps: String?
     @Option(help: "Update rule: normalized (step = update RMS) or plain (z -= s·grad, the paper's).") var update: SteeringUpdate = .normalized
     @Option(parsing: .unconditional, help: "Step size (update RMS for normalized; s for plain; the paper uses 5–7.5).") var stepSize: Float?
     @Option(parsing: .unconditional, help: "Maximum refinement iterations per steered step (the paper: 16).") var iterations: Int?
@@ -72,16 +72,24 @@ struct SteeringOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: "Weight of the object-presence term added to the relation loss (0…100; 0 = relation only). With it a step's refinement also goes on while an object's attention peak is below --presence-floor.") var presenceWeight: Float?
     @Option(parsing: .unconditional, help: "Attention peak below which an object counts as absent (0…1).") var presenceFloor: Float?
 
-    func schedule() throws -> SteeringSettings {
+    /// Flags are checked before any model loads (the range default needs the model's step count).
+    func validate() throws { _ = try schedule(steps: SamplerSettings.stepRange.upperBound) }
+
+    /// The steering settings for a run of `steps` denoising steps (which sets the default range).
+    func schedule(steps: Int) throws -> SteeringSettings {
         var s = paper ? SteeringSettings.paper : SteeringSettings()
         s.mode = steer ? .steer : .off
         s.loss = loss
         if !paper { s.update = update }
-        let parts = steerSteps.split(separator: ":")
-        guard parts.count == 2, let a = Int(parts[0]), let b = Int(parts[1]), a >= 0, b >= a else {
-            throw ValidationError("--steer-steps must look like 0:25 (start ≤ end)")
+        if let steerSteps {
+            let parts = steerSteps.split(separator: ":")
+            guard parts.count == 2, let a = Int(parts[0]), let b = Int(parts[1]), a >= 0, b >= a else {
+                throw ValidationError("--steer-steps must look like 0:25 (start ≤ end)")
+            }
+            s.startStep = a; s.endStep = b
+        } else {
+            s.startStep = 0; s.endStep = SteeringSettings.defaultEnd(steps: steps)
         }
-        s.startStep = a; s.endStep = b
         if let stepSize {
             // Bounded: a normalized step is the update's RMS in latent units (latents have RMS ≈ 1), and the
             // paper's plain steps are 5–7.5; larger values only blow the latent up (1e30 gave a black image).

@@ -91,6 +91,24 @@ import ToyWorld
         #expect(s4 != 0 && o4.contains("weights were not found"), "\(o4)")
     }
 
+    /// Without --steer-steps the steered range is the first half of the run's steps (it was 0:25
+    /// whatever the step count, so a 15-step run steered every step); --steer-steps still wins.
+    @Test func defaultSteeredRangeIsTheFirstHalfOfTheSteps() throws {
+        let dir = NSTemporaryDirectory() + "l2s-range-\(getpid())"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        for (steps, flags, end) in [(5, [String](), 3), (6, [], 3), (5, ["--steer-steps", "1:4"], 4)] {
+            let trace = dir + "/r\(steps)-\(end).trace.json"
+            let (status, out) = try Self.run(["generate", "--assets", CLITests.tinyAssets, "--prompt", "a red circle to the left of a blue square",
+                                              "--seed", "3", "--steps", "\(steps)", "--steer", "--loss", "handcrafted", "--iterations", "1",
+                                              "--trace", trace, "--out", dir + "/r.png"] + flags)
+            #expect(status == 0, "\(out)")
+            let top = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: trace))) as? [String: Any])
+            let schedule = top["schedule"] as? [String: Any]
+            #expect(schedule?["endStep"] as? Int == end, "\(steps) steps \(flags): \(String(describing: schedule))")
+        }
+    }
+
     /// `generate --trace` records what `l2s replay` needs (x̂₀ per step with the detector's reading of it,
     /// maps, the final image) and `--maps` writes the subject/object map strip over the steered steps.
     @Test func generateRecordsAReplayableTraceAndTheMapStrip() throws {
