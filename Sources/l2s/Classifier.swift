@@ -36,7 +36,7 @@ struct BuildDataset: ParsableCommand {
     @Option(help: "inversion, forward-noising or sampling (the embedded model's own trajectories from noise, labelled by the detector on the final image).") var source: DatasetSource = .forwardNoising
     @Option(parsing: .unconditional, help: "Classifier-free guidance of --source sampling (default: the model's).") var guidance: Float?
     @Flag(help: "Positive prompts only (the single-prompt ablation).") var single = false
-    @Option(help: "Denoising step indices to record, comma-separated.") var steps = "5,10,15,20,25,49"
+    @Option(help: "Step indices of the classifier's 50-step schedule to record, comma-separated.") var steps = "5,10,15,20,25,49"
     @Option(parsing: .unconditional, help: "Fixed-point iterations per inversion step (1 lifts the embedded model's reconstructions from a median 35.5 dB, some < 20, to ≥ 45 dB; `l2s invert` measures it).") var fixedPoint = 1
     @Option(parsing: .unconditional, help: "Reconstruction PSNR gate in dB (inversion).") var psnrGate: Double = 20
     @Option(parsing: .unconditional, help: "Images per shard.") var shardSize = 250
@@ -60,7 +60,11 @@ struct BuildDataset: ParsableCommand {
         try common.apply()
         guard scenes >= 1, shardSize >= 1, batchSize >= 1 else { throw ValidationError("--scenes, --shard-size and --batch-size must be ≥ 1") }
         let recordSteps = steps.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
-        guard !recordSteps.isEmpty, recordSteps.allSatisfy({ (0..<1000).contains($0) }) else { throw ValidationError("--steps must be step indices like 5,10,25") }
+        let table = RelationClassifierConfig().num_timesteps
+        guard !recordSteps.isEmpty, recordSteps.count == steps.split(separator: ",", omittingEmptySubsequences: false).count,
+              recordSteps.allSatisfy({ (0..<table).contains($0) }) else {
+            throw ValidationError("--steps must be step indices of the \(table)-step schedule like 5,10,25 (each in 0..<\(table))")
+        }
         let loaded = try models.load()
         let model = loaded.model
         // Where the examples come from: the user's annotated images, or rendered toy scenes.
@@ -88,7 +92,10 @@ struct BuildDataset: ParsableCommand {
             throw ValidationError("--images DIR and --annotations FILE go together")
         }
         var config = DatasetConfig()
-        config.source = source; config.single = single; config.recordSteps = recordSteps; config.steps = loaded.defaults.steps
+        config.source = source; config.single = single; config.recordSteps = recordSteps
+        // The maps are recorded along the classifier's own step table (50 steps; --steps indexes it),
+        // not the model's sampling default (15 for the embedded model), which would drop steps ≥ 15.
+        config.steps = table
         config.fixedPointIterations = fixedPoint; config.psnrGate = psnrGate; config.seed = seed
         config.guidance = guidance ?? loaded.defaults.guidance
         var judge: DatasetBuilder.Judge? = nil

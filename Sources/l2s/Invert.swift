@@ -27,7 +27,7 @@ struct Invert: ParsableCommand {
     @Option(help: "Prompt for the inversion (with --image).") var prompt: String?
     @Option(parsing: .unconditional, help: "Without --image: number of rendered toy scenes.") var scenes = 8
     @Option(parsing: .unconditional, help: "Seed of the rendered scenes.") var seed: UInt64 = 1
-    @Option(parsing: .unconditional, help: "Denoising steps of the schedule.") var steps: Int?
+    @Option(parsing: .unconditional, help: "Denoising steps of the schedule (default: 50, the schedule the classifier's data are inverted along).") var steps: Int?
     @Option(parsing: .unconditional, help: "Invert up to this step index (0 = the noisiest).") var fromStep = 0
     @Option(parsing: .unconditional, help: "Fixed-point iterations per inversion step.") var fixedPoint = 0
     @Option(parsing: .unconditional, help: "PSNR gate in dB (the share of reconstructions above it is reported).") var psnrGate = 20.0
@@ -37,7 +37,7 @@ struct Invert: ParsableCommand {
         try common.apply()
         let loaded = try models.load()
         let model = loaded.model
-        let steps = self.steps ?? loaded.defaults.steps
+        let steps = self.steps ?? RelationClassifierConfig().num_timesteps
         guard steps >= 1 && steps <= 1000 else { throw ValidationError("--steps must be in 1…1000") }
         guard fromStep >= 0 && fromStep < steps else { throw ValidationError("--from-step must be in 0..<\(steps)") }
         guard fixedPoint >= 0 && fixedPoint <= 50 else { throw ValidationError("--fixed-point must be in 0…50") }

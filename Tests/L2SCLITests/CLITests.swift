@@ -458,6 +458,29 @@ import Tensors
         #expect(none.status == 64 && none.stderr.contains("none of SLURM_ARRAY_TASK_ID"), "\(none.stderr)")
     }
 
+    /// The maps are recorded along the classifier's 50-step table whatever the model samples with:
+    /// with the embedded model's default at 15 steps, step 20 was silently left out of every shard.
+    /// A step outside the table is one clear error (it was dropped without a word).
+    @Test func buildDatasetRecordsStepsOfTheClassifierTable() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("l2s-bdt-\(getpid())").path
+        try? FileManager.default.removeItem(atPath: dir)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: dir + "/assets", withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: Self.tinyAssets + "/toy", toPath: dir + "/assets/toy")
+        let config = dir + "/assets/toy/config.json"
+        let text = try String(contentsOfFile: config, encoding: .utf8)
+        let fifteen = text.replacingOccurrences(of: "\"default_steps\" : 50", with: "\"default_steps\" : 15")
+        #expect(fifteen != text)
+        try fifteen.write(toFile: config, atomically: true, encoding: .utf8)
+        let args = ["build-dataset", "--assets", dir + "/assets", "--scenes", "1", "--shard-size", "1"]
+        let built = try Self.run(args + ["--steps", "5,20", "--out", dir + "/ds"])
+        #expect(built.status == 0, "\(built.stderr)")
+        let shard = try RelationDataset.read(dir + "/ds/shard-0000.safetensors")
+        #expect(Set(shard.steps) == [5, 20], "\(Set(shard.steps))")
+        let outside = try Self.run(args + ["--steps", "5,50", "--out", dir + "/bad"])
+        #expect(outside.status == 64 && outside.stderr.contains("each in 0..<50"), "\(outside.stderr)")
+    }
+
     /// build-dataset tasks split the shard files (i, i+n, …) and can share one --out.
     @Test func buildDatasetShardsSplitTheFiles() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("l2s-bds-\(getpid())").path
