@@ -7,6 +7,7 @@ import Relations
 import Formats
 import Tensors
 import Steering
+import Diffusion
 import ToyWorld
 
 public enum ToyEval {
@@ -75,11 +76,14 @@ public enum ToyEval {
 
     /// A short fingerprint of everything that decides an eval run's records (prompts, modes, steering,
     /// model weights, steps, guidance), so a resumed or merged shard is known to be the same run.
-    public static func runFingerprint(prompts: [String], modes: [String], schedule: SteeringSettings, modelHash: String, steps: Int, guidance: Float) -> String {
+    public static func runFingerprint(prompts: [String], modes: [String], schedule: SteeringSettings, modelHash: String, steps: Int, guidance: Float,
+                                      sampler: SamplerKind = .ddim) -> String {
         let enc = JSONEncoder()
         enc.outputFormatting = [.sortedKeys]
         let scheduleJSON = (try? enc.encode(schedule)).map { String(decoding: $0, as: UTF8.self) } ?? ""
-        let text = ([modelHash, "\(steps)", "\(guidance)", scheduleJSON] + modes + prompts).joined(separator: "\u{1F}")
+        // DDIM adds nothing, so the files of runs from before --sampler existed still resume.
+        let samplerPart = sampler == .ddim ? [] : ["sampler \(sampler.rawValue)"]
+        let text = ([modelHash, "\(steps)", "\(guidance)", scheduleJSON] + samplerPart + modes + prompts).joined(separator: "\u{1F}")
         var h = FNV1a64()
         h.mix(text.utf8)
         return h.hex

@@ -37,6 +37,7 @@ struct EvalRun: ParsableCommand {
     @Option(parsing: .unconditional, help: "Seeds per prompt (every image has its own seed: first-seed + its index in the grid, so no two prompts start from the same noise).") var seeds = 1
     @Option(parsing: .unconditional, help: "Seed of the first image; image i of the grid uses first-seed + i.") var firstSeed: UInt64 = 0
     @Option(parsing: .unconditional, help: "Use only the first N prompts.") var limit: Int?
+    @Option(name: .customLong("sampler"), help: "Sampler: ddim (default), dpm++2m or euler.") var samplerKind: SamplerKind = .ddim
     @Option(help: "Run shard i of n (i/n, 0-based), or auto: the shard the Slurm array or Kubernetes Indexed Job gives this task.") var shard: String?
     @Option(parsing: .unconditional, help: "Denoising steps.") var steps: Int?
     @Option(parsing: .unconditional, help: "Guidance scale.") var guidance: Float?
@@ -73,7 +74,8 @@ struct EvalRun: ParsableCommand {
                                               : [(schedule.mode == .steer ? steeredName : "base", schedule.mode == .steer)]
         let shardName = "\(shardIndex)/\(shardCount)"
         let fingerprint = ToyEval.runFingerprint(prompts: list + ["seeds \(seeds) from \(firstSeed), one per image"], modes: modes.map(\.0), schedule: schedule, modelHash: model.weightsHash,
-                                         steps: steps ?? model.config.default_steps, guidance: guidance ?? model.config.default_guidance)
+                                         steps: steps ?? model.config.default_steps, guidance: guidance ?? model.config.default_guidance,
+                                         sampler: samplerKind)
         // An existing --out of the same run and shard is resumed: its records are kept and their cases skipped.
         var records: [EvalRecord] = []
         if let out, FileManager.default.fileExists(atPath: out) {
@@ -107,7 +109,7 @@ struct EvalRun: ParsableCommand {
                 s.mode = steer ? .steer : .off
                 let settings = GenerationSettings(
                     sampler: SamplerSettings(prompt: c.prompt, seed: c.seed, steps: steps ?? model.config.default_steps,
-                                             guidanceScale: guidance ?? model.config.default_guidance),
+                                             guidanceScale: guidance ?? model.config.default_guidance, sampler: samplerKind),
                     steering: s)
                 var record = try judge(generator: generator, case: c, mode: mode, settings: settings)
                 record.shard = shardName; record.grid = grid; record.run = fingerprint

@@ -481,6 +481,27 @@ import Tensors
         #expect(outside.status == 64 && outside.stderr.contains("each in 0..<50"), "\(outside.stderr)")
     }
 
+    /// `eval --sampler` samples with the chosen solver, and the sampler is part of the run's identity:
+    /// a DDIM file is not resumed by a DPM++ run (the records would mix solvers), while an explicit
+    /// `--sampler ddim` resumes the files written before the option existed.
+    @Test func evalSamplerIsPartOfTheRun() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("l2s-evs-\(getpid())").path
+        try? FileManager.default.removeItem(atPath: dir)
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let args = ["eval", "--assets", Self.tinyAssets, "--limit", "1", "--steps", "2", "--out", dir + "/e.jsonl"]
+        let ddim = try Self.run(args)
+        #expect(ddim.status == 0, "\(ddim.stderr)")
+        let again = try Self.run(args + ["--sampler", "ddim"])
+        #expect(again.status == 0 && again.stderr.contains("resuming"), "\(again.stderr)")
+        let dpm = try Self.run(args + ["--sampler", "dpm++2m"])
+        #expect(dpm.status == 64 && dpm.stderr.contains("holds records of another run"), "\(dpm.stderr)")
+        let fresh = try Self.run(["eval", "--assets", Self.tinyAssets, "--limit", "1", "--steps", "2", "--sampler", "euler", "--out", dir + "/u.jsonl"])
+        #expect(fresh.status == 0, "\(fresh.stderr)")
+        let bad = try Self.run(["eval", "--assets", Self.tinyAssets, "--sampler", "heun"])
+        #expect(bad.status == 64 && bad.stderr.contains("--sampler"), "\(bad.stderr)")
+    }
+
     /// build-dataset tasks split the shard files (i, i+n, …) and can share one --out.
     @Test func buildDatasetShardsSplitTheFiles() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("l2s-bds-\(getpid())").path
