@@ -129,11 +129,15 @@ public enum HalfFloat {
 
     private static let block = 1 << 16
 
+    /// The kernel's page size (4 KB on x86-64; 16 or 64 KB on some arm64 kernels, where a 4 KB-aligned
+    /// range would be refused).
+    private static let pageSize = max(Int(sysconf(Int32(_SC_PAGESIZE))), 4096)
+
     /// Asks the kernel to back the whole pages of `count` floats at `p` in one call
     /// (MADV_POPULATE_WRITE, Linux 5.14+), instead of one trap per page as the conversion first
     /// writes them. Best effort: where the kernel refuses, the writes fault the pages in as before.
     static func backPages(_ p: UnsafeMutablePointer<Float>, count: Int) {
-        let page = 4096
+        let page = pageSize
         let start = (Int(bitPattern: p) + page - 1) & ~(page - 1)
         let end = (Int(bitPattern: p) + 4 * count) & ~(page - 1)
         guard end > start else { return }

@@ -59,10 +59,10 @@ struct BuildDataset: ParsableCommand {
     func run() throws {
         try common.apply()
         guard scenes >= 1, shardSize >= 1, batchSize >= 1 else { throw ValidationError("--scenes, --shard-size and --batch-size must be ≥ 1") }
-        let recordSteps = steps.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+        let parsed = steps.split(separator: ",", omittingEmptySubsequences: false).map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        let recordSteps = parsed.compactMap { $0 }
         let table = RelationClassifierConfig().num_timesteps
-        guard !recordSteps.isEmpty, recordSteps.count == steps.split(separator: ",", omittingEmptySubsequences: false).count,
-              recordSteps.allSatisfy({ (0..<table).contains($0) }) else {
+        guard !recordSteps.isEmpty, recordSteps.count == parsed.count, recordSteps.allSatisfy({ (0..<table).contains($0) }) else {
             throw ValidationError("--steps must be step indices of the \(table)-step schedule like 5,10,25 (each in 0..<\(table))")
         }
         let loaded = try models.load()

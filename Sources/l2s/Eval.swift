@@ -59,7 +59,9 @@ struct EvalRun: ParsableCommand {
     func run() throws {
         try common.apply()
         let model = try models.loadToy(for: "eval")
-        var schedule = try steering.schedule(steps: steps ?? model.config.default_steps)
+        // The run's sampling settings, the model's defaults where not given (the steered range follows the steps).
+        let runSteps = steps ?? model.config.default_steps, runGuidance = guidance ?? model.config.default_guidance
+        var schedule = try steering.schedule(steps: runSteps)
         let wantsSteer = steering.steer || compare
         if compare { schedule.mode = .steer }
         let classifier = wantsSteer && schedule.loss == .learned ? try models.loadClassifier(required: true) : nil
@@ -74,8 +76,7 @@ struct EvalRun: ParsableCommand {
                                               : [(schedule.mode == .steer ? steeredName : "base", schedule.mode == .steer)]
         let shardName = "\(shardIndex)/\(shardCount)"
         let fingerprint = ToyEval.runFingerprint(prompts: list + ["seeds \(seeds) from \(firstSeed), one per image"], modes: modes.map(\.0), schedule: schedule, modelHash: model.weightsHash,
-                                         steps: steps ?? model.config.default_steps, guidance: guidance ?? model.config.default_guidance,
-                                         sampler: samplerKind)
+                                         steps: runSteps, guidance: runGuidance, sampler: samplerKind)
         // An existing --out of the same run and shard is resumed: its records are kept and their cases skipped.
         var records: [EvalRecord] = []
         if let out, FileManager.default.fileExists(atPath: out) {
@@ -108,8 +109,7 @@ struct EvalRun: ParsableCommand {
                 var s = schedule
                 s.mode = steer ? .steer : .off
                 let settings = GenerationSettings(
-                    sampler: SamplerSettings(prompt: c.prompt, seed: c.seed, steps: steps ?? model.config.default_steps,
-                                             guidanceScale: guidance ?? model.config.default_guidance, sampler: samplerKind),
+                    sampler: SamplerSettings(prompt: c.prompt, seed: c.seed, steps: runSteps, guidanceScale: runGuidance, sampler: samplerKind),
                     steering: s)
                 var record = try judge(generator: generator, case: c, mode: mode, settings: settings)
                 record.shard = shardName; record.grid = grid; record.run = fingerprint
